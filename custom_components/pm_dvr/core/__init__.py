@@ -1,0 +1,1 @@
+"""pm_dvr's core library: recording, motion, events, retention and sync, with no Home Assistant imports."""
