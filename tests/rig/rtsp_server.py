@@ -79,8 +79,8 @@ def main() -> None:
         factory.set_shared(True)
         if args.auth:
             permissions = GstRtspServer.RTSPPermissions()
-            permissions.add_role("user", "media.factory.access", True)
-            permissions.add_role("user", "media.factory.construct", True)
+            permissions.add_permission_for_role("user", "media.factory.access", True)
+            permissions.add_permission_for_role("user", "media.factory.construct", True)
             factory.set_permissions(permissions)
         mounts.add_factory(path, factory)
     if server.attach(None) == 0:

@@ -1,0 +1,119 @@
+"""Opening camera streams with PyAV: bounded timeouts, TCP transport, and a stream test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from typing import Any
+
+import av
+import av.container
+import av.error
+
+from .errors import (
+    CannotConnectError,
+    InvalidAuthError,
+    InvalidUrlError,
+    StreamError,
+    StreamNotFoundError,
+    UnsupportedCodecError,
+)
+from .urls import is_network_url, is_valid_stream_url, mask_url
+
+SUPPORTED_VIDEO_CODECS = frozenset({"h264", "hevc"})
+OPEN_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What a stream reports about itself, stored for display and diagnostics."""
+
+    video_codec: str
+    width: int
+    height: int
+    fps: float | None
+    audio_codec: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-JSON form for config entries and diagnostics."""
+        return {
+            "video_codec": self.video_codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "audio_codec": self.audio_codec,
+        }
+
+
+def open_options(url: str) -> dict[str, str]:
+    """FFmpeg options: TCP for RTSP (UDP loses packets), short probing for a fast start."""
+    options = {"analyzeduration": "500000", "probesize": "500000"}
+    if url.lower().startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = "tcp"
+        options["rtsp_flags"] = "prefer_tcp"
+    return options
+
+
+def open_stream(
+    url: str, open_timeout: float = OPEN_TIMEOUT, read_timeout: float = READ_TIMEOUT
+) -> av.container.InputContainer:
+    """Open a stream, translating FFmpeg errors into core errors. Blocking: call off the loop."""
+    if not is_valid_stream_url(url):
+        raise InvalidUrlError(f"Not a supported stream URL: {mask_url(url)}")
+    try:
+        return av.open(url, options=open_options(url), timeout=(open_timeout, read_timeout))
+    except av.error.HTTPUnauthorizedError as err:
+        raise InvalidAuthError(f"Authentication failed for {mask_url(url)}") from err
+    except (av.error.HTTPNotFoundError, av.error.FileNotFoundError) as err:
+        raise StreamNotFoundError(f"Stream not found at {mask_url(url)}") from err
+    except av.error.InvalidDataError as err:
+        raise UnsupportedCodecError(f"Unreadable stream at {mask_url(url)}") from err
+    except (av.error.FFmpegError, OSError) as err:
+        raise CannotConnectError(
+            f"Cannot connect to {mask_url(url)}: {type(err).__name__}"
+        ) from err
+
+
+def video_info(container: av.container.InputContainer) -> StreamInfo:
+    """Describe the first video and audio streams, or raise if the video cannot be copied."""
+    if not container.streams.video:
+        raise UnsupportedCodecError("The stream has no video")
+    video = container.streams.video[0]
+    codec = video.codec_context.name
+    if codec not in SUPPORTED_VIDEO_CODECS:
+        raise UnsupportedCodecError(f"Video codec {codec} is not H.264 or H.265")
+    rate = video.average_rate or video.guessed_rate
+    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    return StreamInfo(
+        video_codec=codec,
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        fps=round(float(rate), 2) if rate else None,
+        audio_codec=audio,
+    )
+
+
+def probe_stream(url: str, timeout: float = OPEN_TIMEOUT) -> StreamInfo:
+    """Open a stream and read up to its first keyframe, as the camera flow's test. Blocking."""
+    container = open_stream(url, open_timeout=timeout, read_timeout=min(timeout, READ_TIMEOUT))
+    try:
+        info = video_info(container)
+        video = container.streams.video[0]
+        deadline = time.monotonic() + timeout
+        try:
+            for packet in container.demux(video):
+                if packet.is_keyframe and packet.size:
+                    return info
+                if packet.size == 0 or time.monotonic() > deadline:
+                    break
+        except av.error.FFmpegError as err:
+            raise CannotConnectError(
+                f"Stream {mask_url(url)} stopped: {type(err).__name__}"
+            ) from err
+        raise StreamError(f"No keyframe from {mask_url(url)} within {timeout:.0f} s")
+    finally:
+        container.close()
+
+
+__all__ = ["StreamInfo", "is_network_url", "open_stream", "probe_stream", "video_info"]
