@@ -1,0 +1,50 @@
+"""Where things live under a hub's storage path, and safe names for them.
+
+<storage>/recordings/<camera_slug>/<YYYY-MM-DD>/<YYYYmmdd-HHMMSS>.mp4   (".part" while written)
+<storage>/events/<event_id>/event.json
+<storage>/events/<event_id>/<camera_slug>/<clip name>                   (hard links)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import time
+import unicodedata
+
+RECORDINGS = "recordings"
+EVENTS = "events"
+EVENT_FILE = "event.json"
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str, max_length: int = 40) -> str:
+    """Lower-case ASCII words joined by "-": safe as one path component, never "." or "..".
+
+    Returns "" when nothing usable is left (callers pick a fallback).
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-")
+
+
+def recordings_dir(storage: Path) -> Path:
+    """Folder of continuous recordings."""
+    return storage / RECORDINGS
+
+
+def events_dir(storage: Path) -> Path:
+    """Folder of events."""
+    return storage / EVENTS
+
+
+def clip_name(start: float) -> str:
+    """File name of a clip starting at `start` (local time of its first frame)."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(start)) + ".mp4"
+
+
+def clip_path(storage: Path, camera: str, start: float) -> Path:
+    """Where a camera's clip starting at `start` goes (without the .part suffix)."""
+    day = time.strftime("%Y-%m-%d", time.localtime(start))
+    return recordings_dir(storage) / camera / day / clip_name(start)
