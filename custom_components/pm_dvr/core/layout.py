@@ -48,3 +48,32 @@ def clip_path(storage: Path, camera: str, start: float) -> Path:
     """Where a camera's clip starting at `start` goes (without the .part suffix)."""
     day = time.strftime("%Y-%m-%d", time.localtime(start))
     return recordings_dir(storage) / camera / day / clip_name(start)
+
+
+def ensure_storage(storage: Path) -> None:
+    """Create the storage folders if needed and prove they are writable. Blocking.
+
+    Raises StorageError (translated by the glue) rather than OSError, so the user sees why.
+    """
+    from .errors import StorageError
+
+    if not storage.is_absolute():
+        raise StorageError(f"Storage path {storage} is not absolute")
+    try:
+        for folder in (storage, recordings_dir(storage), events_dir(storage)):
+            folder.mkdir(parents=True, exist_ok=True)
+        probe = storage / ".pm_dvr_write_test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise StorageError(f"Storage path {storage} is not writable: {err.strerror}") from err
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding `path` (or its nearest existing parent). Blocking."""
+    import shutil
+
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

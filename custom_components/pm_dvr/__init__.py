@@ -1,0 +1,110 @@
+"""pm_dvr: a dependable DVR for RTSP cameras, inside Home Assistant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
+import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .const import CONF_STORAGE_PATH, DOMAIN, SUBENTRY_CAMERA
+from .coordinator import CameraCoordinator
+from .core.clips import ClipIndex
+from .core.errors import StorageError
+from .core.layout import ensure_storage, recordings_dir
+from .data import PmDvrConfigEntry, PmDvrData
+from .errors import translated
+
+PLATFORMS: list[Platform] = [Platform.CAMERA]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Set up the integration (services are registered here once issue by issue)."""
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bool:
+    """Prepare storage, index existing clips, start every camera and its entities."""
+    storage = Path(entry.data[CONF_STORAGE_PATH])
+    try:
+        await hass.async_add_executor_job(ensure_storage, storage)
+    except StorageError as err:
+        raise translated(err, ConfigEntryError) from err
+    index = ClipIndex(recordings_dir(storage))
+    await hass.async_add_executor_job(index.scan)
+    entry.runtime_data = PmDvrData(
+        storage=storage,
+        index=index,
+        settings_snapshot=(dict(entry.data), dict(entry.options)),
+    )
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CAMERA:
+            await _async_start_camera(hass, entry, subentry.subentry_id)
+
+    async def _async_on_stop(event: Event) -> None:
+        await _async_stop_cameras(entry)
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bool:
+    """Unload platforms, then stop every camera (threads joined, clips closed)."""
+    unload_ok = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unload_ok:
+        await _async_stop_cameras(entry)
+    return unload_ok
+
+
+async def _async_start_camera(
+    hass: HomeAssistant, entry: PmDvrConfigEntry, subentry_id: str
+) -> CameraCoordinator:
+    coordinator = CameraCoordinator(hass, entry, entry.subentries[subentry_id])
+    entry.runtime_data.cameras[subentry_id] = coordinator
+    await coordinator.async_start()
+    return coordinator
+
+
+async def _async_stop_cameras(entry: PmDvrConfigEntry) -> None:
+    cameras = entry.runtime_data.cameras
+    while cameras:
+        _, coordinator = cameras.popitem()
+        await coordinator.async_stop()
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
+    """Apply a change: hub settings reload the entry; camera changes touch only that camera.
+
+    Adding or removing a camera must not interrupt the recording of the others.
+    """
+    data = entry.runtime_data
+    if (dict(entry.data), dict(entry.options)) != data.settings_snapshot:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    wanted = {
+        subentry_id: subentry
+        for subentry_id, subentry in entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_CAMERA
+    }
+    for subentry_id in list(data.cameras):
+        subentry = wanted.get(subentry_id)
+        coordinator = data.cameras[subentry_id]
+        if subentry is not None and (
+            subentry.data == coordinator.settings and subentry.title == coordinator.title
+        ):
+            continue
+        del data.cameras[subentry_id]
+        for entity in list(coordinator.entities):
+            await entity.async_remove()
+        await coordinator.async_stop()
+    for subentry_id in wanted.keys() - data.cameras.keys():
+        coordinator = await _async_start_camera(hass, entry, subentry_id)
+        for add_entities in data.entity_factories.values():
+            add_entities(coordinator)

@@ -1,0 +1,375 @@
+"""Config flow: a hub per storage location; cameras as subentries, tested before they are saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+import voluptuous as vol
+
+from .const import (
+    AUDIO_AUTO,
+    AUDIO_MODES,
+    CONF_AUDIO,
+    CONF_DETECT_STREAM_URL,
+    CONF_MAX_AGE_DAYS,
+    CONF_MAX_STORAGE_GB,
+    CONF_MQTT_TOPIC,
+    CONF_NAME,
+    CONF_POST_SECONDS,
+    CONF_PRE_SECONDS,
+    CONF_RECORD,
+    CONF_SEGMENT_SECONDS,
+    CONF_SLUG,
+    CONF_STORAGE_PATH,
+    CONF_STREAM_INFO,
+    CONF_STREAM_URL,
+    DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_MQTT_TOPIC,
+    DEFAULT_POST_SECONDS,
+    DEFAULT_PRE_SECONDS,
+    DEFAULT_SEGMENT_SECONDS,
+    DEFAULT_STORAGE_FOLDER,
+    DOMAIN,
+    MAX_SEGMENT_SECONDS,
+    MAX_WINDOW_SECONDS,
+    MIN_SEGMENT_SECONDS,
+    QUOTA_SHARE_OF_FREE,
+    SUBENTRY_CAMERA,
+)
+from .core.errors import PmDvrError, StorageError
+from .core.layout import ensure_storage, free_bytes, slugify
+from .core.probe import probe_stream
+from .core.urls import mask_url
+
+MASK = "***"
+WINDOW_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=0,
+        max=MAX_WINDOW_SECONDS,
+        step=1,
+        unit_of_measurement="s",
+        mode=selector.NumberSelectorMode.BOX,
+    )
+)
+
+
+def default_storage_path(hass: HomeAssistant) -> str:
+    """`<first media dir>/pm_dvr`, where HA's media browser already looks."""
+    media = next(iter(hass.config.media_dirs.values()), hass.config.path("media"))
+    return str(Path(media) / DEFAULT_STORAGE_FOLDER)
+
+
+async def _async_validate_storage(hass: HomeAssistant, raw_path: str) -> tuple[str, str | None]:
+    """Normalise the path and return (path, error key or None)."""
+    path = Path(raw_path.strip())
+    if not path.is_absolute():
+        return str(path), "storage_not_absolute"
+    # is_allowed_path resolves the path on disk: not on the event loop.
+    if not await hass.async_add_executor_job(hass.config.is_allowed_path, str(path)):
+        return str(path), "storage_not_allowed"
+    try:
+        await hass.async_add_executor_job(ensure_storage, path)
+    except StorageError:
+        return str(path), "storage_not_writable"
+    return str(path), None
+
+
+def _hub_options_schema(defaults: dict[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(
+                CONF_SEGMENT_SECONDS, default=defaults[CONF_SEGMENT_SECONDS]
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=MIN_SEGMENT_SECONDS,
+                    max=MAX_SEGMENT_SECONDS,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Required(
+                CONF_MAX_STORAGE_GB, default=defaults[CONF_MAX_STORAGE_GB]
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0.1,
+                    step=0.1,
+                    unit_of_measurement="GB",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Required(
+                CONF_MAX_AGE_DAYS, default=defaults[CONF_MAX_AGE_DAYS]
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=3650,
+                    step=1,
+                    unit_of_measurement="d",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Optional(
+                CONF_MQTT_TOPIC, description={"suggested_value": defaults[CONF_MQTT_TOPIC]}
+            ): selector.TextSelector(),
+        }
+    )
+
+
+def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
+    return {
+        CONF_SEGMENT_SECONDS: int(user_input[CONF_SEGMENT_SECONDS]),
+        CONF_MAX_STORAGE_GB: round(float(user_input[CONF_MAX_STORAGE_GB]), 1),
+        CONF_MAX_AGE_DAYS: int(user_input[CONF_MAX_AGE_DAYS]),
+        CONF_MQTT_TOPIC: (user_input.get(CONF_MQTT_TOPIC) or "").strip(),
+    }
+
+
+class PmDvrConfigFlow(ConfigFlow, domain=DOMAIN):
+    """The hub: where footage is stored."""
+
+    VERSION = 1
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the storage path and create the hub with sensible options."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            path, error = await _async_validate_storage(self.hass, user_input[CONF_STORAGE_PATH])
+            if error is None:
+                await self.async_set_unique_id(path)
+                self._abort_if_unique_id_configured()
+                free = await self.hass.async_add_executor_job(free_bytes, Path(path))
+                quota = max(0.1, round(free * QUOTA_SHARE_OF_FREE / 1e9, 1))
+                return self.async_create_entry(
+                    title=path,
+                    data={CONF_STORAGE_PATH: path},
+                    options={
+                        CONF_SEGMENT_SECONDS: DEFAULT_SEGMENT_SECONDS,
+                        CONF_MAX_STORAGE_GB: quota,
+                        CONF_MAX_AGE_DAYS: DEFAULT_MAX_AGE_DAYS,
+                        CONF_MQTT_TOPIC: DEFAULT_MQTT_TOPIC,
+                    },
+                )
+            errors[CONF_STORAGE_PATH] = error
+        default = (user_input or {}).get(CONF_STORAGE_PATH) or default_storage_path(self.hass)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=vol.Schema({vol.Required(CONF_STORAGE_PATH, default=default): str}),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Move the hub to another storage path (the update listener reloads it)."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            path, error = await _async_validate_storage(self.hass, user_input[CONF_STORAGE_PATH])
+            if error is None:
+                await self.async_set_unique_id(path)
+                if path != entry.unique_id:
+                    self._abort_if_unique_id_configured()
+                self.hass.config_entries.async_update_entry(
+                    entry, title=path, unique_id=path, data={**entry.data, CONF_STORAGE_PATH: path}
+                )
+                return self.async_abort(reason="reconfigure_successful")
+            errors[CONF_STORAGE_PATH] = error
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(
+                {vol.Required(CONF_STORAGE_PATH, default=entry.data[CONF_STORAGE_PATH]): str}
+            ),
+            errors=errors,
+        )
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> PmDvrOptionsFlow:
+        """Hub options."""
+        return PmDvrOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Cameras are subentries of the hub."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow}
+
+
+class PmDvrOptionsFlow(OptionsFlow):
+    """Clip length, quota, age limit and MQTT topic."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every hub option."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={**self.config_entry.options, **_clean_hub_options(user_input)}
+            )
+        return self.async_show_form(
+            step_id="init", data_schema=_hub_options_schema(dict(self.config_entry.options))
+        )
+
+
+def strip_credentials(url: str) -> str:
+    """The URL without user and password: cameras are the same whatever login reaches them."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or "@" not in parts.netloc:
+        return url.strip()
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def unmask(submitted: str, stored: str | None) -> str:
+    """Put the stored password back where the form showed `***`."""
+    if stored is None or MASK not in submitted:
+        return submitted.strip()
+    password = urlsplit(stored).password
+    if password is None or mask_url(stored) != submitted.strip():
+        return submitted.strip()
+    return stored
+
+
+def _camera_schema(defaults: dict[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_NAME, default=defaults.get(CONF_NAME, "")): str,
+            vol.Required(CONF_STREAM_URL, default=defaults.get(CONF_STREAM_URL, "")): str,
+            vol.Optional(
+                CONF_DETECT_STREAM_URL,
+                description={"suggested_value": defaults.get(CONF_DETECT_STREAM_URL)},
+            ): str,
+            vol.Required(CONF_RECORD, default=defaults.get(CONF_RECORD, True)): bool,
+            vol.Required(CONF_AUDIO, default=defaults.get(CONF_AUDIO, AUDIO_AUTO)): (
+                selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=AUDIO_MODES, translation_key=CONF_AUDIO)
+                )
+            ),
+            vol.Required(
+                CONF_PRE_SECONDS, default=defaults.get(CONF_PRE_SECONDS, DEFAULT_PRE_SECONDS)
+            ): WINDOW_SELECTOR,
+            vol.Required(
+                CONF_POST_SECONDS, default=defaults.get(CONF_POST_SECONDS, DEFAULT_POST_SECONDS)
+            ): WINDOW_SELECTOR,
+        }
+    )
+
+
+class CameraSubentryFlow(ConfigSubentryFlow):
+    """Add or change a camera; the stream is tested before anything is saved."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a camera."""
+        return await self._async_camera_form("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a camera."""
+        return await self._async_camera_form(
+            "reconfigure", user_input, dict(self._get_reconfigure_subentry().data)
+        )
+
+    async def _async_camera_form(
+        self, step_id: str, user_input: dict[str, Any] | None, current: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            camera = dict(user_input)
+            camera[CONF_NAME] = camera[CONF_NAME].strip()
+            camera[CONF_PRE_SECONDS] = int(camera[CONF_PRE_SECONDS])
+            camera[CONF_POST_SECONDS] = int(camera[CONF_POST_SECONDS])
+            camera[CONF_STREAM_URL] = unmask(
+                camera[CONF_STREAM_URL], current[CONF_STREAM_URL] if current else None
+            )
+            detect = unmask(
+                camera.get(CONF_DETECT_STREAM_URL) or "",
+                current.get(CONF_DETECT_STREAM_URL) if current else None,
+            )
+            camera[CONF_DETECT_STREAM_URL] = detect or None
+            if self._is_duplicate(camera[CONF_STREAM_URL]):
+                return self.async_abort(reason="already_configured")
+            if not camera[CONF_NAME]:
+                errors = {CONF_NAME: "name_required"}
+            else:
+                errors = await self._async_test(camera)
+            if not errors:
+                return self._save(camera, current)
+            defaults = {
+                **camera,
+                CONF_STREAM_URL: mask_url(camera[CONF_STREAM_URL]),
+                CONF_DETECT_STREAM_URL: detect and mask_url(detect),
+            }
+        else:
+            defaults = {
+                **(current or {}),
+                CONF_STREAM_URL: mask_url((current or {}).get(CONF_STREAM_URL, "")),
+            }
+            if current and current.get(CONF_DETECT_STREAM_URL):
+                defaults[CONF_DETECT_STREAM_URL] = mask_url(current[CONF_DETECT_STREAM_URL])
+        return self.async_show_form(
+            step_id=step_id, data_schema=_camera_schema(defaults), errors=errors
+        )
+
+    def _is_duplicate(self, url: str) -> bool:
+        own = self._get_reconfigure_subentry().subentry_id if self.source == "reconfigure" else None
+        key = strip_credentials(url)
+        return any(
+            subentry.subentry_type == SUBENTRY_CAMERA
+            and subentry.subentry_id != own
+            and strip_credentials(subentry.data[CONF_STREAM_URL]) == key
+            for subentry in self._get_entry().subentries.values()
+        )
+
+    async def _async_test(self, camera: dict[str, Any]) -> dict[str, str]:
+        """Open each stream with PyAV in the executor and read a keyframe."""
+        for field in (CONF_STREAM_URL, CONF_DETECT_STREAM_URL):
+            if not camera.get(field):
+                continue
+            try:
+                info = await self.hass.async_add_executor_job(probe_stream, camera[field])
+            except PmDvrError as err:
+                return {field: err.translation_key}
+            if field == CONF_STREAM_URL:
+                camera[CONF_STREAM_INFO] = info.as_dict()
+        return {}
+
+    def _save(self, camera: dict[str, Any], current: dict[str, Any] | None) -> SubentryFlowResult:
+        unique_id = strip_credentials(camera[CONF_STREAM_URL])
+        if current is not None:
+            camera[CONF_SLUG] = current[CONF_SLUG]
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                title=camera[CONF_NAME],
+                unique_id=unique_id,
+                data=camera,
+            )
+        camera[CONF_SLUG] = self._unique_slug(camera[CONF_NAME])
+        return self.async_create_entry(title=camera[CONF_NAME], data=camera, unique_id=unique_id)
+
+    def _unique_slug(self, name: str) -> str:
+        """A folder name for the camera, fixed for its life (renaming keeps its footage)."""
+        base = slugify(name) or "camera"
+        taken = {
+            subentry.data.get(CONF_SLUG)
+            for subentry in self._get_entry().subentries.values()
+            if subentry.subentry_type == SUBENTRY_CAMERA
+        }
+        slug, n = base, 1
+        while slug in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        return slug

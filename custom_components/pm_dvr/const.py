@@ -1,0 +1,44 @@
+"""Constants of pm_dvr: config keys, defaults and limits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "pm_dvr"
+LOGGER = logging.getLogger(__package__)
+
+SUBENTRY_CAMERA: Final = "camera"
+
+# Hub entry data and options.
+CONF_STORAGE_PATH: Final = "storage_path"
+CONF_SEGMENT_SECONDS: Final = "segment_seconds"
+CONF_MAX_STORAGE_GB: Final = "max_storage_gb"
+CONF_MAX_AGE_DAYS: Final = "max_age_days"
+CONF_MQTT_TOPIC: Final = "mqtt_topic"
+
+DEFAULT_STORAGE_FOLDER: Final = "pm_dvr"
+DEFAULT_SEGMENT_SECONDS: Final = 10
+MIN_SEGMENT_SECONDS: Final = 2
+MAX_SEGMENT_SECONDS: Final = 300
+DEFAULT_MAX_AGE_DAYS: Final = 0
+DEFAULT_MQTT_TOPIC: Final = "pm_dvr/capture"
+QUOTA_SHARE_OF_FREE: Final = 0.8
+
+# Camera subentry data.
+CONF_NAME: Final = "name"
+CONF_STREAM_URL: Final = "stream_url"
+CONF_DETECT_STREAM_URL: Final = "detect_stream_url"
+CONF_RECORD: Final = "record"
+CONF_AUDIO: Final = "audio"
+CONF_PRE_SECONDS: Final = "pre_seconds"
+CONF_POST_SECONDS: Final = "post_seconds"
+CONF_SLUG: Final = "slug"
+CONF_STREAM_INFO: Final = "stream_info"
+
+AUDIO_AUTO: Final = "auto"
+AUDIO_OFF: Final = "off"
+AUDIO_MODES: Final = [AUDIO_AUTO, AUDIO_OFF]
+DEFAULT_PRE_SECONDS: Final = 10
+DEFAULT_POST_SECONDS: Final = 30
+MAX_WINDOW_SECONDS: Final = 3600

@@ -1,0 +1,68 @@
+"""Base entity of a camera's device, and the helper that adds entities for live-added cameras."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.const import Platform
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import CONF_STREAM_INFO, DOMAIN
+from .coordinator import CameraCoordinator
+from .data import PmDvrConfigEntry
+
+
+def camera_device_info(coordinator: CameraCoordinator) -> DeviceInfo:
+    """One device per camera; model from what the stream reported when it was added."""
+    info = coordinator.settings.get(CONF_STREAM_INFO) or {}
+    model = None
+    if info.get("video_codec"):
+        codec = {"h264": "H.264", "hevc": "H.265"}.get(info["video_codec"], info["video_codec"])
+        model = f"{codec} {info.get('width')}x{info.get('height')}"
+    return DeviceInfo(
+        identifiers={(DOMAIN, coordinator.subentry_id)},
+        name=coordinator.title,
+        manufacturer="pm_dvr",
+        model=model,
+    )
+
+
+class PmDvrCameraEntity(CoordinatorEntity[CameraCoordinator]):
+    """An entity of one camera's device."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: CameraCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        self._attr_unique_id = f"{coordinator.subentry_id}_{description.key}"
+        self._attr_device_info = camera_device_info(coordinator)
+
+    async def async_added_to_hass(self) -> None:
+        """Register with the coordinator so a camera change can remove this entity."""
+        await super().async_added_to_hass()
+        self.coordinator.entities.append(self)
+        self.async_on_remove(self._forget)
+
+    def _forget(self) -> None:
+        if self in self.coordinator.entities:
+            self.coordinator.entities.remove(self)
+
+
+def setup_camera_platform(
+    entry: PmDvrConfigEntry,
+    platform: Platform,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[CameraCoordinator], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every camera now, and for cameras added later."""
+
+    def add(coordinator: CameraCoordinator) -> None:
+        async_add_entities(list(build(coordinator)), config_subentry_id=coordinator.subentry_id)
+
+    entry.runtime_data.entity_factories[platform] = add
+    for coordinator in entry.runtime_data.cameras.values():
+        add(coordinator)

@@ -1,0 +1,210 @@
+"""Fixtures shared by pm_dvr's Home Assistant tests: a real RTSP server, a hub with cameras."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from blockbuster import BlockBuster, blockbuster_ctx
+from homeassistant.config_entries import (
+    ConfigSubentry,
+    ConfigSubentryData,
+    ConfigSubentryDataWithId,
+)
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.pm_dvr.const import (
+    CONF_AUDIO,
+    CONF_DETECT_STREAM_URL,
+    CONF_MAX_AGE_DAYS,
+    CONF_MAX_STORAGE_GB,
+    CONF_MQTT_TOPIC,
+    CONF_NAME,
+    CONF_POST_SECONDS,
+    CONF_PRE_SECONDS,
+    CONF_RECORD,
+    CONF_SEGMENT_SECONDS,
+    CONF_SLUG,
+    CONF_STORAGE_PATH,
+    CONF_STREAM_INFO,
+    CONF_STREAM_URL,
+    DOMAIN,
+    SUBENTRY_CAMERA,
+)
+
+from .common import wait_for
+from .rig.rtsp import RtspServer
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load pm_dvr from custom_components."""
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Fail any test in which pm_dvr makes a blocking call (file, socket, sleep) on the loop.
+
+    HA's own detector skips file calls under pytest, so this is what catches them.
+    """
+    with blockbuster_ctx("custom_components.pm_dvr") as bb:
+        yield bb
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in HA's format (ids and times made stable)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture(scope="session")
+def rtsp_server() -> Iterator[RtspServer]:
+    """One real GStreamer RTSP server for the session; each path its own pipeline."""
+    server = RtspServer(
+        {"/cam": "synthetic", "/cam2": "synthetic:320x180@15:300:30", "/alaw": "synthetic-alaw"}
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rtsp_auth() -> Iterator[RtspServer]:
+    """A server that wants user `admin`, password `s3cret`."""
+    server = RtspServer({"/cam": "synthetic:320x180@15:300:30"}, auth="admin:s3cret")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rtsp_private() -> Iterator[RtspServer]:
+    """A server of the test's own, which it may kill and restart."""
+    server = RtspServer({"/cam": "synthetic:320x180@25:300:25"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage_path(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """A storage folder that HA allows."""
+    path = tmp_path / "storage"
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    hass.config.media_dirs = {"local": str(tmp_path / "media")}
+    return path
+
+
+def camera_data(name: str, url: str, slug: str, **overrides: Any) -> dict[str, Any]:
+    """Subentry data as the camera flow stores it."""
+    return {
+        CONF_NAME: name,
+        CONF_STREAM_URL: url,
+        CONF_DETECT_STREAM_URL: None,
+        CONF_RECORD: True,
+        CONF_AUDIO: "auto",
+        CONF_PRE_SECONDS: 10,
+        CONF_POST_SECONDS: 30,
+        CONF_SLUG: slug,
+        CONF_STREAM_INFO: {
+            "video_codec": "h264",
+            "width": 640,
+            "height": 360,
+            "fps": 25.0,
+            "audio_codec": None,
+        },
+        **overrides,
+    }
+
+
+def camera_subentry(name: str, url: str, slug: str, **overrides: Any) -> ConfigSubentryData:
+    """A camera subentry for MockConfigEntry, with a stable id (`sub_<slug>`) for snapshots."""
+    return ConfigSubentryDataWithId(
+        data=camera_data(name, url, slug, **overrides),
+        subentry_type=SUBENTRY_CAMERA,
+        subentry_id=f"sub_{slug}",
+        title=name,
+        unique_id=url,
+    )
+
+
+def as_subentry(data: ConfigSubentryData) -> ConfigSubentry:
+    """A ConfigSubentry to add to a running entry, from camera_subentry()'s data."""
+    return ConfigSubentry(
+        data=MappingProxyType(data["data"]),
+        subentry_type=data["subentry_type"],
+        title=data["title"],
+        unique_id=data["unique_id"],
+    )
+
+
+@pytest.fixture
+def hub_options() -> dict[str, Any]:
+    """Hub options; tests override single values."""
+    return {
+        CONF_SEGMENT_SECONDS: 2,
+        CONF_MAX_STORAGE_GB: 5.0,
+        CONF_MAX_AGE_DAYS: 0,
+        CONF_MQTT_TOPIC: "",
+    }
+
+
+@pytest.fixture
+def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
+    """Two cameras on the session's RTSP server."""
+    return [
+        camera_subentry("Front door", rtsp_server.url("/cam"), "front-door"),
+        camera_subentry(
+            "Garden",
+            rtsp_server.url("/cam2"),
+            "garden",
+            stream_info={
+                "video_codec": "h264",
+                "width": 320,
+                "height": 180,
+                "fps": 15.0,
+                "audio_codec": None,
+            },
+        ),
+    ]
+
+
+@pytest.fixture
+def mock_config_entry(
+    storage_path: Path,
+    hub_options: dict[str, Any],
+    camera_subentries: list[ConfigSubentryData],
+) -> MockConfigEntry:
+    """A hub entry with cameras."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=str(storage_path),
+        unique_id=str(storage_path),
+        data={CONF_STORAGE_PATH: str(storage_path)},
+        options=hub_options,
+        subentries_data=camera_subentries,
+        entry_id="01JPMDVRHUB000000000000000",
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> AsyncGenerator[MockConfigEntry]:
+    """Set up the hub, wait until every camera streams, and unload it afterwards."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(
+        lambda: all(c.session.available for c in mock_config_entry.runtime_data.cameras.values())
+    )
+    yield mock_config_entry
+    if mock_config_entry.state.recoverable:
+        await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()

@@ -1,0 +1,423 @@
+"""Config flow: the hub, its options and reconfigure, and the camera subentry flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import av
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import numpy as np
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.pm_dvr.config_flow import default_storage_path, strip_credentials, unmask
+from custom_components.pm_dvr.const import (
+    CONF_DETECT_STREAM_URL,
+    CONF_MAX_AGE_DAYS,
+    CONF_MAX_STORAGE_GB,
+    CONF_MQTT_TOPIC,
+    CONF_SEGMENT_SECONDS,
+    CONF_STORAGE_PATH,
+    DOMAIN,
+    SUBENTRY_CAMERA,
+)
+
+from .conftest import as_subentry, camera_subentry
+from .rig.rtsp import RtspServer
+
+CAMERA_FORM = {
+    "name": "Porch",
+    "record": True,
+    "audio": "auto",
+    "pre_seconds": 5,
+    "post_seconds": 20,
+}
+
+
+async def test_user_flow_creates_hub(hass: HomeAssistant, storage_path: Path) -> None:
+    """The hub stores its path and proposes 80% of free space as the quota."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["data_schema"]({})[CONF_STORAGE_PATH] == default_storage_path(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: str(storage_path)}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_STORAGE_PATH: str(storage_path)}
+    options = result["options"]
+    assert options[CONF_SEGMENT_SECONDS] == 10
+    assert options[CONF_MAX_AGE_DAYS] == 0
+    assert options[CONF_MQTT_TOPIC] == "pm_dvr/capture"
+    assert options[CONF_MAX_STORAGE_GB] > 0
+    assert (storage_path / "recordings").is_dir()
+    assert (storage_path / "events").is_dir()
+    entry = result["result"]
+    assert entry.unique_id == str(storage_path)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("relative/path", "storage_not_absolute"),
+        ("/etc/pm_dvr", "storage_not_allowed"),
+        ("FILE/sub", "storage_not_writable"),
+    ],
+)
+async def test_user_flow_storage_errors(
+    hass: HomeAssistant, storage_path: Path, tmp_path: Path, path: str, error: str
+) -> None:
+    """Bad paths are shown on the form, and the flow recovers once fixed."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    path = path.replace("FILE", str(blocker))
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: path}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_STORAGE_PATH: error}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: str(storage_path)}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_user_flow_duplicate_path(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, storage_path: Path
+) -> None:
+    """One hub per storage folder."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: str(storage_path)}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_moves_storage(
+    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Reconfigure validates the new path, updates the entry and reloads it."""
+    entry = init_integration
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: "not/absolute"}
+    )
+    assert result["errors"] == {CONF_STORAGE_PATH: "storage_not_absolute"}
+    new_path = tmp_path / "elsewhere"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: str(new_path)}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.data[CONF_STORAGE_PATH] == str(new_path)
+    assert entry.unique_id == str(new_path)
+    assert entry.runtime_data.storage == new_path
+    assert (new_path / "recordings").is_dir()
+
+
+async def test_reconfigure_to_other_hubs_path(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Two hubs can never share a folder."""
+    mock_config_entry.add_to_hass(hass)
+    other_path = tmp_path / "other"
+    other = MockConfigEntry(
+        domain=DOMAIN, unique_id=str(other_path), data={CONF_STORAGE_PATH: str(other_path)}
+    )
+    other.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_STORAGE_PATH: str(other_path)}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Options are stored as clean numbers and the hub reloads with them."""
+    entry = init_integration
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_SEGMENT_SECONDS: 6.0,
+            CONF_MAX_STORAGE_GB: 12.34,
+            CONF_MAX_AGE_DAYS: 7.0,
+            CONF_MQTT_TOPIC: "  home/dvr  ",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options == {
+        CONF_SEGMENT_SECONDS: 6,
+        CONF_MAX_STORAGE_GB: 12.3,
+        CONF_MAX_AGE_DAYS: 7,
+        CONF_MQTT_TOPIC: "home/dvr",
+    }
+    assert entry.runtime_data.settings_snapshot[1] == entry.options
+
+
+async def _start_camera_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    return result
+
+
+@pytest.fixture
+def empty_hub(
+    hass: HomeAssistant, storage_path: Path, hub_options: dict[str, Any]
+) -> MockConfigEntry:
+    """A hub with no camera yet, not set up (the subentry flow needs only the entry)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=str(storage_path),
+        data={CONF_STORAGE_PATH: str(storage_path)},
+        options=hub_options,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_camera_flow_adds_camera(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_server: RtspServer
+) -> None:
+    """The stream is tested, and what it reports is stored with a folder slug."""
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CAMERA_FORM, "stream_url": rtsp_server.url("/cam")}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(iter(empty_hub.subentries.values()))
+    assert subentry.title == "Porch"
+    assert subentry.unique_id == rtsp_server.url("/cam")
+    assert subentry.data["slug"] == "porch"
+    assert subentry.data["pre_seconds"] == 5
+    assert subentry.data[CONF_DETECT_STREAM_URL] is None
+    assert subentry.data["stream_info"] == {
+        "video_codec": "h264",
+        "width": 640,
+        "height": 360,
+        "fps": 25.0,
+        "audio_codec": None,
+    }
+
+
+async def test_camera_flow_slug_is_unique(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_server: RtspServer
+) -> None:
+    """Two cameras with one name get separate folders; a sub-stream is tested too."""
+    for path in ("/cam", "/cam2"):
+        result = await _start_camera_flow(hass, empty_hub)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {
+                **CAMERA_FORM,
+                "name": "Çam!",
+                "stream_url": rtsp_server.url(path),
+                CONF_DETECT_STREAM_URL: rtsp_server.url("/alaw"),
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+    slugs = sorted(s.data["slug"] for s in empty_hub.subentries.values())
+    assert slugs == ["cam", "cam-2"]
+
+
+async def _camera_error(
+    hass: HomeAssistant, entry: MockConfigEntry, form: dict[str, Any]
+) -> dict[str, str]:
+    result = await _start_camera_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CAMERA_FORM, **form}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert not empty_hub_subentries(entry)
+    # Credentials typed into the form are never echoed back in clear.
+    shown = result["data_schema"]({})
+    assert "s3cret" not in str(shown)
+    errors: dict[str, str] = result["errors"]
+    return errors
+
+
+def empty_hub_subentries(entry: MockConfigEntry) -> list[str]:
+    return list(entry.subentries)
+
+
+def write_mpeg4_file(path: Path) -> None:
+    """A short MPEG-4 Part 2 video: decodable, but not copyable into browser MP4."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(
+                np.full((48, 64, 3), i * 20, np.uint8), format="rgb24"
+            )
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+async def test_camera_flow_errors(
+    hass: HomeAssistant,
+    empty_hub: MockConfigEntry,
+    rtsp_server: RtspServer,
+    rtsp_auth: RtspServer,
+    tmp_path: Path,
+) -> None:
+    """Each failure of the stream test shows its own translated error."""
+    closed_port = rtsp_server.url("/cam").replace(str(rtsp_server.port), "1")
+    assert await _camera_error(hass, empty_hub, {"stream_url": closed_port}) == {
+        "stream_url": "cannot_connect"
+    }
+    assert await _camera_error(
+        hass, empty_hub, {"stream_url": rtsp_auth.url("/cam", "admin:wrong")}
+    ) == {"stream_url": "invalid_auth"}
+    assert await _camera_error(hass, empty_hub, {"stream_url": rtsp_server.url("/missing")}) == {
+        "stream_url": "not_found"
+    }
+    assert await _camera_error(hass, empty_hub, {"stream_url": "ftp://camera/stream"}) == {
+        "stream_url": "invalid_url"
+    }
+    mpeg4 = tmp_path / "old.avi"
+    await hass.async_add_executor_job(write_mpeg4_file, mpeg4)
+    assert await _camera_error(hass, empty_hub, {"stream_url": str(mpeg4)}) == {
+        "stream_url": "unsupported_codec"
+    }
+    assert await _camera_error(
+        hass,
+        empty_hub,
+        {"stream_url": rtsp_server.url("/cam"), CONF_DETECT_STREAM_URL: closed_port},
+    ) == {CONF_DETECT_STREAM_URL: "cannot_connect"}
+    assert await _camera_error(
+        hass, empty_hub, {"stream_url": rtsp_server.url("/cam"), "name": "  "}
+    ) == {"name": "name_required"}
+
+
+async def test_camera_flow_auth_masked_on_error(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_auth: RtspServer
+) -> None:
+    """After an error the form shows the URL with its password masked, and accepts it back."""
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            **CAMERA_FORM,
+            "stream_url": rtsp_auth.url("/cam", "admin:s3cret"),
+            CONF_DETECT_STREAM_URL: rtsp_auth.url("/nope", "admin:s3cret"),
+        },
+    )
+    assert result["errors"] == {CONF_DETECT_STREAM_URL: "not_found"}
+    assert "s3cret" not in str(result["data_schema"]({}))
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CAMERA_FORM, "stream_url": rtsp_auth.url("/cam", "admin:s3cret")}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(iter(empty_hub.subentries.values()))
+    assert subentry.data["stream_url"] == rtsp_auth.url("/cam", "admin:s3cret")
+    assert subentry.unique_id == rtsp_auth.url("/cam")
+
+
+async def test_camera_flow_duplicate_url(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_server: RtspServer
+) -> None:
+    """The same stream (whatever the login) is not recorded twice."""
+    hass.config_entries.async_add_subentry(
+        empty_hub,
+        as_subentry(camera_subentry("Front", rtsp_server.url("/cam"), "front")),
+    )
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CAMERA_FORM, "stream_url": rtsp_server.url("/cam", "u:p")}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_camera_reconfigure(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_auth: RtspServer, rtsp_server: RtspServer
+) -> None:
+    """Reconfigure shows a masked URL, keeps the password when left masked, keeps the slug."""
+    url = rtsp_auth.url("/cam", "admin:s3cret")
+    hass.config_entries.async_add_subentry(
+        empty_hub, as_subentry(camera_subentry("Front", url, "front"))
+    )
+    hass.config_entries.async_add_subentry(
+        empty_hub, as_subentry(camera_subentry("Other", rtsp_server.url("/cam2"), "other"))
+    )
+    subentry_id = next(s for s, v in empty_hub.subentries.items() if v.title == "Front")
+    result = await hass.config_entries.subentries.async_init(
+        (empty_hub.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    assert result["type"] is FlowResultType.FORM
+    shown = result["data_schema"]({})
+    assert shown["stream_url"] == rtsp_auth.url("/cam", "admin:***")
+    form = {**CAMERA_FORM, "name": "Front gate"}
+    # Pointing it at another camera's stream is refused.
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**form, "stream_url": rtsp_server.url("/cam2")}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    result = await hass.config_entries.subentries.async_init(
+        (empty_hub.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**form, "stream_url": shown["stream_url"]}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    subentry = empty_hub.subentries[subentry_id]
+    assert subentry.title == "Front gate"
+    assert subentry.data["stream_url"] == url
+    assert subentry.data["slug"] == "front"
+
+
+async def test_camera_reconfigure_with_substream(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_server: RtspServer
+) -> None:
+    """A stored sub-stream is shown masked too."""
+    hass.config_entries.async_add_subentry(
+        empty_hub,
+        as_subentry(
+            camera_subentry(
+                "Yard",
+                rtsp_server.url("/cam"),
+                "yard",
+                detect_stream_url=rtsp_server.url("/cam2", "u:pw"),
+            )
+        ),
+    )
+    subentry_id = next(iter(empty_hub.subentries))
+    result = await hass.config_entries.subentries.async_init(
+        (empty_hub.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    suggested = [
+        key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if str(key) == CONF_DETECT_STREAM_URL
+    ]
+    assert suggested == [rtsp_server.url("/cam2", "u:***")]
+
+
+def test_url_helpers() -> None:
+    """Credential stripping and unmasking."""
+    assert strip_credentials("rtsp://u:p@host:554/a") == "rtsp://host:554/a"
+    assert strip_credentials("rtsp://host/a") == "rtsp://host/a"
+    assert unmask("rtsp://u:***@h/a", "rtsp://u:p@h/a") == "rtsp://u:p@h/a"
+    assert unmask("rtsp://u:***@h/b", "rtsp://u:p@h/a") == "rtsp://u:***@h/b"
+    assert unmask("rtsp://h/a", "rtsp://u:p@h/a") == "rtsp://h/a"
+    assert unmask("rtsp://u:***@h/a", "rtsp://h/a") == "rtsp://u:***@h/a"
+    assert unmask(" rtsp://h/a ", None) == "rtsp://h/a"

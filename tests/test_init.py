@@ -1,0 +1,145 @@
+"""Setup, unload, live camera changes, and a camera that goes away and comes back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import threading
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.pm_dvr.const import DOMAIN
+
+from .common import wait_for
+from .conftest import as_subentry, camera_subentry
+from .rig.rtsp import RtspServer
+
+
+def session_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("pm_dvr stream")]
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant, init_integration: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """Each camera is a device with a streaming session; unloading joins every thread."""
+    entry = init_integration
+    assert entry.state is ConfigEntryState.LOADED
+    devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    assert sorted(d.name for d in devices) == ["Front door", "Garden"]
+    assert len(session_threads()) == 2
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert session_threads() == []
+
+
+async def test_storage_not_writable(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, storage_path: Path
+) -> None:
+    """A storage path that cannot be created fails setup with a translated error."""
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    storage_path.write_text("not a folder")
+    mock_config_entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert mock_config_entry.reason is not None
+    assert "storage" in mock_config_entry.reason.lower()
+    assert session_threads() == []
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+async def test_setup_without_cameras(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A hub without cameras loads and runs no session."""
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert session_threads() == []
+
+
+async def test_camera_added_changed_removed_live(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    rtsp_server: RtspServer,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Subentry changes touch only their camera; the others keep recording undisturbed."""
+    entry = init_integration
+    cameras = entry.runtime_data.cameras
+    front_id = next(i for i, c in cameras.items() if c.title == "Front door")
+    garden = next(c for c in cameras.values() if c.title == "Garden")
+    data = camera_subentry("Side", rtsp_server.url("/alaw"), "side")
+    hass.config_entries.async_add_subentry(entry, as_subentry(data))
+    await hass.async_block_till_done()
+    side_id = next(i for i, s in entry.subentries.items() if s.title == "Side")
+    await wait_for(lambda: side_id in cameras and cameras[side_id].session.available)
+    await hass.async_block_till_done()
+    assert hass.states.get("camera.side") is not None
+    assert device_registry.async_get_device({(DOMAIN, side_id)}) is not None
+
+    hass.config_entries.async_update_subentry(entry, entry.subentries[front_id], title="Front gate")
+    await hass.async_block_till_done()
+    await wait_for(lambda: cameras[front_id].session.available)
+    await hass.async_block_till_done()
+    device = device_registry.async_get_device({(DOMAIN, front_id)})
+    assert device is not None
+    assert device.name == "Front gate"
+    assert hass.states.get("camera.front_door").state != STATE_UNAVAILABLE
+
+    assert hass.config_entries.async_remove_subentry(entry, side_id)
+    await hass.async_block_till_done()
+    assert side_id not in cameras
+    assert device_registry.async_get_device({(DOMAIN, side_id)}) is None
+    assert hass.states.get("camera.side") is None
+    assert not entity_registry.async_get("camera.side")
+    # The garden camera kept its first connection through all of this.
+    assert cameras[garden.subentry_id] is garden
+    assert garden.session.stats.connects == 1
+    assert len(session_threads()) == 2
+
+
+async def test_camera_drops_and_returns(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    rtsp_private: RtspServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The camera goes unavailable when its server dies, with one log line each way."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="x",
+        data=dict(mock_config_entry.data),
+        options=dict(mock_config_entry.options),
+        subentries_data=[camera_subentry("Drive", rtsp_private.url("/cam"), "drive")],
+    )
+    entry.add_to_hass(hass)
+    caplog.set_level(logging.INFO, logger="custom_components.pm_dvr")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(lambda: hass.states.get("camera.drive").state != STATE_UNAVAILABLE)
+    rtsp_private.stop(kill=True)
+    await wait_for(lambda: hass.states.get("camera.drive").state == STATE_UNAVAILABLE)
+    await hass.async_add_executor_job(rtsp_private.start)
+    await wait_for(lambda: hass.states.get("camera.drive").state != STATE_UNAVAILABLE, timeout=40)
+    lost = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    back = [r for r in caplog.records if "is back" in r.getMessage()]
+    assert len(lost) == 1
+    assert lost[0].levelno == logging.WARNING
+    assert len(back) == 1
+    assert rtsp_private.url("/cam") not in caplog.text or "@" not in rtsp_private.url("/cam")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_home_assistant_stop_stops_sessions(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Shutting HA down closes every camera connection."""
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    await wait_for(lambda: not session_threads())
+    assert init_integration.runtime_data.cameras == {}
