@@ -49,12 +49,17 @@ logbook:
 logger:
   default: warning
   logs:
-    custom_components.pm_dvr: debug
+    custom_components.pm_dvr: info
 """
 
 
 def request(
-    method: str, path: str, body: Any = None, token: str | None = None, form: bool = False
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    form: bool = False,
+    timeout: float = 30,
 ) -> Any:
     """One HTTP call to HA; JSON in and out."""
     headers = {}
@@ -69,7 +74,7 @@ def request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=30) as response:
+    with urllib.request.urlopen(req, timeout=timeout) as response:
         payload = response.read()
     return json.loads(payload) if payload else None
 
@@ -83,16 +88,25 @@ def wait_for_http(process: subprocess.Popen[bytes], timeout: float = 600) -> Non
                 f"Home Assistant exited ({process.returncode}); see {CONFIG}/home-assistant.log"
             )
         try:
-            request("GET", "/api/onboarding")
+            request("GET", "/api/onboarding", timeout=5)
             return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except urllib.error.HTTPError as err:
+            if err.code == 404:  # onboarding finished on an earlier run: its views are gone
+                return
+            time.sleep(1)
+        except (urllib.error.URLError, OSError):
             time.sleep(1)
     raise SystemExit("Home Assistant did not answer in time")
 
 
 def onboard() -> str:
     """Create the owner dev/dev and finish onboarding; return an access token."""
-    steps = {step["step"]: step["done"] for step in request("GET", "/api/onboarding")}
+    try:
+        steps = {step["step"]: step["done"] for step in request("GET", "/api/onboarding")}
+    except urllib.error.HTTPError as err:  # the onboarding views are gone once it is done
+        if err.code != 404:
+            raise
+        steps = {"user": True}
     if not steps.get("user"):
         code = request(
             "POST",
@@ -203,22 +217,8 @@ def main() -> None:
         [sys.executable, "-m", "homeassistant", "--config", str(CONFIG)],
         stdin=subprocess.DEVNULL,
     )
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        print("\n==> stopping Home Assistant and the demo camera", flush=True)
-        hass.terminate()
-        try:
-            hass.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            hass.kill()
-        camera.stop()
-
-    signal.signal(signal.SIGTERM, lambda *_: stop())
+    # SIGTERM behaves like Ctrl-C: cleanup happens once, in `finally`, never inside a wait.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         print("==> starting Home Assistant (the first start installs the frontend)", flush=True)
         wait_for_http(hass)
@@ -232,7 +232,14 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        print("\n==> stopping Home Assistant and the demo camera", flush=True)
+        hass.send_signal(signal.SIGTERM)
+        try:
+            hass.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            hass.kill()
+            hass.wait()
+        camera.stop()
 
 
 if __name__ == "__main__":
