@@ -57,7 +57,7 @@ _LINK_IMPOSSIBLE: Final = frozenset(
     {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 )
 _CAMERA_SLUG: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_EVENT_ID: Final = re.compile(r"^\d{8}-\d{6}-\d{3}(?:-\d+)?(?:_[a-z0-9-]+)?$")
+_EVENT_ID: Final = re.compile(r"^\d{8}-\d{6}-\d{3}_[a-z0-9-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +173,9 @@ def _has_gap(linked: Iterable[_Linked], t0: float, t1: float, tolerance: float) 
     return cursor < t1 - tolerance
 
 
-def _compose_id(stamp: str, counter: int, slug: str) -> str:
-    return f"{stamp}{f'-{counter}' if counter else ''}{f'_{slug}' if slug else ''}"
+def _with_counter(base_id: str, counter: int) -> str:
+    """The counter goes last so a clashing id still sorts after the first one."""
+    return f"{base_id}-{counter}" if counter > 1 else base_id
 
 
 def check_window(value: Any, name: str = "seconds") -> float:
@@ -221,12 +222,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _create_folder(root: Path, stamp: str, counter: int, slug: str) -> tuple[str, Path]:
+def _create_folder(root: Path, base_id: str, counter: int) -> tuple[str, Path]:
     """Make a new event folder, bumping the counter if the id exists on disk. Blocking."""
     root.mkdir(parents=True, exist_ok=True)
     resolved_root = root.resolve()
     while True:
-        event_id = _compose_id(stamp, counter, slug)
+        event_id = _with_counter(base_id, counter)
         path = root / event_id
         if path.resolve().parent != resolved_root:
             raise StorageError("Event folder would leave the events folder")
@@ -322,8 +323,6 @@ class CaptureManager:
         self._persistent: dict[str, _Event] = {}
         self._motion: dict[str, _Event] = {}
         self._last: dict[str, _Event] = {}
-        self._stamp = ""
-        self._stamp_count = 0
         self._save_task: asyncio.Task[None] | None = None
         self._save_dirty = False
 
@@ -546,17 +545,13 @@ class CaptureManager:
         self._running_loop()
         text = label or trigger
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now % 1 * 1000):03d}"
-        if stamp == self._stamp:
-            self._stamp_count += 1
-        else:
-            self._stamp, self._stamp_count = stamp, 0
-        slug = slugify(text) or "event"
-        event_id = _compose_id(stamp, self._stamp_count, slug)
-        while event_id in self._events:
-            self._stamp_count += 1
-            event_id = _compose_id(stamp, self._stamp_count, slug)
+        base_id = f"{stamp}_{slugify(text) or 'event'}"
+        counter = 1
+        # Events still creating their folder are only known here; the disk catches the rest.
+        while _with_counter(base_id, counter) in self._events:
+            counter += 1
         tracks = {c: _Track(c, None if post is None else now + post) for c in cameras}
-        return _Event(event_id, text, trigger, now - pre, now, tracks)
+        return _Event(_with_counter(base_id, counter), text, trigger, now - pre, now, tracks)
 
     async def _open(self, event: _Event) -> EventInfo:
         """Register the event, queue its pre-roll from the index, and wait for the first write."""
@@ -710,10 +705,9 @@ class CaptureManager:
         """Create the event folder on first use; on an id clash on disk the id gets a counter."""
         if event.path is not None:
             return event.path
-        stamp, counter, slug = _split_id(event.event_id)
         try:
             event_id, path = await self._running_loop().run_in_executor(
-                None, _create_folder, self.events_root, stamp, counter, slug
+                None, _create_folder, self.events_root, event.event_id, 1
             )
         except (OSError, StorageError) as err:
             event.errors.append(f"cannot create event folder: {_reason(err)}")
@@ -884,13 +878,6 @@ def _check_trigger(trigger: str) -> str:
     if trigger not in TRIGGERS:
         raise InvalidTriggerError(f"trigger must be one of {', '.join(sorted(TRIGGERS))}")
     return trigger
-
-
-def _split_id(event_id: str) -> tuple[str, int, str]:
-    """Back from an id to (stamp, counter, slug) to bump the counter on a clash on disk."""
-    head, _, slug = event_id.partition("_")
-    stamp, counter = head[:19], head[20:]
-    return stamp, int(counter) if counter else 0, slug
 
 
 def _reason(err: BaseException) -> str:
