@@ -704,3 +704,79 @@ def test_event_info_as_dict_is_json() -> None:
     assert data["cameras"] == ["cam1"]
     assert data["path"] == "/x"
     assert datetime.fromisoformat(data["start"]).timestamp() == 0.0
+
+
+def test_gap_detection() -> None:
+    def clip(start: float, end: float) -> Any:
+        return capture_mod._Linked("x", 1, start, end)
+
+    has_gap = capture_mod._has_gap
+    assert not has_gap([clip(0, 5), clip(5.5, 10)], 1, 9, 1.0)
+    assert has_gap([clip(0, 5), clip(7, 10)], 1, 9, 1.0)  # hole in the middle
+    assert has_gap([clip(2.5, 10)], 1, 9, 1.0)  # starts late
+    assert has_gap([clip(0, 5)], 1, 9, 1.0)  # stops early
+    assert has_gap([], 1, 9, 1.0)
+    assert not has_gap([clip(0, 8.5)], 1, 9, 1.0)
+
+
+async def test_planted_symlink_cannot_redirect_an_event(env: Env, tmp_path: Path) -> None:
+    env.recorder.history(1.0)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    fixed = time.time()
+    manager = env.manager(now=lambda: fixed)
+    await manager.start()
+    first = await manager.capture(["cam1"], 0, 0, "trap", "service")
+    # Someone plants a link where the next clashing id would go.
+    (first.path.parent / (first.event_id + "-2")).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError):
+        await manager.capture(["cam1"], 0, 0, "trap", "service")
+    assert list(outside.iterdir()) == []
+
+
+async def test_stale_and_late_clips_are_ignored(env: Env) -> None:
+    env.recorder.history(2.0)
+    manager = env.manager(save_state=None, on_event=None, grace_seconds=5.0)
+    await manager.start()
+    info = await manager.capture(["cam1"], 0.5, 0.0, None, "service")
+    assert info.end is not None
+    before = set(linked(info, "cam1"))
+    old = env.recorder.write("cam1", info.start - 10, info.start - 9)  # closed long before
+    late = env.recorder.write("cam1", info.end + 0.5, info.end + 0.9)  # starts past the end
+    await wait_until(lambda: not manager.active_events(), 2.0)
+    after = set(linked(info, "cam1"))
+    assert after == before
+    assert old.path.name not in after
+    assert late.path.name not in after
+    assert read_event(info)["state"] == "complete"
+    await manager.stop()
+    manager._listener(late)  # a recorder racing the shutdown
+    manager._on_clip(late)
+    assert set(linked(info, "cam1")) == before
+
+
+async def test_resume_takes_links_already_on_disk(env: Env) -> None:
+    env.recorder.history(3.0)
+    clips = env.index.clips("cam1")
+    event_id = "20260101-000000-000_partial"
+    folder = events_dir(env.storage) / event_id / "cam1"
+    folder.mkdir(parents=True)
+    os.link(clips[2].path, folder / clips[2].path.name)  # linked, event.json not yet rewritten
+    (folder.parent / EVENT_FILE).write_text(json.dumps({"clips": [], "errors": "none"}))
+    manager = env.manager()
+    state = {
+        "events": {
+            event_id: {
+                "label": "partial",
+                "trigger": "service",
+                "start": clips[1].start + 0.1,
+                "created": clips[1].start,
+                "ends": {"cam1": clips[2].end - 0.1},
+            }
+        }
+    }
+    await manager.start(state)
+    await wait_until(lambda: env.completed(event_id) is not None, 2.0)
+    doc = json.loads((folder.parent / EVENT_FILE).read_text())
+    assert [c["name"] for c in doc["clips"]["cam1"]] == [clips[1].path.name, clips[2].path.name]
+    assert (folder / clips[1].path.name).stat().st_ino == clips[1].inode
