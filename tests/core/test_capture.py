@@ -436,6 +436,7 @@ async def test_resume_with_old_window_completes_immediately_from_event_json(env:
     folder = events_dir(env.storage) / event_id / "cam1"
     folder.mkdir(parents=True)
     os.link(clips[1].path, folder / clips[1].path.name)
+    os.link(clips[3].path, folder / clips[3].path.name)
     prior = {
         "clips": {
             "cam1": [
@@ -445,11 +446,18 @@ async def test_resume_with_old_window_completes_immediately_from_event_json(env:
                     "start": iso_time(clips[1].start),
                     "end": iso_time(clips[1].end),
                 },
+                {
+                    "name": clips[3].path.name,
+                    "size": clips[3].size,
+                    "start": iso_time(clips[3].start),
+                    "end": iso_time(clips[3].end),
+                },
                 {"name": 5},
                 {"name": "x.mp4", "size": "big", "start": "never", "end": None},
             ]
         },
         "errors": ["earlier problem"],
+        "keep": True,
     }
     (folder.parent / EVENT_FILE).write_text(json.dumps(prior))
     manager = env.manager()
@@ -469,6 +477,7 @@ async def test_resume_with_old_window_completes_immediately_from_event_json(env:
     doc = json.loads((folder.parent / EVENT_FILE).read_text())
     assert doc["state"] == "complete"
     assert doc["errors"] == ["earlier problem"]
+    assert doc["keep"] is True
     assert [c["name"] for c in doc["clips"]["cam1"]] == [c.path.name for c in clips[1:4]]
     assert doc["offline"] == []
 
@@ -481,7 +490,7 @@ async def test_copy_fallback_when_hard_links_fail(
     def no_link(src: Any, dst: Any, **_: Any) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(capture_mod.os, "link", no_link)
+    monkeypatch.setattr(os, "link", no_link)
     manager = env.manager()
     await manager.start()
     with caplog.at_level(logging.WARNING, logger=capture_mod.__name__):
@@ -511,7 +520,7 @@ async def test_link_errors_are_recorded_without_paths(
             raise OSError(errno.EIO, "Input/output error")
         real_link(src, dst, **kw)
 
-    monkeypatch.setattr(capture_mod.os, "link", flaky)
+    monkeypatch.setattr(os, "link", flaky)
     manager = env.manager()
     await manager.start()
     info = await manager.capture(["cam1"], 1.0, 0.0, None, "service")
@@ -598,7 +607,7 @@ async def test_validation_errors(env: Env) -> None:
     assert await manager.stop_persistent(["cam1"]) == []
     assert manager.active_events() == []
     # 64 characters is fine; a single camera may be given as a string.
-    ok = await manager.capture("cam1", 0, 0, "y" * 64, "service")  # type: ignore[arg-type]
+    ok = await manager.capture("cam1", 0, 0, "y" * 64, "service")
     assert ok.label == "y" * 64
     info = await manager.capture(["cam1"], 0, 5, None, "service")
     with pytest.raises(InvalidWindowError):
@@ -780,3 +789,39 @@ async def test_resume_takes_links_already_on_disk(env: Env) -> None:
     doc = json.loads((folder.parent / EVENT_FILE).read_text())
     assert [c["name"] for c in doc["clips"]["cam1"]] == [clips[1].path.name, clips[2].path.name]
     assert (folder / clips[1].path.name).stat().st_ino == clips[1].inode
+
+
+async def test_event_json_rewrites_are_spaced_but_links_are_not(env: Env) -> None:
+    env.recorder.history(1.0)
+    env.recorder.start()
+    manager = env.manager(write_interval=30.0)
+    await manager.start()
+    info = await manager.start_persistent(["cam1"], "long", 0.5, "mqtt")
+    first = read_event(info)
+    await asyncio.sleep(3 * SEG + 0.2)
+    # New clips are linked at once, the file waits for its interval.
+    assert len(linked(info, "cam1")) >= len(first["clips"]["cam1"]) + 2
+    assert read_event(info) == first
+    kept = manager.set_keep(info.event_id, True)
+    assert kept.persistent
+    await manager.stop_persistent(["cam1"], 0.0)
+    await env.wait_complete(info.event_id)
+    doc = read_event(info)
+    assert doc["keep"] is True
+    assert doc["trigger"] == "mqtt"
+    assert [c["name"] for c in doc["clips"]["cam1"]] == sorted(linked(info, "cam1"))
+    with pytest.raises(EventNotFoundError):
+        manager.set_keep(info.event_id, False)
+
+
+async def test_spaced_rewrites_catch_up(env: Env) -> None:
+    env.recorder.history(1.0)
+    env.recorder.start()
+    manager = env.manager(write_interval=0.3)
+    await manager.start()
+    info = await manager.capture(["cam1"], 0.5, 2.0, None, "service")
+    first = len(read_event(info)["clips"]["cam1"])
+    await asyncio.sleep(3 * SEG + 0.4)
+    doc = read_event(info)
+    assert doc["state"] == "recording"
+    assert len(doc["clips"]["cam1"]) >= first + 2

@@ -51,6 +51,7 @@ EVENT_VERSION: Final = 1
 STATE_VERSION: Final = 1
 DEFAULT_GRACE_SECONDS: Final = 30.0
 DEFAULT_GAP_TOLERANCE: Final = 2.0
+DEFAULT_WRITE_INTERVAL: Final = 5.0
 
 # Errors after which a hard link can never work on this storage, so a copy is the only way.
 _LINK_IMPOSSIBLE: Final = frozenset(
@@ -130,8 +131,11 @@ class _Event:
     pending: list[Clip] = field(default_factory=list)
     dirty: bool = True
     announced: bool = False
+    keep: bool = False
+    written_at: float | None = None
     task: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
+    flush: asyncio.TimerHandle | None = None
 
     @property
     def end(self) -> float | None:
@@ -301,11 +305,14 @@ class CaptureManager:
         cameras: Callable[[], Collection[str]] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         gap_tolerance: float = DEFAULT_GAP_TOLERANCE,
+        write_interval: float = DEFAULT_WRITE_INTERVAL,
         now: Callable[[], float] = time.time,
     ) -> None:
         """`grace_seconds` should be the segment length plus a margin: how long after its
         window end an event waits for a camera's clip before calling the camera offline.
         `cameras` returns the known camera slugs (None accepts any well-formed slug).
+        `write_interval` spaces the rewrites of event.json while recording (links are at once;
+        the first and the final write are never delayed).
         """
         self.storage = storage
         self.events_root = events_dir(storage)
@@ -315,6 +322,7 @@ class CaptureManager:
         self._known = cameras
         self.grace_seconds = grace_seconds
         self.gap_tolerance = gap_tolerance
+        self.write_interval = write_interval
         self._now = now
         self._linker = _Linker()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -354,9 +362,7 @@ class CaptureManager:
             self._unsubscribe()
             self._unsubscribe = None
         for event in self._events.values():
-            if event.timer is not None:
-                event.timer.cancel()
-                event.timer = None
+            _cancel_timers(event)
         tasks = [e.task for e in self._events.values() if e.task is not None and not e.task.done()]
         if self._save_task is not None:
             tasks.append(self._save_task)
@@ -471,6 +477,19 @@ class CaptureManager:
         event = self._new_event([cam], text, "motion", now, pre=pre, post=post)
         self._motion[cam] = event
         return await self._open(event)
+
+    def set_keep(self, event_id: str, keep: bool) -> EventInfo:
+        """Mark an event in progress as kept; its next event.json write carries the flag.
+
+        Edit event.json directly only once the event is complete: until then the manager
+        rewrites the file.
+        """
+        event = self._events.get(event_id)
+        if event is None or event.state != STATE_RECORDING:
+            raise EventNotFoundError(f"No event in progress with id {event_id[:80]!r}")
+        event.keep = bool(keep)
+        self._kick(event)
+        return self._info(event)
 
     def is_persistent(self, camera: str) -> bool:
         """Whether the camera records persistently now."""
@@ -591,6 +610,7 @@ class CaptureManager:
 
     def _restore(self, event: _Event, doc: Mapping[str, Any]) -> None:
         """Take back the clip list and errors written before the restart."""
+        event.keep = doc.get("keep") is True
         errors = doc.get("errors")
         if isinstance(errors, list):
             event.errors = [str(e) for e in errors]
@@ -701,6 +721,11 @@ class CaptureManager:
             )
         return event.task
 
+    def _flush(self, event: _Event) -> None:
+        event.flush = None
+        if self._loop is not None:
+            self._kick(event)
+
     async def _ensure_folder(self, event: _Event) -> Path | None:
         """Create the event folder on first use; on an id clash on disk the id gets a counter."""
         if event.path is not None:
@@ -741,13 +766,20 @@ class CaptureManager:
             final = event.state == STATE_RECORDING and all(t.done for t in event.tracks.values())
             if final:
                 event.state, event.completed = STATE_COMPLETE, self._now()
-                if event.timer is not None:
-                    event.timer.cancel()
-                    event.timer = None
+                _cancel_timers(event)
+            elif event.written_at is not None:
+                # Links matter, the file in between less: a long persistent event must not
+                # rewrite a growing event.json for every clip.
+                wait = event.written_at + self.write_interval - loop.time()
+                if wait > 0:
+                    if event.flush is None:
+                        event.flush = loop.call_later(wait, self._flush, event)
+                    continue
             try:
                 await loop.run_in_executor(
                     None, _write_json, folder / EVENT_FILE, self._doc(event), final
                 )
+                event.written_at = loop.time()
             except OSError as err:
                 event.errors.append(f"cannot write {EVENT_FILE}: {_reason(err)}")
                 _LOGGER.warning("Event %s: cannot write %s: %s", event.event_id, EVENT_FILE, err)
@@ -830,7 +862,7 @@ class CaptureManager:
             },
             "offline": self._offline(event),
             "state": event.state,
-            "keep": False,
+            "keep": event.keep,
             "errors": list(event.errors),
             "created": iso_time(event.created),
             "completed": None if event.completed is None else iso_time(event.completed),
@@ -872,6 +904,13 @@ class CaptureManager:
                 await result
         except Exception:
             _LOGGER.exception("Saving the event state failed")
+
+
+def _cancel_timers(event: _Event) -> None:
+    for handle in (event.timer, event.flush):
+        if handle is not None:
+            handle.cancel()
+    event.timer = event.flush = None
 
 
 def _check_trigger(trigger: str) -> str:
