@@ -247,7 +247,7 @@ async def test_capture_links_preroll_then_open_clip_and_completes(env: Env) -> N
     assert last.state == STATE_COMPLETE
     assert manager.last_event("cam2") is None
     assert not list(info.path.glob(".*tmp"))
-    assert env.saved[-1]["events"] == {}
+    await wait_until(lambda: env.saved[-1]["events"] == {})
 
 
 async def test_overlapping_captures_share_inodes(env: Env) -> None:
@@ -363,7 +363,7 @@ async def test_persistent_survives_restart(env: Env) -> None:
         STATE_RECORDING,
         STATE_COMPLETE,
     ]
-    assert env.saved[-1] == {"version": 1, "events": {}, "persistent": {}}
+    await wait_until(lambda: env.saved[-1] == {"version": 1, "events": {}, "persistent": {}})
 
 
 async def test_event_in_progress_resumes_after_restart(env: Env) -> None:
@@ -817,7 +817,7 @@ async def test_event_json_rewrites_are_spaced_but_links_are_not(env: Env) -> Non
 async def test_spaced_rewrites_catch_up(env: Env) -> None:
     env.recorder.history(1.0)
     env.recorder.start()
-    manager = env.manager(write_interval=0.3)
+    manager = env.manager(write_interval=0.6)
     await manager.start()
     info = await manager.capture(["cam1"], 0.5, 2.0, None, "service")
     first = len(read_event(info)["clips"]["cam1"])

@@ -256,10 +256,10 @@ class _Linker:
         made: set[str] = set()
         for clip in clips:
             cam_dir = folder / clip.camera
-            if clip.camera not in made:
-                cam_dir.mkdir(exist_ok=True)
-                made.add(clip.camera)
             try:
+                if clip.camera not in made:
+                    cam_dir.mkdir(exist_ok=True)
+                    made.add(clip.camera)
                 results.append((clip, self._link(clip, cam_dir / clip.path.name)))
             except FileNotFoundError:
                 results.append((clip, f"{clip.camera}/{clip.path.name}: clip missing"))
@@ -726,63 +726,59 @@ class CaptureManager:
         if self._loop is not None:
             self._kick(event)
 
-    async def _ensure_folder(self, event: _Event) -> Path | None:
-        """Create the event folder on first use; on an id clash on disk the id gets a counter."""
-        if event.path is not None:
-            return event.path
-        try:
-            event_id, path = await self._running_loop().run_in_executor(
-                None, _create_folder, self.events_root, event.event_id, 1
-            )
-        except (OSError, StorageError) as err:
-            event.errors.append(f"cannot create event folder: {_reason(err)}")
-            _LOGGER.warning("Cannot create event folder %s: %s", event.event_id, _reason(err))
-            return None
-        if event_id != event.event_id:
-            self._events.pop(event.event_id, None)
-            event.event_id = event_id
-            self._events[event_id] = event
-        event.path = path
-        return path
-
     async def _pump(self, event: _Event) -> None:
+        """The event's only writer: each round is one trip to a worker thread."""
         loop = self._running_loop()
-        folder = await self._ensure_folder(event)
-        if folder is None:
-            return
         while event.dirty or event.pending:
             event.dirty = False
             batch, event.pending = event.pending, []
-            if batch:
-                results = await loop.run_in_executor(None, self._linker.link_all, folder, batch)
-                for clip, result in results:
-                    if isinstance(result, str):
-                        event.errors.append(result)
-                        _LOGGER.warning("Event %s: %s", event.event_id, result)
-                    else:
-                        event.tracks[clip.camera].linked.append(result)
-            if event.pending:
-                continue
             final = event.state == STATE_RECORDING and all(t.done for t in event.tracks.values())
+            write = True
             if final:
                 event.state, event.completed = STATE_COMPLETE, self._now()
                 _cancel_timers(event)
             elif event.written_at is not None:
-                # Links matter, the file in between less: a long persistent event must not
-                # rewrite a growing event.json for every clip.
+                # Links at once, but a long persistent event must not rewrite a growing
+                # event.json for every clip.
                 wait = event.written_at + self.write_interval - loop.time()
-                if wait > 0:
-                    if event.flush is None:
-                        event.flush = loop.call_later(wait, self._flush, event)
-                    continue
-            try:
-                await loop.run_in_executor(
-                    None, _write_json, folder / EVENT_FILE, self._doc(event), final
+                write = wait <= 0
+                if not write and event.flush is None:
+                    event.flush = loop.call_later(wait, self._flush, event)
+            if not batch and not write:
+                continue
+            work = _Work(
+                self.events_root,
+                event.event_id,
+                event.path,
+                batch,
+                _snapshot(event) if write else None,
+                final,
+            )
+            await loop.run_in_executor(None, _do_work, work, self._linker, self.gap_tolerance)
+            if work.folder is None:
+                event.errors.append(f"cannot create event folder: {work.error}")
+                _LOGGER.warning("Cannot create event folder %s: %s", event.event_id, work.error)
+                return
+            if work.event_id != event.event_id:
+                self._events.pop(event.event_id, None)
+                event.event_id = work.event_id
+                self._events[event.event_id] = event
+            event.path = work.folder
+            for clip, result in work.results:
+                if isinstance(result, str):
+                    event.errors.append(result)
+                    _LOGGER.warning("Event %s: %s", event.event_id, result)
+                else:
+                    event.tracks[clip.camera].linked.append(result)
+            if work.snapshot is None:
+                continue
+            if work.error is not None:
+                event.errors.append(f"cannot write {EVENT_FILE}: {work.error}")
+                _LOGGER.warning(
+                    "Event %s: cannot write %s: %s", event.event_id, EVENT_FILE, work.error
                 )
+            else:
                 event.written_at = loop.time()
-            except OSError as err:
-                event.errors.append(f"cannot write {EVENT_FILE}: {_reason(err)}")
-                _LOGGER.warning("Event %s: cannot write %s: %s", event.event_id, EVENT_FILE, err)
             if not event.announced:
                 event.announced = True
                 self._notify(event)
@@ -813,62 +809,6 @@ class CaptureManager:
         except Exception:
             _LOGGER.exception("on_event callback failed for %s", event.event_id)
 
-    def _offline(self, event: _Event) -> list[str]:
-        """Cameras with a hole in their footage (so far, while recording)."""
-        offline = []
-        for camera, track in event.tracks.items():
-            if track.timed_out:
-                offline.append(camera)
-                continue
-            if event.state == STATE_COMPLETE and track.end is not None:
-                upto = track.end
-            elif track.linked:
-                upto = max(c.end for c in track.linked)
-                if track.end is not None:
-                    upto = min(upto, track.end)
-            else:
-                continue
-            if _has_gap(track.linked, event.start, upto, self.gap_tolerance):
-                offline.append(camera)
-        return offline
-
-    def _doc(self, event: _Event) -> dict[str, Any]:
-        linked = [c for t in event.tracks.values() for c in t.linked]
-        end = event.end
-        return {
-            "id": event.event_id,
-            "label": event.label,
-            "trigger": event.trigger,
-            "cameras": list(event.tracks),
-            "requested": {
-                "start": iso_time(event.start),
-                "end": None if end is None else iso_time(end),
-            },
-            "actual": {
-                "start": iso_time(min(c.start for c in linked)) if linked else None,
-                "end": iso_time(max(c.end for c in linked)) if linked else None,
-            },
-            "clips": {
-                camera: [
-                    {
-                        "name": c.name,
-                        "size": c.size,
-                        "start": iso_time(c.start),
-                        "end": iso_time(c.end),
-                    }
-                    for c in sorted(track.linked, key=lambda c: c.start)
-                ]
-                for camera, track in event.tracks.items()
-            },
-            "offline": self._offline(event),
-            "state": event.state,
-            "keep": event.keep,
-            "errors": list(event.errors),
-            "created": iso_time(event.created),
-            "completed": None if event.completed is None else iso_time(event.completed),
-            "version": EVENT_VERSION,
-        }
-
     def _info(self, event: _Event) -> EventInfo:
         return EventInfo(
             event_id=event.event_id,
@@ -880,7 +820,9 @@ class CaptureManager:
             start=event.start,
             end=event.end,
             persistent=event.persistent,
-            offline=tuple(self._offline(event)) if event.state == STATE_COMPLETE else (),
+            offline=tuple(_offline(event, self.gap_tolerance))
+            if event.state == STATE_COMPLETE
+            else (),
         )
 
     def _schedule_save(self) -> None:
@@ -904,6 +846,127 @@ class CaptureManager:
                 await result
         except Exception:
             _LOGGER.exception("Saving the event state failed")
+
+
+def _offline(event: _Event, tolerance: float) -> list[str]:
+    """Cameras with a hole in their footage (so far, while recording)."""
+    offline = []
+    for camera, track in event.tracks.items():
+        if track.timed_out:
+            offline.append(camera)
+            continue
+        if event.state == STATE_COMPLETE and track.end is not None:
+            upto = track.end
+        elif track.linked:
+            upto = max(c.end for c in track.linked)
+            if track.end is not None:
+                upto = min(upto, track.end)
+        else:
+            continue
+        if _has_gap(track.linked, event.start, upto, tolerance):
+            offline.append(camera)
+    return offline
+
+
+def render_event(event: _Event, tolerance: float) -> dict[str, Any]:
+    """The event.json document (schema version 1) of an event."""
+    linked = [c for t in event.tracks.values() for c in t.linked]
+    end = event.end
+    return {
+        "id": event.event_id,
+        "label": event.label,
+        "trigger": event.trigger,
+        "cameras": list(event.tracks),
+        "requested": {
+            "start": iso_time(event.start),
+            "end": None if end is None else iso_time(end),
+        },
+        "actual": {
+            "start": iso_time(min(c.start for c in linked)) if linked else None,
+            "end": iso_time(max(c.end for c in linked)) if linked else None,
+        },
+        "clips": {
+            camera: [
+                {
+                    "name": c.name,
+                    "size": c.size,
+                    "start": iso_time(c.start),
+                    "end": iso_time(c.end),
+                }
+                for c in sorted(track.linked, key=lambda c: c.start)
+            ]
+            for camera, track in event.tracks.items()
+        },
+        "offline": _offline(event, tolerance),
+        "state": event.state,
+        "keep": event.keep,
+        "errors": list(event.errors),
+        "created": iso_time(event.created),
+        "completed": None if event.completed is None else iso_time(event.completed),
+        "version": EVENT_VERSION,
+    }
+
+
+def _snapshot(event: _Event) -> _Event:
+    """A private copy for a worker thread to complete and render while the loop goes on."""
+    return _Event(
+        event.event_id,
+        event.label,
+        event.trigger,
+        event.start,
+        event.created,
+        {
+            c: _Track(c, t.end, t.done, t.timed_out, linked=list(t.linked))
+            for c, t in event.tracks.items()
+        },
+        path=event.path,
+        state=event.state,
+        completed=event.completed,
+        errors=list(event.errors),
+        keep=event.keep,
+    )
+
+
+@dataclass(slots=True)
+class _Work:
+    """One trip to a worker thread: make the folder if needed, link, maybe write event.json.
+
+    One trip, not three, because each hop between loop and pool costs more than the syscalls.
+    """
+
+    root: Path
+    event_id: str
+    folder: Path | None
+    clips: list[Clip]
+    snapshot: _Event | None
+    durable: bool
+    results: list[tuple[Clip, _Linked | str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _do_work(work: _Work, linker: _Linker, tolerance: float) -> None:
+    """Blocking; fills in `work` (folder None after it means the folder could not be made)."""
+    if work.folder is None:
+        try:
+            work.event_id, work.folder = _create_folder(work.root, work.event_id, 1)
+        except (OSError, StorageError) as err:
+            work.error = _reason(err)
+            return
+    if work.clips:
+        work.results = linker.link_all(work.folder, work.clips)
+    snapshot = work.snapshot
+    if snapshot is None:
+        return
+    snapshot.event_id, snapshot.path = work.event_id, work.folder
+    for clip, result in work.results:
+        if isinstance(result, str):
+            snapshot.errors.append(result)
+        else:
+            snapshot.tracks[clip.camera].linked.append(result)
+    try:
+        _write_json(work.folder / EVENT_FILE, render_event(snapshot, tolerance), work.durable)
+    except OSError as err:
+        work.error = _reason(err)
 
 
 def _cancel_timers(event: _Event) -> None:
