@@ -792,6 +792,7 @@ class CaptureManager:
         self._schedule_save()
 
     def _drop(self, event: _Event) -> None:
+        _cancel_timers(event)
         if self._events.get(event.event_id) is event:
             del self._events[event.event_id]
         for registry in (self._persistent, self._motion):
