@@ -200,6 +200,20 @@ async def main() -> None:
     await manager.stop()
     after = [done_at[i.event_id] - i.end for i in started if i.event_id in done_at and i.end]
     incomplete = len(started) - len(after)
+    # Processing part of it: completion minus the close of the clip that covered the window end.
+    closing = [
+        done_at[i.event_id]
+        - max(
+            min(x.end for x in index.clips(c) if i.end is not None and x.end >= i.end)
+            for c in cameras
+        )
+        for i in started
+        if i.event_id in done_at
+    ]
+    clip_lengths = [
+        b.start - a.start
+        for a, b in zip(index.clips(cameras[0])[-8:], index.clips(cameras[0])[-7:], strict=False)
+    ]
     covered = all(
         {p.name for p in (i.path / c).iterdir()}
         == {x.path.name for x in index.clips(c) if x.end >= i.start and x.start <= (i.end or 0)}
@@ -236,9 +250,15 @@ async def main() -> None:
         ),
         ("naive bytes / event", f"{naive_b:.0f} B", f"x{naive_b / bytes_per_event:.0f} more"),
         (
+            "completion after clip close",
+            f"median {statistics.median(closing) * 1000:.1f} ms, max {max(closing) * 1000:.1f} ms",
+            "the processing part: completion minus close of the clip holding the window end",
+        ),
+        (
             "completion after window",
             f"median {statistics.median(after):.2f} s, max {max(after):.2f} s",
-            f"target <= {seg:g} s (one clip), {len(after)} events, all clips linked: {covered}",
+            f"target <= one clip ({statistics.median(clip_lengths):.3f} s here), "
+            f"{len(after)} events, all clips linked: {covered}",
         ),
     ]
     width = max(len(r[0]) for r in rows)
@@ -250,6 +270,8 @@ async def main() -> None:
         "call_to_preroll_p95_ms": round(call_p95, 3),
         "completion_after_window_s": round(max(after), 3),
         "completion_after_window_median_s": round(statistics.median(after), 3),
+        "completion_after_clip_close_ms": round(max(closing) * 1000, 3),
+        "recorder_clip_seconds": round(statistics.median(clip_lengths), 3),
         "bytes_written_per_event": int(bytes_per_event),
         "allocated_bytes_per_event": int(blocks_per_event),
         "links_per_event": statistics.median(links),
