@@ -58,6 +58,7 @@ def request(
     path: str,
     body: Any = None,
     token: str | None = None,
+    *,
     form: bool = False,
     timeout: float = 30,
 ) -> Any:
