@@ -6,10 +6,14 @@ import logging
 from pathlib import Path
 import threading
 
-from homeassistant.config_entries import ConfigEntryState
+import cv2
+from homeassistant.components.camera import async_get_image
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -143,3 +147,50 @@ async def test_home_assistant_stop_stops_sessions(
     await hass.async_block_till_done()
     await wait_for(lambda: not session_threads())
     assert init_integration.runtime_data.cameras == {}
+
+
+async def test_hub_and_two_cameras_through_the_flows(
+    hass: HomeAssistant,
+    storage_path: Path,
+    rtsp_server: RtspServer,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """What a user does: add the hub, add two cameras, see them; a wrong port is refused."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"storage_path": str(storage_path)}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    form = {"record": True, "audio": "auto", "pre_seconds": 10, "post_seconds": 30}
+    for name, path in (("Porch", "/cam"), ("Yard", "/cam2")):
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, "camera"), context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**form, "name": name, "stream_url": rtsp_server.url(path)}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "camera"), context={"source": SOURCE_USER}
+    )
+    wrong_port = rtsp_server.url("/cam").replace(f":{rtsp_server.port}/", ":1/")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**form, "name": "Wrong", "stream_url": wrong_port}
+    )
+    assert result["errors"] == {"stream_url": "cannot_connect"}
+    await hass.async_block_till_done()
+    devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    assert sorted((d.name, d.model) for d in devices) == [
+        ("Porch", "H.264 640x360"),
+        ("Yard", "H.264 320x180"),
+    ]
+    await wait_for(lambda: all(c.session.available for c in entry.runtime_data.cameras.values()))
+    for entity_id, shape in (("camera.porch", (360, 640, 3)), ("camera.yard", (180, 320, 3))):
+        image = await async_get_image(hass, entity_id)
+        decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded is not None
+        assert decoded.shape == shape
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert session_threads() == []

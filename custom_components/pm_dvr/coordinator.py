@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
@@ -60,6 +62,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             subentry.data[CONF_NAME], subentry.data[CONF_STREAM_URL], on_state=self._on_state
         )
         self._last_sample: tuple[float, int, int] | None = None
+        self._task: asyncio.Task[None] | None = None
         self.data = self._status()
 
     @property
@@ -68,12 +71,29 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         return self.session.url
 
     async def async_start(self) -> None:
-        """Start the session thread; an unreachable camera is retried there, never raised."""
+        """Run the session as a background task of the entry, so unload or shutdown ends it.
+
+        An unreachable camera is retried in the session thread, never raised here.
+        """
+        self._task = self.config_entry.async_create_background_task(
+            self.hass, self._async_run_session(), f"{DOMAIN} session {self.slug}"
+        )
+
+    async def _async_run_session(self) -> None:
         self.session.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            # Joining the thread is blocking: in the executor, even while being cancelled.
+            await self.hass.async_add_executor_job(self.session.stop)
 
     async def async_stop(self) -> None:
-        """Stop the session and wait for its thread in the executor (never on the loop)."""
-        await self.hass.async_add_executor_job(self.session.stop)
+        """Stop the session and wait until its thread has ended and its clips are closed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     async def async_snapshot(self, width: int | None, height: int | None) -> bytes | None:
         """JPEG of the latest keyframe, decoded in the executor."""

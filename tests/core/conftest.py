@@ -1,0 +1,27 @@
+"""Fixtures of the core tests (no Home Assistant needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ..rig.rtsp import RtspServer
+
+
+@pytest.fixture(scope="module")
+def rtsp_server_core() -> Iterator[RtspServer]:
+    """A shared real RTSP server for the core tests of one module."""
+    server = RtspServer({"/cam": "synthetic:320x180@25:300:25"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rtsp_private_core() -> Iterator[RtspServer]:
+    """A server the test may stall or kill."""
+    server = RtspServer({"/cam": "synthetic:320x180@25:300:25"})
+    server.start()
+    yield server
+    server.stop()

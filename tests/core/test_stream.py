@@ -1,0 +1,290 @@
+"""The stream session: fan-out, sinks added and removed live, drops, stalls, snapshots."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+import signal
+import threading
+import time
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from custom_components.pm_dvr.core.errors import (
+    InvalidUrlError,
+    StreamError,
+    StreamNotFoundError,
+    UnsupportedCodecError,
+)
+from custom_components.pm_dvr.core.probe import StreamInfo, probe_stream
+from custom_components.pm_dvr.core.stream import (
+    SessionState,
+    StreamSession,
+    backoff_delays,
+    decode_keyframe,
+    encode_jpeg,
+)
+from custom_components.pm_dvr.core.urls import is_valid_stream_url, mask_url
+
+from ..rig.rtsp import RtspServer
+
+
+def write_video(path: Path, codec: str = "libx264", frames: int = 50, fps: int = 25) -> Path:
+    """A small camera-like clip: no B-frames, a keyframe every second."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.gop_size = fps
+        if codec == "libx264":
+            stream.options = {"bf": "0", "preset": "ultrafast"}
+        for i in range(frames):
+            image = np.full((96, 160, 3), (i * 5) % 255, np.uint8)
+            image[:, (i * 3) % 160] = 255
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+class RecordingSink:
+    """A sink that remembers what the session told it, from the session thread."""
+
+    def __init__(self) -> None:
+        self.connects: list[StreamInfo] = []
+        self.packets = 0
+        self.disconnects: list[str] = []
+        self.thread_names: set[str] = set()
+        self.event = threading.Event()
+
+    def on_connect(self, container: av.container.InputContainer, info: StreamInfo) -> None:
+        self.thread_names.add(threading.current_thread().name)
+        self.connects.append(info)
+
+    def on_packet(self, packet: av.Packet) -> None:
+        self.packets += 1
+        if self.packets >= 10:
+            self.event.set()
+
+    def on_disconnect(self, reason: str) -> None:
+        self.disconnects.append(reason)
+
+
+def wait_until(predicate: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_backoff_is_quick_then_capped() -> None:
+    """First retry within 2 s, doubling, capped at 30 s."""
+    delays = backoff_delays()
+    assert [delays() for _ in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_file_source_is_paced_and_ends_like_a_dropped_camera(tmp_path: Path) -> None:
+    """A file plays at its own speed; its end is handled as a drop: sinks closed, reconnect."""
+    clip = write_video(tmp_path / "clip.mp4", frames=25)
+    states: list[SessionState] = []
+    session = StreamSession("file", str(clip), on_state=lambda s, _e: states.append(s))
+    sink = RecordingSink()
+    session.add_sink(sink)
+    started = time.monotonic()
+    session.start()
+    session.start()  # a second start is a no-op
+    wait_until(lambda: SessionState.RECONNECTING in states)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.8  # 25 frames at 25 fps, paced
+    assert sink.packets == 25
+    assert sink.disconnects[0] == "disconnected"
+    assert sink.connects[0].video_codec == "h264"
+    assert sink.thread_names == {"pm_dvr stream file"}
+    assert session.stats.last_error == "end of stream"
+    assert session.snapshot_jpeg() is not None
+    session.stop()
+    assert states[0] is SessionState.CONNECTING
+    assert states[-1] is SessionState.STOPPED
+    assert sink.disconnects[-1] == "stopped"
+
+
+def test_sinks_added_and_removed_while_streaming(rtsp_server_core: RtspServer) -> None:
+    """A sink added live is connected in the session thread; a removed one is told so."""
+    session = StreamSession("live", rtsp_server_core.url("/cam"))
+    session.start()
+    wait_until(lambda: session.available)
+    late = RecordingSink()
+    session.add_sink(late)
+    assert late.event.wait(10)
+    assert len(late.connects) == 1
+    session.remove_sink(late)
+    wait_until(lambda: late.disconnects == ["removed"])
+    count = late.packets
+    time.sleep(0.3)
+    assert late.packets == count
+    session.stop()
+    assert late.disconnects == ["removed"]
+    assert session.state is SessionState.STOPPED
+
+
+def test_remove_sink_when_not_running() -> None:
+    """Without a thread, removal is immediate."""
+    session = StreamSession("idle", "rtsp://127.0.0.1:1/x")
+    sink = RecordingSink()
+    session.add_sink(sink)
+    session.remove_sink(sink)
+    session.start()
+    session.stop()
+    assert sink.connects == []
+    assert sink.disconnects == []
+
+
+def test_stall_raises_after_read_timeout_then_recovers(
+    rtsp_private_core: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frozen camera (TCP open, nothing sent) is detected by the read timeout."""
+    caplog.set_level(logging.INFO)
+    session = StreamSession("stall", rtsp_private_core.url("/cam"), open_timeout=3, read_timeout=1)
+    session.start()
+    wait_until(lambda: session.available)
+    assert rtsp_private_core.process is not None
+    os.kill(rtsp_private_core.process.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: session.state is SessionState.RECONNECTING, timeout=10)
+    finally:
+        os.kill(rtsp_private_core.process.pid, signal.SIGCONT)
+    assert "read error" in (session.stats.last_error or "")
+    wait_until(lambda: session.available, timeout=20)
+    session.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in m for m in messages) == 1
+    assert sum("is back" in m for m in messages) == 1
+
+
+def test_unsupported_codec_is_a_failed_connection(tmp_path: Path) -> None:
+    """A stream pm_dvr cannot copy never reaches sinks; the reason is kept."""
+    clip = write_video(tmp_path / "old.avi", codec="mpeg4", frames=5)
+    session = StreamSession("mpeg4", str(clip))
+    sink = RecordingSink()
+    session.add_sink(sink)
+    session.start()
+    wait_until(lambda: session.state is SessionState.RECONNECTING)
+    session.stop()
+    assert "H.264 or H.265" in (session.stats.last_error or "")
+    assert sink.connects == []
+    assert "mpeg4" in repr(session) or "StreamSession" in repr(session)
+
+
+def test_failing_sink_close_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One sink failing to close never stops the others from closing."""
+    clip = write_video(tmp_path / "clip.mp4", frames=5)
+
+    class Broken(RecordingSink):
+        def on_disconnect(self, reason: str) -> None:
+            raise RuntimeError("boom")
+
+    session = StreamSession("broken", str(clip))
+    good = RecordingSink()
+    session.add_sink(Broken())
+    session.add_sink(good)
+    session.start()
+    wait_until(lambda: good.disconnects)
+    session.stop()
+    assert "failed to close" in caplog.text
+
+
+def test_snapshot_cache_and_broken_keyframe(tmp_path: Path) -> None:
+    """The JPEG is cached per keyframe and size; an undecodable keyframe gives None."""
+    session = StreamSession("snap", "rtsp://127.0.0.1:1/x")
+    assert session.snapshot_jpeg() is None
+    clip = write_video(tmp_path / "clip.mp4", frames=1)
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        packet = next(p for p in container.demux(stream) if p.size)
+        session._keyframe = (1, bytes(packet), "h264", stream.codec_context.extradata)
+    first = session.snapshot_jpeg(width=80)
+    assert first is not None
+    assert session.snapshot_jpeg(width=80) is first
+    image = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (48, 80, 3)
+    session._keyframe = (2, b"\x00\x00\x01garbage", "h264", None)
+    assert session.snapshot_jpeg() is None
+    assert decode_keyframe("h264", None, b"") is None
+
+
+def test_encode_jpeg_scales_to_fit() -> None:
+    """Height alone, or a larger size than the image, keep the aspect and never upscale."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    small = cv2.imdecode(np.frombuffer(encode_jpeg(image, height=50), np.uint8), cv2.IMREAD_COLOR)
+    assert small.shape == (50, 100, 3)
+    same = cv2.imdecode(np.frombuffer(encode_jpeg(image, 400, 400), np.uint8), cv2.IMREAD_COLOR)
+    assert same.shape == (100, 200, 3)
+
+
+def test_probe_errors(tmp_path: Path) -> None:
+    """The stream test's failures, each with its own error (and translation key)."""
+    with pytest.raises(InvalidUrlError):
+        probe_stream("ftp://host/x")
+    with pytest.raises(InvalidUrlError):
+        probe_stream(str(tmp_path / "missing.mp4"))
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4096))
+    with pytest.raises(UnsupportedCodecError):
+        probe_stream(str(garbage))
+    audio_only = tmp_path / "audio.wav"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        out.mux(stream.encode(frame))
+    with pytest.raises(UnsupportedCodecError, match="no video"):
+        probe_stream(str(audio_only))
+    empty = tmp_path / "empty.mp4"
+    with av.open(str(empty), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    with pytest.raises(StreamError):
+        probe_stream(str(empty))
+    assert StreamNotFoundError.translation_key == "not_found"
+
+
+def test_probe_file(tmp_path: Path) -> None:
+    """What a file reports."""
+    info = probe_stream(str(write_video(tmp_path / "clip.mp4")))
+    assert info.as_dict() == {
+        "video_codec": "h264",
+        "width": 160,
+        "height": 96,
+        "fps": 25.0,
+        "audio_codec": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("rtsp://admin:s3cret@cam:554/live", "rtsp://admin:***@cam:554/live"),
+        ("rtsp://admin@cam/live", "rtsp://admin@cam/live"),
+        ("rtsp://cam/live", "rtsp://cam/live"),
+        ("http://[::1", "<invalid url>"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    """Passwords never reach logs or forms."""
+    assert mask_url(url) == masked
+
+
+def test_valid_stream_urls(tmp_path: Path) -> None:
+    """Network URLs need a host; files must exist and be absolute."""
+    existing = tmp_path / "f.mp4"
+    existing.write_bytes(b"x")
+    assert is_valid_stream_url("rtsps://cam/x")
+    assert is_valid_stream_url(str(existing))
+    assert not is_valid_stream_url("   ")
+    assert not is_valid_stream_url("http://[::1")
+    assert not is_valid_stream_url("rtsp:///nohost")
+    assert not is_valid_stream_url("f.mp4")
