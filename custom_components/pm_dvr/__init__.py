@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import entity_registry as er
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.restore_state import async_get as async_get_restore_data
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_STORAGE_PATH, DOMAIN, SUBENTRY_CAMERA
-from .coordinator import CameraCoordinator
+from .const import CONF_STORAGE_PATH, DOMAIN, LOGGER, RECORDING_SWITCH_KEY, SUBENTRY_CAMERA
+from .coordinator import CameraCoordinator, HubCoordinator
 from .core.clips import ClipIndex
 from .core.errors import StorageError
 from .core.layout import ensure_storage, recordings_dir
+from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
 
-PLATFORMS: list[Platform] = [Platform.CAMERA]
+PLATFORMS: list[Platform] = [Platform.CAMERA, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -36,12 +39,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     except StorageError as err:
         raise translated(err, ConfigEntryError) from err
     index = ClipIndex(recordings_dir(storage))
-    await hass.async_add_executor_job(index.scan)
+    # Clips left open by a crash or power cut are finalised and kept, before the index is built.
+    await hass.async_add_executor_job(_recover_and_scan, storage, index)
     entry.runtime_data = PmDvrData(
         storage=storage,
         index=index,
         settings_snapshot=(dict(entry.data), dict(entry.options)),
     )
+    hub = entry.runtime_data.hub = HubCoordinator(hass, entry)
+    entry.async_on_unload(index.add_listener(hub.on_clip_added))
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
             await _async_start_camera(hass, entry, subentry.subentry_id)
@@ -63,10 +69,31 @@ async def async_unload_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bo
     return unload_ok
 
 
+def _recover_and_scan(storage: Path, index: ClipIndex) -> None:
+    recovered = recover_partials(storage)
+    if recovered:
+        LOGGER.warning("Recovered %d clip(s) left open by an unclean stop", len(recovered))
+    index.scan()
+
+
+def _recording_was_on(hass: HomeAssistant, subentry_id: str) -> bool:
+    """The Recording switch's state before the restart (on when never set)."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        Platform.SWITCH, DOMAIN, f"{subentry_id}_{RECORDING_SWITCH_KEY}"
+    )
+    last = async_get_restore_data(hass).last_states.get(entity_id) if entity_id else None
+    return last is None or last.state.state != STATE_OFF
+
+
 async def _async_start_camera(
     hass: HomeAssistant, entry: PmDvrConfigEntry, subentry_id: str
 ) -> CameraCoordinator:
-    coordinator = CameraCoordinator(hass, entry, entry.subentries[subentry_id])
+    coordinator = CameraCoordinator(
+        hass,
+        entry,
+        entry.subentries[subentry_id],
+        recording_enabled=_recording_was_on(hass, subentry_id),
+    )
     entry.runtime_data.cameras[subentry_id] = coordinator
     await coordinator.async_start()
     return coordinator

@@ -1,4 +1,4 @@
-"""Per-camera coordinator: owns the camera's stream session and pushes its state to entities."""
+"""Coordinators: one per camera (its session and recorder), one for the hub (storage)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,25 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
-from .const import CONF_NAME, CONF_SLUG, CONF_STREAM_URL, DOMAIN, LOGGER
+from .const import (
+    CONF_AUDIO,
+    CONF_NAME,
+    CONF_RECORD,
+    CONF_SEGMENT_SECONDS,
+    CONF_SLUG,
+    CONF_STREAM_URL,
+    DEFAULT_SEGMENT_SECONDS,
+    DOMAIN,
+    LOGGER,
+)
+from .core.clips import Clip
 from .core.probe import StreamInfo
+from .core.recorder import Recorder, RecorderState
 from .core.stream import SessionState, StreamSession
 from .data import PmDvrConfigEntry
 
 STATS_INTERVAL = timedelta(seconds=10)
+HUB_INTERVAL = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +44,10 @@ class CameraStatus:
     last_error: str | None
     bitrate_kbps: float | None
     fps: float | None
+    recording: RecorderState | None
+    recording_enabled: bool
+    dropped_packets: int
+    clips: int
 
     @property
     def available(self) -> bool:
@@ -39,12 +56,17 @@ class CameraStatus:
 
 
 class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
-    """One camera: its session (thread) and the status pushed on every state change."""
+    """One camera: its session (thread), its recorder, and the status pushed on every change."""
 
     config_entry: PmDvrConfigEntry
 
     def __init__(
-        self, hass: HomeAssistant, entry: PmDvrConfigEntry, subentry: ConfigSubentry
+        self,
+        hass: HomeAssistant,
+        entry: PmDvrConfigEntry,
+        subentry: ConfigSubentry,
+        *,
+        recording_enabled: bool = True,
     ) -> None:
         super().__init__(
             hass,
@@ -59,8 +81,20 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self.slug: str = subentry.data[CONF_SLUG]
         self.entities: list[Entity] = []
         self.session = StreamSession(
-            subentry.data[CONF_NAME], subentry.data[CONF_STREAM_URL], on_state=self._on_state
+            subentry.data[CONF_NAME], subentry.data[CONF_STREAM_URL], on_state=self._on_change
         )
+        self.recorder: Recorder | None = None
+        if subentry.data.get(CONF_RECORD, True):
+            self.recorder = Recorder(
+                self.slug,
+                entry.runtime_data.storage,
+                entry.runtime_data.index,
+                entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS),
+                audio=subentry.data.get(CONF_AUDIO, "auto"),
+                enabled=recording_enabled,
+                on_state=self._on_change,
+            )
+            self.session.add_sink(self.recorder)
         self._last_sample: tuple[float, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self.data = self._status()
@@ -84,11 +118,11 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         try:
             await asyncio.Event().wait()
         finally:
-            # Joining the thread is blocking: in the executor, even while being cancelled.
+            # Joining the thread (and closing the clip) is blocking: in the executor.
             await self.hass.async_add_executor_job(self.session.stop)
 
     async def async_stop(self) -> None:
-        """Stop the session and wait until its thread has ended and its clips are closed."""
+        """Stop the session and wait until its thread has ended and its clip is closed."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,8 +133,15 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         """JPEG of the latest keyframe, decoded in the executor."""
         return await self.hass.async_add_executor_job(self.session.snapshot_jpeg, width, height)
 
-    def _on_state(self, state: SessionState, error: str | None) -> None:
-        """Called from the session thread: hop to the loop."""
+    @callback
+    def async_set_recording(self, enabled: bool) -> None:
+        """The Recording switch: off closes the clip in progress, the session stays up."""
+        if self.recorder is not None:
+            self.recorder.set_enabled(enabled)
+            self._push()
+
+    def _on_change(self, *_: object) -> None:
+        """Called from the session thread (or the recorder's): hop to the loop."""
         self.hass.loop.call_soon_threadsafe(self._push)
 
     @callback
@@ -121,10 +162,59 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             bitrate = round((sample[1] - self._last_sample[1]) * 8 / 1000 / elapsed, 1)
             fps = round((sample[2] - self._last_sample[2]) / elapsed, 2)
         self._last_sample = sample
+        recorder = self.recorder
+        recorder_stats = recorder.stats if recorder else None
         return CameraStatus(
             state=self.session.state,
             info=self.session.info,
             last_error=stats.last_error,
             bitrate_kbps=bitrate,
             fps=fps,
+            recording=recorder.state if recorder else None,
+            recording_enabled=bool(recorder and recorder.enabled),
+            dropped_packets=recorder_stats.dropped_packets if recorder_stats else 0,
+            clips=recorder_stats.clips if recorder_stats else 0,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    """The hub's storage figures."""
+
+    recordings_bytes: int
+    clips: int
+
+
+class HubCoordinator(DataUpdateCoordinator[HubStatus]):
+    """Storage figures of the hub, refreshed when clips close (throttled) and every minute."""
+
+    config_entry: PmDvrConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} hub",
+            update_interval=HUB_INTERVAL,
+        )
+        self._refresh_pending = False
+        self.data = self._status()
+
+    def on_clip_added(self, clip: Clip) -> None:
+        """Called from recorder threads; coalesces bursts into one refresh on the loop."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.hass.loop.call_soon_threadsafe(self._push)
+
+    @callback
+    def _push(self) -> None:
+        self._refresh_pending = False
+        self.async_set_updated_data(self._status())
+
+    async def _async_update_data(self) -> HubStatus:
+        return self._status()
+
+    def _status(self) -> HubStatus:
+        index = self.config_entry.runtime_data.index
+        return HubStatus(recordings_bytes=index.total_size(), clips=index.count())

@@ -13,7 +13,7 @@ from homeassistant.const import Platform
 from .core.clips import ClipIndex
 
 if TYPE_CHECKING:
-    from .coordinator import CameraCoordinator
+    from .coordinator import CameraCoordinator, HubCoordinator
 
 type PmDvrConfigEntry = ConfigEntry[PmDvrData]
 type CameraEntitiesFactory = Callable[[CameraCoordinator], list[Any]]
@@ -26,6 +26,7 @@ class PmDvrData:
     storage: Path
     index: ClipIndex
     cameras: dict[str, CameraCoordinator] = field(default_factory=dict)
+    hub: HubCoordinator | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(
         default_factory=dict

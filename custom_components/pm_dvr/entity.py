@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONF_STREAM_INFO, DOMAIN
-from .coordinator import CameraCoordinator
+from .coordinator import CameraCoordinator, HubCoordinator
 from .data import PmDvrConfigEntry
 
 
@@ -66,3 +66,21 @@ def setup_camera_platform(
     entry.runtime_data.entity_factories[platform] = add
     for coordinator in entry.runtime_data.cameras.values():
         add(coordinator)
+
+
+class PmDvrHubEntity(CoordinatorEntity[HubCoordinator]):
+    """An entity of the hub's device (storage-wide figures and actions)."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: HubCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self.entity_description = description
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="pm_dvr",
+            model="DVR hub",
+        )

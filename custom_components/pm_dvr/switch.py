@@ -1,0 +1,77 @@
+"""Switches of a camera: Recording (restored across restarts)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
+
+from .const import RECORDING_SWITCH_KEY
+from .coordinator import CameraCoordinator, CameraStatus
+from .data import PmDvrConfigEntry
+from .entity import PmDvrCameraEntity, setup_camera_platform
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PmDvrSwitchDescription(SwitchEntityDescription):
+    """A camera switch: how to read it, how to set it, and whether the camera has it."""
+
+    is_on_fn: Callable[[CameraStatus], bool]
+    set_fn: Callable[[CameraCoordinator, bool], None]
+    exists_fn: Callable[[CameraCoordinator], bool]
+
+
+SWITCHES: tuple[PmDvrSwitchDescription, ...] = (
+    PmDvrSwitchDescription(
+        key=RECORDING_SWITCH_KEY,
+        translation_key=RECORDING_SWITCH_KEY,
+        is_on_fn=lambda status: status.recording_enabled,
+        set_fn=lambda coordinator, on: coordinator.async_set_recording(on),
+        exists_fn=lambda coordinator: coordinator.recorder is not None,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PmDvrConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add each camera's switches."""
+    setup_camera_platform(
+        entry,
+        Platform.SWITCH,
+        async_add_entities,
+        lambda coordinator: [
+            PmDvrSwitch(coordinator, description)
+            for description in SWITCHES
+            if description.exists_fn(coordinator)
+        ],
+    )
+
+
+class PmDvrSwitch(PmDvrCameraEntity, SwitchEntity, RestoreEntity):
+    """A camera switch. Its last state is read back at setup, before the camera starts."""
+
+    entity_description: PmDvrSwitchDescription
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the feature is on."""
+        return self.entity_description.is_on_fn(self.coordinator.data)
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Turn the feature on."""
+        self.entity_description.set_fn(self.coordinator, True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Turn the feature off."""
+        self.entity_description.set_fn(self.coordinator, False)
