@@ -685,7 +685,11 @@ def recover_partials(storage: Path) -> list[Path]:
                 continue
             if end < st.st_size:
                 os.truncate(part, end)
-            target = _free_path(part.with_name(part.name[: -len(PART_SUFFIX)]))
+            target = final = part.with_name(part.name[: -len(PART_SUFFIX)])
+            n = 0
+            while target.exists():
+                n += 1
+                target = final.with_name(f"{final.stem}-{n}{final.suffix}")
             part.rename(target)
             os.utime(target, (st.st_atime, st.st_mtime))
         except OSError as err:
