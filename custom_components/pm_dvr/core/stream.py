@@ -187,7 +187,6 @@ class StreamSession:
         next_delay = backoff_delays()
         self._set_state(SessionState.CONNECTING)
         while not self._stop.is_set():
-            self._streaming_since = None
             reason = self._stream_once()
             if self._stop.is_set():
                 break
@@ -208,6 +207,7 @@ class StreamSession:
 
     def _stream_once(self) -> str:
         """Open, stream until the end or an error, and return why it ended."""
+        self._streaming_since = None
         try:
             container = open_stream(self.url, self.open_timeout, self.read_timeout)
         except PmDvrError as err:
