@@ -43,6 +43,7 @@ CODEC_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 PARAM_HEAD = 512
 # A clip may only start once the file system said where, so a failing disk is retried this often.
 RETRY_OPEN_SECONDS = 5.0
+MAX_CLOCK_LEAD = 60.0
 
 MUX_OPTIONS = {
     # Self-contained fragments after an empty moov: a file cut anywhere plays up to its last
@@ -90,7 +91,7 @@ class RecorderStats:
 
 def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
     """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14)."""
-    if hasattr(out, "add_stream_from_template"):
+    if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
         return cast(av.stream.Stream, out.add_stream_from_template(stream))
     return out.add_stream(template=stream)
 
@@ -196,6 +197,8 @@ class Recorder:
         # Where the last recording stopped unintentionally: the next clip logs the gap.
         self._gap_from: float | None = None
         self._last_end = 0.0
+        # Packets are being lost (not merely unrecorded) until a keyframe opens the next clip.
+        self._lost_until_key = False
 
     # -- control (any thread) -----------------------------------------------------------------
 
@@ -310,6 +313,8 @@ class Recorder:
                     self._fail(err)
                     return
                 self._muxed += 1
+            elif self._lost_until_key:
+                self._stats.dropped_packets += 1
             return
         if index == self._a_index and self._out is not None:
             self._audio_packet(packet)
@@ -320,6 +325,7 @@ class Recorder:
         self._close_clip()
         self._connected = False
         self._held = None
+        self._lost_until_key = False
         if reason in ("stopped", "removed"):
             self._gap_from = None
             self._set_state(RecorderState.STOPPED)
@@ -351,6 +357,7 @@ class Recorder:
                 self._gap_from = self._last_end
             self._anchor = None
             self._v_last = known(dts_of(packet))
+            self._lost_until_key = True
             if packet.is_keyframe:
                 self._keyframe(packet, self._v_last)
             else:
@@ -373,6 +380,8 @@ class Recorder:
                 self._fail(err)
                 return
             self._muxed += 1
+        elif self._lost_until_key:
+            self._stats.dropped_packets += 1
 
     def _first_video(self, packet: av.Packet, repair: TimestampRepair) -> None:
         """RTSP's first packet has no timestamps: hold it until the next one tells them."""
@@ -416,6 +425,8 @@ class Recorder:
         clip = self._open_clip(dts, params if changed else None)
         if clip is not None:
             self._mux_video(packet, clip)
+        else:
+            self._stats.dropped_packets += 1
 
     def _mux_video(self, packet: av.Packet, clip: _Clip) -> None:
         try:
@@ -449,8 +460,9 @@ class Recorder:
             if verdict is Verdict.JUMP:
                 # Re-anchor audio on the video clock; video decides where clips are cut.
                 self._stats.timestamp_jumps += 1
-                video_now = self._rescale_video(self._v_last)
-                self._a_shift = known(dts_of(packet)) - video_now
+                written = last - self._a_shift + self._a_repair.step
+                target = max(self._rescale_video(self._v_last), written)
+                self._a_shift = known(dts_of(packet)) - target
             elif verdict is Verdict.REPAIRED:
                 self._stats.repaired_packets += 1
         dts = known(dts_of(packet))
@@ -499,8 +511,11 @@ class Recorder:
             at = anchor[0] + (dts - anchor[1]) * self._v_tb_f
             if abs(at - now) <= 2.0:
                 return at
-        self._anchor = (now, dts)
-        return now
+        # Never before the previous clip's end (clips of a camera do not overlap), unless the
+        # clock was set back by far, where the wall clock is the better guess.
+        start = self._last_end if 0 < self._last_end - now < MAX_CLOCK_LEAD else now
+        self._anchor = (start, dts)
+        return start
 
     def _open_clip(self, dts: int, params: bytes | None) -> _Clip | None:
         """Open `<day>/<name>.mp4.part` for a clip starting with the keyframe at `dts`."""
@@ -527,6 +542,7 @@ class Recorder:
             if out is not None:
                 self._discard(out, path)
             self._retry_open_at = time.monotonic() + RETRY_OPEN_SECONDS
+            self._lost_until_key = True
             self._error(err, "cannot open a clip")
             return None
         if self._gap_from is not None:
@@ -537,6 +553,7 @@ class Recorder:
             self._gap_from = None
         self._clip = clip
         self._out = out
+        self._lost_until_key = False
         self._set_state(RecorderState.RECORDING)
         return clip
 
@@ -606,10 +623,12 @@ class Recorder:
 
     def _fail(self, err: MuxError) -> None:
         """A write failed: keep what was written, start over at the next keyframe."""
+        self._stats.dropped_packets += 1
         self._error(err, "write failed, the clip is closed")
         self._close_clip()
         if self._enabled:
             self._gap_from = self._last_end
+            self._lost_until_key = True
 
     def _error(self, err: MuxError, what: str) -> None:
         self._stats.errors += 1

@@ -230,7 +230,7 @@ class StreamSession:
             self._set_state(SessionState.STREAMING)
             return self._pump(container)
         finally:
-            self._disconnect_sinks("disconnected")
+            self._disconnect_sinks("stopped" if self._stop.is_set() else "disconnected")
             container.close()
 
     def _pump(self, container: av.container.InputContainer) -> str:
