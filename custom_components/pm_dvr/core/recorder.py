@@ -339,8 +339,7 @@ class Recorder:
     def _video_slow(self, packet: av.Packet) -> None:
         """Missing, late or jumping timestamps, and the first packet of a connection."""
         repair = self._v_repair
-        if repair is None:  # a packet before on_connect: nothing to record into
-            return
+        assert repair is not None  # set with _v_index in on_connect
         if not self._v_started:
             self._first_video(packet, repair)
             return
@@ -364,24 +363,8 @@ class Recorder:
                 self._stats.dropped_packets += 1
             return
         self._stats.repaired_packets += 1
-        dts = known(dts_of(packet))
-        self._v_last = dts
-        if packet.is_keyframe:
-            self._keyframe(packet, dts)
-            return
-        out = self._out
-        if out is not None:
-            if not self._enabled:
-                self._close_clip()
-                return
-            try:
-                out.mux_one(packet)
-            except (av.error.FFmpegError, OSError, ValueError) as err:
-                self._fail(err)
-                return
-            self._muxed += 1
-        elif self._lost_until_key:
-            self._stats.dropped_packets += 1
+        self._v_last = known(dts_of(packet)) - 1  # so the normal path takes it from here
+        self.on_packet(packet)
 
     def _first_video(self, packet: av.Packet, repair: TimestampRepair) -> None:
         """RTSP's first packet has no timestamps: hold it until the next one tells them."""
