@@ -112,6 +112,7 @@ class StreamSession:
         self._added: list[StreamSink] = []
         self._removed: list[StreamSink] = []
         self._thread: threading.Thread | None = None
+        self._streaming_since: float | None = None
         self._lost = False
         self._keyframe: tuple[int, bytes, str, bytes | None] | None = None
         self._jpeg_cache: tuple[tuple[int, int | None, int | None], bytes] | None = None
@@ -186,11 +187,12 @@ class StreamSession:
         next_delay = backoff_delays()
         self._set_state(SessionState.CONNECTING)
         while not self._stop.is_set():
-            connected_at = time.monotonic()
             reason = self._stream_once()
             if self._stop.is_set():
                 break
-            if time.monotonic() - connected_at >= HEALTHY_AFTER:
+            since = self._streaming_since
+            if since is not None and time.monotonic() - since >= HEALTHY_AFTER:
+                # A healthy minute of streaming (not of failed opens) resets the backoff.
                 next_delay = backoff_delays()
             self.stats.disconnects += 1
             self.stats.last_error = reason
@@ -205,6 +207,7 @@ class StreamSession:
 
     def _stream_once(self) -> str:
         """Open, stream until the end or an error, and return why it ended."""
+        self._streaming_since = None
         try:
             container = open_stream(self.url, self.open_timeout, self.read_timeout)
         except PmDvrError as err:
@@ -223,10 +226,11 @@ class StreamSession:
             if self._lost:
                 _LOGGER.info("Camera %s is back", self.name)
                 self._lost = False
+            self._streaming_since = time.monotonic()
             self._set_state(SessionState.STREAMING)
             return self._pump(container)
         finally:
-            self._disconnect_sinks("disconnected")
+            self._disconnect_sinks("stopped" if self._stop.is_set() else "disconnected")
             container.close()
 
     def _pump(self, container: av.container.InputContainer) -> str:
@@ -241,16 +245,17 @@ class StreamSession:
         stop = self._stop
         try:
             for packet in container.demux():
-                if packet.size == 0:
+                size = packet.size
+                if size == 0:
                     return "end of stream"
                 if stop.is_set():
                     return "stopped"
                 if self._added or self._removed:
                     self._apply_sink_changes(container)
-                stats.total_bytes += packet.size
+                stats.total_bytes += size
                 if packet.stream_index == video_index:
                     stats.video_packets += 1
-                    stats.video_bytes += packet.size
+                    stats.video_bytes += size
                     if packet.is_keyframe:
                         stats.keyframes += 1
                         self._keyframe = (stats.keyframes, bytes(packet), codec, extradata)

@@ -1,0 +1,262 @@
+"""Benchmark: pm_dvr's recorder against the ffmpeg CLI segmenter on the same RTSP streams.
+
+Run from the repo root: /work/venv/bin/python bench/recording.py [--quick]
+A 1080p25 ~4 Mbit/s H.264 file (noise, so the bitrate is real) is served by the GStreamer rig
+from one path per camera. Each contender runs in its own process(es); CPU is read from
+/proc/<pid>/stat over a steady-state window that starts after start-up (process start, imports,
+probing), memory as PSS from /proc/<pid>/smaps_rollup at the end of that window.
+The last line is `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.rig.rtsp import RtspServer  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+MEDIA = OUT / "cam1080p_loop.mp4"
+TICKS = os.sysconf("SC_CLK_TCK")
+SEGMENT = 10.0
+
+
+def make_media() -> Path:
+    """1080p25, 4 Mbit/s, GOP 2 s, no B-frames, looped to 3 minutes (made once, then reused)."""
+    if MEDIA.exists():
+        return MEDIA
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = OUT / "cam1080p.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+         "testsrc2=size=1920x1080:rate=25,noise=alls=12:allf=t", "-t", "30",
+         "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50",
+         "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p", "-an", str(base)],
+        check=True,
+    )  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-stream_loop", "5", "-i", str(base), "-c", "copy",
+         str(MEDIA)],
+        check=True,
+    )  # fmt: skip
+    return MEDIA
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def hwm_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def measure(procs: list[subprocess.Popen[str]], warmup: float, duration: float) -> dict[str, float]:
+    """CPU over [warmup, warmup + duration] after start, memory at its end, for all processes."""
+    started = time.monotonic()
+    time.sleep(max(0.0, warmup - (time.monotonic() - started)))
+    before = sum(cpu_seconds(p.pid) for p in procs)
+    t0 = time.monotonic()
+    time.sleep(duration)
+    cpu = sum(cpu_seconds(p.pid) for p in procs) - before
+    wall = time.monotonic() - t0
+    for p in procs:
+        if p.poll() is not None:
+            raise RuntimeError(f"process {p.args!r} died during the measurement")
+    return {
+        "cpu_per_min": cpu * 60.0 / wall,
+        "pss_mb": sum(pss_kb(p.pid) for p in procs) / 1024,
+        "peak_rss_mb": sum(hwm_kb(p.pid) for p in procs) / 1024,
+    }
+
+
+def run_ffmpeg(urls: list[str], workdir: Path, warmup: float, duration: float) -> dict[str, float]:
+    procs = []
+    for i, url in enumerate(urls):
+        out = workdir / f"cam{i}"
+        out.mkdir(parents=True)
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport",
+               "tcp", "-i", url, "-c", "copy", "-f", "segment", "-segment_time", str(int(SEGMENT)),
+               "-reset_timestamps", "1", str(out / "out_%03d.mp4")]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True))
+    try:
+        result = measure(procs, warmup, duration)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    result["bytes"] = dir_bytes(workdir)
+    result["dropped"] = 0
+    return result
+
+
+def run_pm_dvr(urls: list[str], workdir: Path, warmup: float, duration: float) -> dict[str, float]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(workdir), *urls],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        result = measure([child], warmup, duration)
+    finally:
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+        report = json.loads(child.stdout.readline() or "{}")
+        child.wait(timeout=30)
+        child.stdin.close()
+        child.stdout.close()
+    result["bytes"] = dir_bytes(workdir)
+    result["dropped"] = report.get("dropped", -1)
+    result["errors"] = report.get("errors", -1)
+    result["clips"] = report.get("clips", -1)
+    return result
+
+
+def child_main(workdir: Path, urls: list[str]) -> None:
+    """pm_dvr as the integration runs it: one StreamSession + Recorder per camera, one process."""
+    from custom_components.pm_dvr.core.clips import ClipIndex
+    from custom_components.pm_dvr.core.recorder import Recorder
+    from custom_components.pm_dvr.core.stream import StreamSession
+
+    index = ClipIndex(workdir / "recordings")
+    pairs = []
+    for i, url in enumerate(urls):
+        recorder = Recorder(f"cam{i}", workdir, index, SEGMENT)
+        session = StreamSession(f"cam{i}", url)
+        session.add_sink(recorder)
+        session.start()
+        pairs.append((session, recorder))
+    sys.stdin.readline()
+    for session, _ in pairs:
+        session.stop()
+    report = {
+        "dropped": sum(r.stats.dropped_packets for _, r in pairs),
+        "errors": sum(r.stats.errors for _, r in pairs),
+        "clips": sum(r.stats.clips for _, r in pairs),
+        "packets": sum(r.stats.packets for _, r in pairs),
+        "demuxed": sum(s.stats.video_packets for s, _ in pairs),
+    }
+    print(json.dumps(report), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short windows, one round")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(Path(args.child[0]), args.child[1:])
+        return
+    warmup, duration, rounds = (4.0, 15.0, 1) if args.quick else (5.0, 60.0, 3)
+    media = make_media()
+    server = RtspServer(mounts={f"/cam{i}": f"file:{media}" for i in range(16)}).start()
+    runs = OUT / "runs"
+    rows: list[tuple[str, int, dict[str, float]]] = []
+
+    def one(kind: str, cameras: int, n: int) -> dict[str, float]:
+        workdir = runs / f"{kind}-{cameras}-{n}"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        urls = [server.url(f"/cam{i}") for i in range(cameras)]
+        runner = run_pm_dvr if kind == "pm_dvr" else run_ffmpeg
+        result = runner(urls, workdir, warmup, duration)
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(
+            f"  {kind:7s} cams={cameras:2d} round={n}: {result['cpu_per_min']:.2f} CPU-s/min, "
+            f"PSS {result['pss_mb']:.0f} MB, dropped {result['dropped']}",
+            flush=True,
+        )
+        time.sleep(2)  # let every mount see its client leave, so the next starts at frame 0
+        return result
+
+    try:
+        single: dict[str, list[dict[str, float]]] = {"pm_dvr": [], "ffmpeg": []}
+        for n in range(rounds):
+            for kind in ("pm_dvr", "ffmpeg"):
+                single[kind].append(one(kind, 1, n))
+        for kind, results in single.items():
+            rows.append((kind, 1, median_of(results)))
+        for cameras in (4, 8, 16):
+            for kind in ("pm_dvr", "ffmpeg"):
+                rows.append((kind, cameras, one(kind, cameras, 0)))
+    finally:
+        server.stop()
+
+    window = f"{duration:.0f} s window after {warmup:.0f} s start-up"
+    print(f"\nSteady-state recording, 1080p25 ~4 Mbit/s, {window}; 1 camera = median of {rounds}")
+    print(
+        f"{'recorder':8s} {'cams':>4s} {'CPU-s/min':>10s} {'cores':>6s} {'PSS MB':>7s} "
+        f"{'peak RSS MB':>11s} {'MB written':>10s} {'dropped':>7s}"
+    )
+    for kind, cameras, r in rows:
+        print(
+            f"{kind:8s} {cameras:4d} {r['cpu_per_min']:10.2f} {r['cpu_per_min'] / 60:6.3f} "
+            f"{r['pss_mb']:7.0f} {r['peak_rss_mb']:11.0f} {r['bytes'] / 1e6:10.1f} "
+            f"{int(r['dropped']):7d}"
+        )
+    by = {(k, c): r for k, c, r in rows}
+    print("\nratio pm_dvr / ffmpeg:")
+    for cameras in (1, 4, 8, 16):
+        pm, ff = by[("pm_dvr", cameras)], by[("ffmpeg", cameras)]
+        print(
+            f"  {cameras:2d} cams: CPU {pm['cpu_per_min'] / ff['cpu_per_min']:.2f}x, "
+            f"PSS {pm['pss_mb'] / ff['pss_mb']:.2f}x, bytes {pm['bytes'] / max(1, ff['bytes']):.2f}x"
+        )
+    pm16, ff16 = by[("pm_dvr", 16)], by[("ffmpeg", 16)]
+    pm1, ff1 = by[("pm_dvr", 1)], by[("ffmpeg", 1)]
+    result = {
+        "cpu_ratio_vs_ffmpeg": round(pm16["cpu_per_min"] / ff16["cpu_per_min"], 3),
+        "cpu_ratio_vs_ffmpeg_1cam": round(pm1["cpu_per_min"] / ff1["cpu_per_min"], 3),
+        "cores_16_cameras": round(pm16["cpu_per_min"] / 60, 4),
+        "dropped_packets": int(sum(r["dropped"] for k, _, r in rows if k == "pm_dvr")),
+        "memory_ratio_vs_ffmpeg": round(pm16["pss_mb"] / ff16["pss_mb"], 3),
+        "pss_mb_16": {"pm_dvr": round(pm16["pss_mb"], 1), "ffmpeg": round(ff16["pss_mb"], 1)},
+        "cpu_s_per_min_16": {
+            "pm_dvr": round(pm16["cpu_per_min"], 2),
+            "ffmpeg": round(ff16["cpu_per_min"], 2),
+        },
+        "quick": args.quick,
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def median_of(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,703 @@
+"""Continuous recording: remux one camera's packets into crash-safe fragmented MP4 clips.
+
+The recorder is a StreamSink, so everything here runs in the camera's session thread: packets are
+muxed in place (stream copy, video is never decoded), a clip is cut on the first keyframe after
+`segment_seconds`, and the keyframe that closes clip N opens clip N+1, so clips are gapless.
+Clips are written as `<name>.mp4.part` in fragments of about a second (a power cut loses about a
+second) and renamed when closed; `recover_partials` finalises what a crash left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass
+import enum
+from fractions import Fraction
+import logging
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Literal, cast
+
+import av
+from av.audio.stream import AudioStream
+import av.container
+import av.error
+import av.stream
+
+from .clips import PART_SUFFIX, Clip, ClipIndex
+from .layout import clip_path, recordings_dir
+from .probe import StreamInfo
+from .timestamps import TimestampRepair, Verdict, dts_of, known, parameter_sets
+
+_LOGGER = logging.getLogger(__name__)
+
+FRAGMENT_SECONDS = 1.0
+# Keyframes land one frame early on RTSP (the first packet has no timestamp): cut that much early.
+CUT_TOLERANCE_FRAMES = 1.5
+COPY_AUDIO = frozenset({"aac", "mp3"})
+TRANSCODE_AUDIO = frozenset({"pcm_alaw", "pcm_mulaw"})
+CODEC_TAGS = {"h264": "avc1", "hevc": "hvc1"}
+PARAM_HEAD = 512
+# A clip may only start once the file system said where, so a failing disk is retried this often.
+RETRY_OPEN_SECONDS = 5.0
+MAX_CLOCK_LEAD = 60.0
+
+MUX_OPTIONS = {
+    # Self-contained fragments after an empty moov: a file cut anywhere plays up to its last
+    # complete fragment. frag_duration cuts within a GOP so a crash costs ~1 s, not a GOP.
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": str(int(FRAGMENT_SECONDS * 1_000_000)),
+    # Hand every finished fragment to the OS at once instead of buffering up to 256 KB.
+    "flush_packets": "1",
+    # Every clip starts at t=0 (like ffmpeg's -reset_timestamps), done by libavformat for free.
+    "avoid_negative_ts": "make_zero",
+    # A camera that declares audio but sends none must not hold video in the interleaving queue.
+    "max_interleave_delta": "1000000",
+}
+
+type MuxError = av.error.FFmpegError | OSError | ValueError
+
+
+class RecorderState(enum.StrEnum):
+    """What the recording switch's camera is doing, for the HA enum sensor."""
+
+    RECORDING = "recording"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class RecorderStats:
+    """Counters since the recorder was made; bitrate and fps are those of the last closed clip."""
+
+    clips: int = 0
+    bytes: int = 0
+    packets: int = 0
+    dropped_packets: int = 0
+    repaired_packets: int = 0
+    timestamp_jumps: int = 0
+    parameter_changes: int = 0
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    errors: int = 0
+    bitrate: float | None = None
+    fps: float | None = None
+    last_clip: Path | None = None
+    last_error: str | None = None
+
+
+def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14)."""
+    if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
+        return cast(av.stream.Stream, out.add_stream_from_template(stream))
+    return out.add_stream(template=stream)
+
+
+def _is_adts(packet: av.Packet) -> bool:
+    """AAC with ADTS headers (MP4 needs raw AAC plus a config the header would lack)."""
+    if packet.size < 2:
+        return False
+    head = bytes(memoryview(packet)[:2])
+    return head[0] == 0xFF and head[1] & 0xF0 == 0xF0
+
+
+def _free_path(path: Path) -> Path:
+    """`path`, or `path` with -1, -2 ... when that name (or its .part) already exists."""
+    candidate = path
+    n = 0
+    while candidate.exists() or candidate.with_name(candidate.name + PART_SUFFIX).exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+class _Clip:
+    """The clip being written: its container, output streams and where its time starts."""
+
+    __slots__ = (
+        "audio_out",
+        "audio_start",
+        "encoder",
+        "first_dts",
+        "first_muxed",
+        "out",
+        "part",
+        "path",
+        "start",
+    )
+
+    def __init__(self, out: av.container.OutputContainer, path: Path, start: float) -> None:
+        self.out = out
+        self.path = path
+        self.part = path.with_name(path.name + PART_SUFFIX)
+        self.start = start
+        self.first_dts = 0
+        self.first_muxed = 0
+        self.audio_out: av.stream.Stream | None = None
+        self.audio_start = 0
+        self.encoder: AudioStream | None = None
+
+
+class Recorder:
+    """A StreamSink that records one camera into clips of at least `segment_seconds`.
+
+    `camera` is the camera's slug (its folder and its name in the index). `on_state` is called
+    with every state change, from the session thread or from the thread calling set_enabled.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        storage: Path,
+        index: ClipIndex,
+        segment_seconds: float,
+        *,
+        audio: Literal["auto", "off"] = "auto",
+        enabled: bool = True,
+        on_state: Callable[[RecorderState], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.storage = storage
+        self.index = index
+        self.audio = audio
+        self._stats = RecorderStats()
+        self._muxed = 0
+        self._segment_seconds = float(segment_seconds)
+        self._enabled = enabled
+        self._on_state = on_state
+        self._state_lock = threading.Lock()
+        self._connected = False
+        self.state = RecorderState.RECONNECTING if enabled else RecorderState.STOPPED
+        self._clip: _Clip | None = None
+        self._out: av.container.OutputContainer | None = None
+        self._retry_open_at = 0.0
+        # Per connection (set in on_connect):
+        self._video: av.stream.Stream | None = None
+        self._audio_in: AudioStream | None = None
+        self._audio_mode: Literal["copy", "transcode"] | None = None
+        self._v_index = -1
+        self._a_index = -2
+        self._v_tb = Fraction(1, 90000)
+        self._v_tb_f = 1 / 90000
+        self._v_last = 0
+        self._v_gap = -1
+        self._v_started = False
+        self._codec = "h264"
+        self._v_repair: TimestampRepair | None = None
+        self._a_repair: TimestampRepair | None = None
+        self._a_last: int | None = None
+        self._a_shift = 0
+        self._held: av.Packet | None = None
+        self._cut_tolerance = 0
+        self._params: bytes | None = None
+        self._anchor: tuple[float, int] | None = None
+        # Where the last recording stopped unintentionally: the next clip logs the gap.
+        self._gap_from: float | None = None
+        self._last_end = 0.0
+        # Packets are being lost (not merely unrecorded) until a keyframe opens the next clip.
+        self._lost_until_key = False
+
+    # -- control (any thread) -----------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the recording switch is on."""
+        return self._enabled
+
+    @property
+    def stats(self) -> RecorderStats:
+        """Counters (read from any thread; a consistent-enough snapshot for sensors)."""
+        self._stats.packets = self._muxed
+        return self._stats
+
+    @property
+    def segment_seconds(self) -> float:
+        """Minimum clip length."""
+        return self._segment_seconds
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Switch recording; off closes the clip at the next packet (in the session thread)."""
+        self._enabled = enabled
+        if not enabled:
+            self._gap_from = None
+            self._set_state(RecorderState.STOPPED)
+        elif not self._connected:
+            self._set_state(RecorderState.RECONNECTING)
+
+    def set_segment_seconds(self, seconds: float) -> None:
+        """Change the minimum clip length; applies from the next keyframe on."""
+        if seconds <= 0:
+            raise ValueError("segment_seconds must be positive")
+        self._segment_seconds = float(seconds)
+
+    def _set_state(self, state: RecorderState) -> None:
+        with self._state_lock:
+            if state is self.state:
+                return
+            self.state = state
+        if self._on_state is not None:
+            self._on_state(state)
+
+    # -- StreamSink (session thread) ----------------------------------------------------------
+
+    def on_connect(self, container: av.container.InputContainer, info: StreamInfo) -> None:
+        """Learn the streams of a (new) connection; the first keyframe opens a clip."""
+        self._close_clip()
+        video = container.streams.video[0]
+        self._video = video
+        self._v_index = video.index
+        tb = video.time_base or Fraction(1, 90000)
+        self._v_tb = tb
+        self._v_tb_f = float(tb)
+        rate = video.average_rate or video.guessed_rate
+        frame_seconds = 1 / float(rate) if rate else 0.04
+        self._v_repair = TimestampRepair(tb, frame_seconds, bump=True)
+        # Until the first packet is placed, every packet takes the slow path (gap -1).
+        self._v_gap = -1
+        self._v_last = 0
+        self._v_started = False
+        self._held = None
+        self._codec = video.codec_context.name
+        self._cut_tolerance = round(CUT_TOLERANCE_FRAMES * frame_seconds / self._v_tb_f)
+        self._params = None
+        self._anchor = None
+        self._setup_audio(container)
+        self._connected = True
+
+    def _setup_audio(self, container: av.container.InputContainer) -> None:
+        self._audio_in = None
+        self._audio_mode = None
+        self._a_index = -2
+        self._a_last = None
+        self._a_shift = 0
+        if self.audio == "off" or not container.streams.audio:
+            return
+        stream = container.streams.audio[0]
+        codec = stream.codec_context.name
+        if codec in COPY_AUDIO:
+            self._audio_mode = "copy"
+        elif codec in TRANSCODE_AUDIO:
+            self._audio_mode = "transcode"
+        else:
+            _LOGGER.info("Camera %s: audio codec %s is not recorded", self.camera, codec)
+            return
+        self._audio_in = stream
+        self._a_index = stream.index
+        tb = stream.time_base or Fraction(1, stream.codec_context.sample_rate or 8000)
+        self._a_repair = TimestampRepair(tb, 0.02, bump=False)
+
+    def on_packet(self, packet: av.Packet) -> None:
+        """Per-packet path: one comparison chain and a mux for nearly every packet."""
+        index = packet.stream_index
+        if index == self._v_index:
+            dts = packet.dts
+            last = self._v_last
+            if dts is None or dts <= last or dts - last > self._v_gap:
+                self._video_slow(packet)
+                return
+            self._v_last = dts
+            if packet.is_keyframe:
+                self._keyframe(packet, dts)
+                return
+            out = self._out
+            if out is not None:
+                if not self._enabled:
+                    self._close_clip()
+                    return
+                try:
+                    out.mux_one(packet)
+                except (av.error.FFmpegError, OSError, ValueError) as err:
+                    self._fail(err)
+                    return
+                self._muxed += 1
+            elif self._lost_until_key:
+                self._stats.dropped_packets += 1
+            return
+        if index == self._a_index and self._out is not None:
+            self._audio_packet(packet)
+
+    def on_disconnect(self, reason: str) -> None:
+        """The stream ended or failed: close the clip cleanly; the session reconnects."""
+        was_recording = self._out is not None
+        self._close_clip()
+        self._connected = False
+        self._held = None
+        self._lost_until_key = False
+        if reason in ("stopped", "removed"):
+            self._gap_from = None
+            self._set_state(RecorderState.STOPPED)
+        elif self._enabled:
+            if was_recording:
+                self._gap_from = self._last_end
+            self._set_state(RecorderState.RECONNECTING)
+
+    # -- video --------------------------------------------------------------------------------
+
+    def _video_slow(self, packet: av.Packet) -> None:
+        """Missing, late or jumping timestamps, and the first packet of a connection."""
+        repair = self._v_repair
+        assert repair is not None  # set with _v_index in on_connect
+        if not self._v_started:
+            self._first_video(packet, repair)
+            return
+        verdict = repair.repair(packet, self._v_last)
+        if verdict is Verdict.JUMP:
+            self._stats.timestamp_jumps += 1
+            _LOGGER.info(
+                "Camera %s: timestamps jumped by %.1f s, starting a new clip",
+                self.camera,
+                ((dts_of(packet) or 0) - self._v_last) * self._v_tb_f,
+            )
+            if self._out is not None:
+                self._close_clip()
+                self._gap_from = self._last_end
+            self._anchor = None
+            self._v_last = known(dts_of(packet))
+            self._lost_until_key = True
+            if packet.is_keyframe:
+                self._keyframe(packet, self._v_last)
+            else:
+                self._stats.dropped_packets += 1
+            return
+        self._stats.repaired_packets += 1
+        self._v_last = known(dts_of(packet)) - 1  # so the normal path takes it from here
+        self.on_packet(packet)
+
+    def _first_video(self, packet: av.Packet, repair: TimestampRepair) -> None:
+        """RTSP's first packet has no timestamps: hold it until the next one tells them."""
+        held = self._held
+        if held is None and dts_of(packet) is None and packet.pts is None:
+            self._held = packet
+            return
+        self._v_started = True
+        self._v_gap = repair.max_gap
+        if held is not None:
+            self._held = None
+            repair.first(held, packet)
+            self._v_last = known(dts_of(held)) - 1
+            self.on_packet(held)
+        else:
+            repair.first(packet, None)
+            self._v_last = known(dts_of(packet)) - 1
+        self.on_packet(packet)
+
+    def _keyframe(self, packet: av.Packet, dts: int) -> None:
+        """Cut here when the clip is long enough or the codec parameters changed."""
+        clip = self._clip
+        params = parameter_sets(self._codec, bytes(memoryview(packet)[:PARAM_HEAD]))
+        changed = params is not None and self._params is not None and params != self._params
+        if params is not None:
+            self._params = params
+        if not self._enabled:
+            if clip is not None:
+                self._close_clip()
+            return
+        if clip is not None:
+            if changed:
+                self._stats.parameter_changes += 1
+                _LOGGER.info("Camera %s: stream parameters changed, new clip", self.camera)
+            elif (dts - clip.first_dts + self._cut_tolerance) * self._v_tb_f < (
+                self._segment_seconds
+            ):
+                self._mux_video(packet, clip)
+                return
+            self._close_clip(end_dts=dts)
+        clip = self._open_clip(dts, params if changed else None)
+        if clip is not None:
+            self._mux_video(packet, clip)
+        else:
+            self._stats.dropped_packets += 1
+
+    def _mux_video(self, packet: av.Packet, clip: _Clip) -> None:
+        try:
+            clip.out.mux_one(packet)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._fail(err)
+            return
+        self._muxed += 1
+
+    # -- audio --------------------------------------------------------------------------------
+
+    def _audio_packet(self, packet: av.Packet) -> None:
+        """Copy or transcode one audio packet into the open clip (about 10-50 per second)."""
+        clip = self._clip
+        if clip is None or clip.audio_out is None or self._a_repair is None:
+            return
+        last = self._a_last
+        if last is None:
+            if dts_of(packet) is None:
+                self._stats.dropped_packets += 1
+                return
+            if self._audio_mode == "copy" and _is_adts(packet):
+                _LOGGER.info("Camera %s: ADTS AAC audio is not recorded", self.camera)
+                self._a_index = -2
+                return
+        else:
+            verdict = self._a_repair.repair(packet, last)
+            if verdict is Verdict.DROP:
+                self._stats.dropped_packets += 1
+                return
+            if verdict is Verdict.JUMP:
+                # Re-anchor audio on the video clock; video decides where clips are cut.
+                self._stats.timestamp_jumps += 1
+                written = last - self._a_shift + self._a_repair.step
+                target = max(self._rescale_video(self._v_last), written)
+                self._a_shift = known(dts_of(packet)) - target
+            elif verdict is Verdict.REPAIRED:
+                self._stats.repaired_packets += 1
+        dts = known(dts_of(packet))
+        self._a_last = dts
+        if self._a_shift:
+            packet.dts = dts - self._a_shift
+            packet.pts = (packet.pts if packet.pts is not None else dts) - self._a_shift
+        if known(dts_of(packet)) < clip.audio_start:
+            return  # before the clip's first video frame
+        try:
+            if self._audio_mode == "transcode":
+                self._transcode(packet, clip)
+            else:
+                if packet.stream_index != clip.audio_out.index:
+                    packet.stream = clip.audio_out
+                clip.out.mux_one(packet)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._stats.errors += 1
+            self._stats.last_error = f"audio: {type(err).__name__}"
+            _LOGGER.warning("Camera %s: audio dropped from this clip: %s", self.camera, err)
+            clip.audio_out = None
+
+    def _transcode(self, packet: av.Packet, clip: _Clip) -> None:
+        """G.711 to AAC, at the camera's rate (8 kHz mono is cheap); priming packets dropped."""
+        assert self._audio_in is not None
+        encoder = clip.encoder
+        assert encoder is not None
+        for frame in self._audio_in.codec_context.decode(packet):
+            for encoded in encoder.encode(frame):
+                if encoded.pts is not None and encoded.pts >= clip.audio_start:
+                    clip.out.mux_one(encoded)
+
+    def _rescale_video(self, dts: int) -> int:
+        """A video DTS in the audio stream's ticks."""
+        assert self._audio_in is not None
+        a_tb = self._audio_in.time_base or Fraction(1, 8000)
+        return int(dts * self._v_tb / a_tb)
+
+    # -- clips --------------------------------------------------------------------------------
+
+    def _start_time(self, dts: int) -> float:
+        """Wall-clock time of a DTS: stream time from an anchor, re-anchored when it drifts."""
+        now = time.time()
+        anchor = self._anchor
+        if anchor is not None:
+            at = anchor[0] + (dts - anchor[1]) * self._v_tb_f
+            if abs(at - now) <= 2.0:
+                return at
+        # Never before the previous clip's end (clips of a camera do not overlap), unless the
+        # clock was set back by far, where the wall clock is the better guess.
+        start = self._last_end if 0 < self._last_end - now < MAX_CLOCK_LEAD else now
+        self._anchor = (start, dts)
+        return start
+
+    def _open_clip(self, dts: int, params: bytes | None) -> _Clip | None:
+        """Open `<day>/<name>.mp4.part` for a clip starting with the keyframe at `dts`."""
+        video = self._video
+        if video is None or time.monotonic() < self._retry_open_at:
+            return None
+        start = self._start_time(dts)
+        path = _free_path(clip_path(self.storage, self.camera, start))
+        out: av.container.OutputContainer | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = av.open(str(path) + PART_SUFFIX, "w", format="mp4", container_options=MUX_OPTIONS)
+            clip = _Clip(out, path, start)
+            clip.first_dts = dts
+            clip.first_muxed = self._muxed
+            stream = _add_template(out, video)
+            tag = CODEC_TAGS.get(video.codec_context.name)
+            if tag:
+                stream.codec_context.codec_tag = tag
+            if params is not None:
+                stream.codec_context.extradata = params
+            self._add_audio(clip, dts)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            if out is not None:
+                self._discard(out, path)
+            self._retry_open_at = time.monotonic() + RETRY_OPEN_SECONDS
+            self._lost_until_key = True
+            self._error(err, "cannot open a clip")
+            return None
+        if self._gap_from is not None:
+            gap = max(0.0, start - self._gap_from)
+            self._stats.gaps += 1
+            self._stats.gap_seconds += gap
+            _LOGGER.warning("Camera %s: recording gap of %.1f s", self.camera, gap)
+            self._gap_from = None
+        self._clip = clip
+        self._out = out
+        self._lost_until_key = False
+        self._set_state(RecorderState.RECORDING)
+        return clip
+
+    def _add_audio(self, clip: _Clip, video_dts: int) -> None:
+        audio = self._audio_in
+        if audio is None:
+            return
+        clip.audio_start = self._rescale_video(video_dts)
+        if self._audio_mode == "transcode":
+            rate = audio.codec_context.sample_rate or 8000
+            encoder = clip.out.add_stream("aac", rate=rate, layout="mono")
+            clip.encoder = encoder
+            clip.audio_out = encoder
+            return
+        clip.audio_out = _add_template(clip.out, audio)
+
+    def _close_clip(self, end_dts: int | None = None) -> None:
+        """Finish the clip: flush, close, rename, date it, and add it to the index."""
+        clip = self._clip
+        if clip is None:
+            return
+        self._clip = None
+        self._out = None
+        if end_dts is None:
+            end_dts = self._v_last + (self._v_repair.step if self._v_repair else 0)
+        end = clip.start + max(0, end_dts - clip.first_dts) * self._v_tb_f
+        self._last_end = end
+        try:
+            if clip.encoder is not None and clip.audio_out is not None:
+                for encoded in clip.encoder.encode(None):
+                    if encoded.pts is not None and encoded.pts >= clip.audio_start:
+                        clip.out.mux_one(encoded)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._error(err, "cannot flush audio")
+        try:
+            clip.out.close()
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._error(err, "cannot close a clip")
+        video_packets = self._muxed - clip.first_muxed
+        if video_packets == 0:
+            self._discard(None, clip.path)
+            return
+        try:
+            clip.part.rename(clip.path)
+            os.utime(clip.path, (end, end))
+            st = clip.path.stat()
+        except OSError as err:
+            self._error(err, "cannot finish a clip")
+            return
+        stats = self._stats
+        stats.clips += 1
+        stats.bytes += st.st_size
+        stats.last_clip = clip.path
+        duration = end - clip.start
+        if duration > 0:
+            stats.bitrate = st.st_size * 8 / duration
+            stats.fps = video_packets / duration
+        self.index.add(Clip(clip.start, end, self.camera, clip.path, st.st_size, st.st_ino))
+
+    def _discard(self, out: av.container.OutputContainer | None, path: Path) -> None:
+        """Drop a clip that holds no video (opened on a keyframe that could not be written)."""
+        if out is not None:
+            with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                out.close()
+        with contextlib.suppress(OSError):
+            path.with_name(path.name + PART_SUFFIX).unlink(missing_ok=True)
+
+    def _fail(self, err: MuxError) -> None:
+        """A write failed: keep what was written, start over at the next keyframe."""
+        self._stats.dropped_packets += 1
+        self._error(err, "write failed, the clip is closed")
+        self._close_clip()
+        if self._enabled:
+            self._gap_from = self._last_end
+            self._lost_until_key = True
+
+    def _error(self, err: MuxError, what: str) -> None:
+        self._stats.errors += 1
+        self._stats.last_error = f"{what}: {type(err).__name__}"
+        _LOGGER.warning("Camera %s: %s: %s", self.camera, what, err)
+
+    def close(self) -> None:
+        """Close the open clip (when the recorder is dropped without its session telling it)."""
+        self._close_clip()
+
+
+# -- crash recovery ---------------------------------------------------------------------------
+
+
+def _complete_end(path: Path) -> tuple[int, bool]:
+    """Byte length of the playable head of an fMP4 (whole boxes up to the last full fragment).
+
+    Returns (length, has_fragment). Top-level boxes are walked by their headers only.
+    """
+    size = path.stat().st_size
+    good = 0
+    pos = 0
+    has_moov = False
+    has_fragment = False
+    in_fragment = False
+    with path.open("rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(16)
+            box_size = int.from_bytes(header[:4], "big")
+            kind = header[4:8]
+            if box_size == 1:
+                if len(header) < 16:
+                    break
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < 8 or pos + box_size > size:
+                break
+            pos += box_size
+            if kind == b"moov":
+                has_moov = True
+                good = pos
+            elif kind == b"moof":
+                in_fragment = True
+            elif kind == b"mdat" and in_fragment:
+                in_fragment = False
+                has_fragment = True
+                good = pos
+            elif not in_fragment:
+                good = pos
+    return (good if has_moov else 0), has_fragment
+
+
+def recover_partials(storage: Path) -> list[Path]:
+    """Finalise the `.part` clips a crash left behind (blocking; run before the index scan).
+
+    Each is trimmed to its last complete fragment (a fragment cut short by the crash would stop
+    browsers) and renamed to `.mp4` with its modification time kept. Parts that hold no frame at
+    all (0 bytes, or only the header) are removed. Returns the finished clip paths.
+    """
+    root = recordings_dir(storage)
+    recovered: list[Path] = []
+    if not root.is_dir():
+        return recovered
+    for part in sorted(root.glob(f"*/*/*{PART_SUFFIX}")):
+        try:
+            st = part.stat()
+            end, has_fragment = _complete_end(part)
+            if not has_fragment:
+                _LOGGER.info("Removing %s: the crash left no footage in it", part.name)
+                part.unlink()
+                continue
+            if end < st.st_size:
+                os.truncate(part, end)
+            target = final = part.with_name(part.name[: -len(PART_SUFFIX)])
+            n = 0
+            while target.exists():
+                n += 1
+                target = final.with_name(f"{final.stem}-{n}{final.suffix}")
+            part.rename(target)
+            os.utime(target, (st.st_atime, st.st_mtime))
+        except OSError as err:
+            _LOGGER.warning("Cannot recover %s: %s", part.name, err)
+            continue
+        recovered.append(target)
+    if recovered:
+        _LOGGER.info("Recovered %d clips left open by a crash", len(recovered))
+    return recovered
