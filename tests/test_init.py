@@ -35,7 +35,8 @@ async def test_setup_and_unload(
     entry = init_integration
     assert entry.state is ConfigEntryState.LOADED
     devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
-    assert sorted(d.name for d in devices) == ["Front door", "Garden"]
+    assert sorted(d.name for d in devices) == sorted(["Front door", "Garden", "pm_dvr"])
+    assert sum(d.model == "DVR hub" for d in devices) == 1
     assert len(session_threads()) == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -182,7 +183,7 @@ async def test_hub_and_two_cameras_through_the_flows(
     assert result["errors"] == {"stream_url": "cannot_connect"}
     await hass.async_block_till_done()
     devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
-    assert sorted((d.name, d.model) for d in devices) == [
+    assert sorted((d.name, d.model) for d in devices if d.model != "DVR hub") == [
         ("Porch", "H.264 640x360"),
         ("Yard", "H.264 320x180"),
     ]

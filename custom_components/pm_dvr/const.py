@@ -44,3 +44,4 @@ DEFAULT_POST_SECONDS: Final = 30
 MAX_WINDOW_SECONDS: Final = 3600
 
 RECORDING_SWITCH_KEY: Final = "recording"
+HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language

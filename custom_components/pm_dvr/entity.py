@@ -10,7 +10,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import CONF_STREAM_INFO, DOMAIN
+from .const import CONF_STREAM_INFO, DOMAIN, HUB_DEVICE_NAME
 from .coordinator import CameraCoordinator, HubCoordinator
 from .data import PmDvrConfigEntry
 
@@ -80,7 +80,7 @@ class PmDvrHubEntity(CoordinatorEntity[HubCoordinator]):
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
+            name=HUB_DEVICE_NAME,
             manufacturer="pm_dvr",
             model="DVR hub",
         )

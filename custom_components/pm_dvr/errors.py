@@ -6,7 +6,7 @@ translated message and no secret (core messages mask URLs; the placeholders carr
 
 from __future__ import annotations
 
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
 from .core.errors import PmDvrError
@@ -22,11 +22,4 @@ def translated(
         translation_domain=DOMAIN,
         translation_key=err.translation_key,
         translation_placeholders={"error": str(err), **placeholders},
-    )
-
-
-def validation_error(key: str, **placeholders: str) -> ServiceValidationError:
-    """A translated error about bad input to a service or trigger."""
-    return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
     )
