@@ -1,0 +1,494 @@
+"""Motion detection for pm_dvr: a cheap, robust detector and its per-camera worker thread.
+
+No Home Assistant imports: plain numpy, OpenCV, PyAV and threading, so it can be tested and
+benchmarked on its own (tests/core/test_motion.py, bench/motion.py).
+
+The detector works on small gray frames (``analysis_size``: 180 px tall) at a few frames per
+second. Per frame it:
+
+1. blurs the frame a little (sensor noise, compression artefacts);
+2. normalises global brightness against the background model (clouds, sunsets, auto exposure);
+3. marks pixels whose difference from the running-average background exceeds a threshold that is
+   the largest of the user's ``threshold``, a multiple of the frame's current noise level (night
+   noise, rain) and a multiple of the pixel's own learned deviation (foliage, water, flicker);
+4. recalibrates instead of firing when most of the frame changes at once (IR day/night switch,
+   lights, a camera moved), reporting ``recalibrating`` for about a second;
+5. groups changed pixels into blobs; a blob counts only when it is big enough (``min_area_percent``),
+   is really moving now (it also differs from the previous analysed frame, which a clock digit
+   that just flipped or a parked car does not), and is spatially continued by a moving blob of
+   the previous analysed frame (temporal persistence: rain, snow, noise and keyframe pulses
+   don't persist in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import logging
+import math
+import queue
+import threading
+import time
+from typing import Literal
+
+import av
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+_LOGGER = logging.getLogger(__name__)
+
+ANALYSIS_HEIGHT = 180
+"""Analysis frames are this tall (width keeps the aspect ratio): plenty for a person far away."""
+
+DRAW_MAX_HEIGHT = 720
+"""Frames handed to ``on_result`` for drawing are at most this tall."""
+
+type Gray = NDArray[np.uint8]
+type Box = tuple[float, float, float, float]
+
+# Tuning constants (seconds are converted to per-frame rates using the real frame interval).
+_BLUR = (3, 3)
+_NOISE_K = 5.0  # threshold >= this x the median absolute background difference
+_DEV_K = 3.0  # threshold >= this x the pixel's learned mean absolute deviation
+_DEV_INIT = 4.0
+_DEV_RISE_S = 1.0  # the deviation learns a new nuisance quickly ...
+_DEV_FALL_S = 30.0  # ... and forgets it slowly (a clock's minute digit flips once a minute)
+_DEV_RISE_MOVING_S = 15.0  # pixels under confirmed motion learn slowly: people are not nuisance
+_BG_S = 4.0  # background time constant for unchanged pixels
+_BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes background)
+_RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
+_RECAL_S = 1.0
+_PERSIST_FRAMES = 2  # a blob must be continued over this many consecutive analysed frames
+_MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
+_MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
+_MAX_BLOBS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A polygon in relative 0..1 frame coordinates.
+
+    ``ignore`` masks motion inside it; when any ``only`` zone exists, only motion inside the
+    ``only`` zones counts (ignore zones still apply on top).
+    """
+
+    points: tuple[tuple[float, float], ...]
+    mode: Literal["ignore", "only"] = "ignore"
+
+    def __post_init__(self) -> None:
+        if len(self.points) < 3:
+            raise ValueError("a zone needs at least 3 points")
+        if any(not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) for x, y in self.points):
+            raise ValueError("zone points are relative coordinates in 0..1")
+        if self.mode not in ("ignore", "only"):
+            raise ValueError(f"unknown zone mode {self.mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionConfig:
+    """User tuning of the detector.
+
+    ``threshold`` (1-255) is the minimum brightness difference, in gray levels of the slightly
+    blurred analysis frame, for a pixel to count as changed: lower is more sensitive. The
+    detector raises it by itself where and when the picture is noisy. ``min_area_percent`` is the
+    minimum size of a moving object in % of the frame area; the default (0.03 %) still catches a
+    person about 5 % of the frame height tall. ``analysis_fps`` is how many frames per second
+    are analysed (the rest are only decoded).
+    """
+
+    threshold: int = 12
+    min_area_percent: float = 0.03
+    zones: tuple[Zone, ...] = ()
+    analysis_fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= 255:
+            raise ValueError("threshold must be within 1..255")
+        if not 0.0 <= self.min_area_percent <= 100.0:
+            raise ValueError("min_area_percent must be within 0..100")
+        if not 0.0 < self.analysis_fps <= 30.0:
+            raise ValueError("analysis_fps must be within (0, 30]")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionResult:
+    """The verdict for one analysed frame.
+
+    ``boxes`` are relative (x, y, w, h) of the moving areas; ``score`` is the fraction of the
+    watched frame area that differs from the background; ``recalibrating`` is true while the
+    detector relearns the scene after a global change (motion is then never reported).
+    """
+
+    motion: bool
+    boxes: tuple[Box, ...] = ()
+    score: float = 0.0
+    recalibrating: bool = False
+    timestamp: float = 0.0
+
+
+def analysis_size(width: int, height: int) -> tuple[int, int]:
+    """The (width, height) a frame of the given size should be scaled to for ``process``."""
+    if height <= 0 or width <= 0:
+        raise ValueError("frame size must be positive")
+    h = min(ANALYSIS_HEIGHT, height)
+    w = max(2, round(width * h / height / 2) * 2)
+    return w, h - h % 2
+
+
+def _rate(dt: float, tau: float) -> float:
+    """The per-frame update weight of an exponential average with time constant tau."""
+    return 1.0 - math.exp(-dt / tau)
+
+
+class MotionDetector:
+    """Background-model motion detector; feed it small gray frames in time order.
+
+    Not thread-safe: one thread calls ``process``; ``update_config`` may be called from another
+    thread (the new config is picked up at the next frame).
+    """
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self._config = config or MotionConfig()
+        self._bg: NDArray[np.float32] | None = None
+        self._dev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
+        self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
+        self._prev_age: Gray = np.zeros((1, 1), np.uint8)
+        self._last_ts = 0.0
+        self._recal_until = 0.0
+        self._frames = 0
+        self._mask_key: tuple[tuple[Zone, ...], tuple[int, int]] | None = None
+        self._mask: Gray | None = None
+        self._kernel = np.ones((3, 3), np.uint8)
+
+    @property
+    def config(self) -> MotionConfig:
+        """The active configuration."""
+        return self._config
+
+    def update_config(self, config: MotionConfig) -> None:
+        """Apply new tuning without losing the learned background."""
+        self._config = config
+
+    def reset(self) -> None:
+        """Forget the scene; the next frame starts a recalibration."""
+        self._bg = None
+
+    def _zone_mask(self, shape: tuple[int, int]) -> Gray | None:
+        """255 where motion counts, 0 elsewhere; None when the whole frame counts."""
+        zones = self._config.zones
+        if (zones, shape) == self._mask_key:
+            return self._mask
+        mask: Gray | None = None
+        if zones:
+            h, w = shape
+            only = [z for z in zones if z.mode == "only"]
+            mask = np.zeros(shape, np.uint8) if only else np.full(shape, 255, np.uint8)
+            for value, group in ((255, only), (0, [z for z in zones if z.mode == "ignore"])):
+                for z in group:
+                    pts = np.array([[x * w, y * h] for x, y in z.points], np.float32)
+                    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], value)
+        self._mask_key, self._mask = (zones, shape), mask
+        return mask
+
+    def _start(self, f: NDArray[np.float32], ts: float) -> MotionResult:
+        """(Re)learn the scene from this frame on."""
+        self._bg = f.copy()
+        self._dev = np.full(f.shape, _DEV_INIT, np.float32)
+        self._prev = f
+        self._prev_age = np.zeros(f.shape, np.uint8)
+        self._recal_until = ts + _RECAL_S
+        self._frames = 0
+        self._last_ts = ts
+        return MotionResult(False, (), 1.0, True, ts)
+
+    def process(self, frame: Gray, timestamp: float) -> MotionResult:
+        """Analyse one gray frame (``analysis_size`` of the camera) taken at ``timestamp`` s."""
+        if frame.ndim != 2:
+            raise ValueError("process() wants a 2-D gray frame")
+        cfg = self._config
+        f = cv2.GaussianBlur(frame, _BLUR, 0).astype(np.float32)
+        bg = self._bg
+        if bg is None or bg.shape != f.shape or timestamp < self._last_ts - 1.0:
+            return self._start(f, timestamp)
+        dt = min(max(timestamp - self._last_ts, 0.02), 2.0)
+        gap = timestamp - self._last_ts > _MAX_GAP_S
+        self._last_ts = timestamp
+        self._frames += 1
+        total = f.size
+
+        mean_f = float(cv2.mean(f)[0])
+        gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
+        diff = cv2.absdiff(f, bg * gain)
+        noise = float(np.median(diff[::3, ::3]))
+        level = max(float(cfg.threshold), _NOISE_K * noise)
+        thr = np.maximum(self._dev * _DEV_K, level)
+        fg = cv2.compare(diff, thr, cv2.CMP_GT)
+        changed = cv2.countNonZero(fg) / total
+
+        if changed > _RECAL_FRACTION:
+            return self._start(f, timestamp)
+        if timestamp < self._recal_until:
+            # Learn fast: the picture may still be settling (exposure, IR cut filter).
+            cv2.accumulateWeighted(f, bg, 0.5)
+            cv2.accumulateWeighted(diff, self._dev, 1.0 / (self._frames + 1))
+            self._prev = f
+            return MotionResult(False, (), changed, True, timestamp)
+
+        mask = self._zone_mask(fg.shape)
+        if mask is not None:
+            fg = cv2.bitwise_and(fg, mask)
+        prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
+        moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)
+        moving = cv2.bitwise_and(moving, fg)
+
+        blobs = cv2.dilate(fg, self._kernel)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(blobs, connectivity=8)
+        min_px = max(3.0, cfg.min_area_percent / 100.0 * total)
+        area = np.bincount(labels[fg > 0], minlength=n)
+        moved = np.bincount(labels[moving > 0], minlength=n)
+        ok = (area >= min_px) & (moved >= np.maximum(2.0, _MIN_MOVING_FRACTION * area))
+        ok[0] = False
+        candidates = np.flatnonzero(ok)
+        if len(candidates) > _MAX_BLOBS:
+            candidates = candidates[np.argsort(area[candidates])[-_MAX_BLOBS:]]
+
+        age = np.zeros(fg.shape, np.uint8)
+        prev_age = self._prev_age
+        h, w = fg.shape
+        boxes: list[Box] = []
+        confirmed = np.zeros(fg.shape, np.uint8)
+        for i in candidates:
+            x, y, bw, bh = (int(v) for v in stats[i, :4])
+            sel = labels[y : y + bh, x : x + bw] == i
+            before = 0 if gap else int(prev_age[y : y + bh, x : x + bw][sel].max(initial=0))
+            a = min(before + 1, 255)
+            age[y : y + bh, x : x + bw][sel] = a
+            if a >= _PERSIST_FRAMES:
+                boxes.append((x / w, y / h, bw / w, bh / h))
+                confirmed[y : y + bh, x : x + bw][sel] = 255
+        self._prev_age = cv2.dilate(age, self._kernel)
+
+        # Learn: background (slowly where changed), and each pixel's typical deviation.
+        cv2.accumulateWeighted(f, bg, _rate(dt, _BG_S), cv2.bitwise_not(fg))
+        cv2.accumulateWeighted(f, bg, _rate(dt, _BG_CHANGED_S), fg)
+        rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
+        calm = cv2.bitwise_not(rising)
+        cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
+        cv2.accumulateWeighted(
+            diff, self._dev, _rate(dt, _DEV_RISE_S), cv2.bitwise_and(rising, cv2.bitwise_not(confirmed))
+        )
+        cv2.accumulateWeighted(
+            diff, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
+        )
+        self._prev = f
+        score = cv2.countNonZero(fg) / total
+        return MotionResult(bool(boxes), tuple(boxes), score, False, timestamp)
+
+
+def draw_outlines(frame_bgr_or_gray: NDArray[np.uint8], result: MotionResult) -> bytes:
+    """A JPEG of the frame with the moving areas outlined in red."""
+    img = frame_bgr_or_gray
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    else:
+        img = img.copy()
+    h, w = img.shape[:2]
+    thick = max(2, round(h / 240))
+    for x, y, bw, bh in result.boxes:
+        p0 = (round(x * w), round(y * h))
+        p1 = (round((x + bw) * w), round((y + bh) * h))
+        cv2.rectangle(img, p0, p1, (0, 0, 255), thick)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:  # pragma: no cover - OpenCV only fails on invalid input, which we never build
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+@dataclass(frozen=True, slots=True)
+class MotionStats:
+    """Counters of a ``MotionWorker`` (a snapshot)."""
+
+    decoded_frames: int = 0
+    analysed_frames: int = 0
+    dropped_packets: int = 0
+    decode_errors: int = 0
+    analysis_cpu_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Counters:
+    decoded_frames: int = 0
+    analysed_frames: int = 0
+    dropped_packets: int = 0
+    decode_errors: int = 0
+    analysis_cpu_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+type ResultCallback = Callable[[MotionResult, NDArray[np.uint8] | None], None]
+type _Item = tuple[int, av.Packet, float | None]
+
+
+class MotionWorker:
+    """Decodes one camera's video packets and runs the detector in its own thread.
+
+    The camera's session thread calls ``start_stream`` on every (re)connect and ``feed`` for
+    every video packet. ``feed`` never blocks: packets go into a bounded queue and, when it is
+    full, packets are dropped up to the next keyframe (P-frames cannot be decoded after a gap).
+    ``on_result`` is called from the worker thread for every analysed frame with the result and,
+    when there is motion, the frame as a BGR array at most ``DRAW_MAX_HEIGHT`` tall (for
+    ``draw_outlines``); otherwise with None.
+    """
+
+    def __init__(
+        self,
+        config: MotionConfig,
+        on_result: ResultCallback,
+        *,
+        queue_size: int = 100,
+        name: str = "pm_dvr motion",
+    ) -> None:
+        self._detector = MotionDetector(config)
+        self._on_result = on_result
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
+        self._stats = _Counters()
+        self._generation = 0
+        self._contexts: dict[int, av.CodecContext] = {}
+        self._contexts_lock = threading.Lock()
+        self._need_keyframe = True
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def config(self) -> MotionConfig:
+        """The active detector configuration."""
+        return self._detector.config
+
+    def update_config(self, config: MotionConfig) -> None:
+        """Live tuning; the background model is kept."""
+        self._detector.update_config(config)
+
+    @property
+    def stats(self) -> MotionStats:
+        """A snapshot of the counters."""
+        s = self._stats
+        with s.lock:
+            return MotionStats(
+                s.decoded_frames, s.analysed_frames, s.dropped_packets, s.decode_errors, s.analysis_cpu_s
+            )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._thread.is_alive()
+
+    def start_stream(self, stream: av.video.stream.VideoStream) -> None:
+        """Prepare a fresh decoder for a new connection's video stream (session thread)."""
+        cc = stream.codec_context
+        ctx = av.CodecContext.create(cc.name, "r")
+        if cc.extradata:
+            ctx.extradata = cc.extradata
+        ctx.thread_count = 1  # no frame-threading delay: each packet gives its own frame
+        with self._contexts_lock:
+            self._generation += 1
+            self._contexts[self._generation] = ctx
+        self._need_keyframe = True
+
+    def feed(self, packet: av.Packet) -> None:
+        """Queue one video packet for analysis; O(1) and never blocking (session thread)."""
+        if self._stopping.is_set():
+            return
+        if self._need_keyframe and not packet.is_keyframe:
+            self._count_drop()
+            return
+        pts, tb = packet.pts, packet.time_base
+        # Read the timestamp now: the recorder may rebase the packet's time in place later.
+        t = float(pts * tb) if pts is not None and tb is not None else None
+        try:
+            self._queue.put_nowait((self._generation, packet, t))
+        except queue.Full:
+            self._need_keyframe = True
+            self._count_drop()
+            return
+        self._need_keyframe = False
+
+    def _count_drop(self) -> None:
+        with self._stats.lock:
+            self._stats.dropped_packets += 1
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it (pending packets are discarded)."""
+        self._stopping.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:  # pragma: no cover - only if feed() raced the drain
+            pass
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        ctx: av.CodecContext | None = None
+        generation = 0
+        next_due: float | None = None
+        last_t = -math.inf
+        frame_no = 0
+        while not self._stopping.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            gen, packet, t = item
+            if gen != generation:
+                with self._contexts_lock:
+                    ctx = self._contexts.pop(gen, None)
+                    for old in [g for g in self._contexts if g < gen]:
+                        del self._contexts[old]
+                generation, next_due = gen, None
+            if ctx is None:
+                continue
+            try:
+                frames = ctx.decode(packet)
+            except av.FFmpegError as err:
+                with self._stats.lock:
+                    self._stats.decode_errors += 1
+                _LOGGER.debug("motion decode error: %s", err)
+                continue
+            for frame in frames:
+                frame_no += 1
+                with self._stats.lock:
+                    self._stats.decoded_frames += 1
+                ts = t if t is not None else frame_no / 25.0
+                if ts < last_t - 1.0:  # timestamps restarted (reconnect): resample from here
+                    next_due = None
+                last_t = ts
+                period = 1.0 / self._detector.config.analysis_fps
+                if next_due is not None and ts < next_due - 1e-3:
+                    continue
+                next_due = ts + period if next_due is None or ts > next_due + period else next_due + period
+                self._analyse(frame, ts)
+
+    def _analyse(self, frame: av.VideoFrame, ts: float) -> None:
+        c0 = time.thread_time()
+        w, h = analysis_size(frame.width, frame.height)
+        small = frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
+        result = self._detector.process(small, ts)
+        image: NDArray[np.uint8] | None = None
+        if result.motion:
+            dh = min(DRAW_MAX_HEIGHT, frame.height)
+            dw = max(2, round(frame.width * dh / frame.height / 2) * 2)
+            image = frame.reformat(width=dw, height=dh, format="bgr24").to_ndarray()
+        with self._stats.lock:
+            self._stats.analysed_frames += 1
+            self._stats.analysis_cpu_s += time.thread_time() - c0
+        try:
+            self._on_result(result, image)
+        except Exception:
+            _LOGGER.exception("motion result callback failed")
