@@ -48,7 +48,7 @@ type Gray = NDArray[np.uint8]
 type Box = tuple[float, float, float, float]
 
 # Tuning constants (seconds are converted to per-frame rates using the real frame interval).
-_BLUR = (3, 3)
+_BLUR: tuple[int, int] | None = None
 _NOISE_K = 5.0  # threshold >= this x the median absolute background difference
 _DEV_K = 3.0  # threshold >= this x the pixel's learned mean absolute deviation
 _DEV_INIT = 4.0
@@ -59,10 +59,18 @@ _BG_S = 4.0  # background time constant for unchanged pixels
 _BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes background)
 _RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
 _RECAL_S = 1.0
-_PERSIST_FRAMES = 2  # a blob must be continued over this many consecutive analysed frames
+_PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
+_CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
+_CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
+_MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second
+_GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
+_AREA_RATIO = 3.0  # a blob may shrink or grow this much from one analysed frame to the next
+_COAST_FRAMES = 1  # a confirmed track survives this many frames without a blob
 _MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
 _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
 _MAX_BLOBS = 64
+_MIN_FILL = 0.2  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
+_DEBUG = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +105,8 @@ class MotionConfig:
     are analysed (the rest are only decoded).
     """
 
-    threshold: int = 12
-    min_area_percent: float = 0.03
+    threshold: int = 10
+    min_area_percent: float = 0.02
     zones: tuple[Zone, ...] = ()
     analysis_fps: float = 5.0
 
@@ -136,6 +144,37 @@ def analysis_size(width: int, height: int) -> tuple[int, int]:
     return w, h - h % 2
 
 
+@dataclass(slots=True)
+class _Blob:
+    """A moving blob in analysis pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+@dataclass(slots=True)
+class _Track:
+    """A blob followed over consecutive analysed frames."""
+
+    blob: _Blob
+    vx: float
+    vy: float
+    age: int  # frames seen
+    missed: int  # consecutive frames coasted without a blob
+    confirmed: bool
+
+
 def _rate(dt: float, tau: float) -> float:
     """The per-frame update weight of an exponential average with time constant tau."""
     return 1.0 - math.exp(-dt / tau)
@@ -153,7 +192,10 @@ class MotionDetector:
         self._bg: NDArray[np.float32] | None = None
         self._dev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
-        self._prev_age: Gray = np.zeros((1, 1), np.uint8)
+        self._tracks: list[_Track] = []
+        self._clutter = 0.0
+        self._join = np.ones((5, 5), np.uint8)
+        self._prev_fg: Gray = np.zeros((1, 1), np.uint8)
         self._last_ts = 0.0
         self._recal_until = 0.0
         self._frames = 0
@@ -196,18 +238,71 @@ class MotionDetector:
         self._bg = f.copy()
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
-        self._prev_age = np.zeros(f.shape, np.uint8)
+        self._tracks = []
+        self._prev_fg = np.zeros(f.shape, np.uint8)
         self._recal_until = ts + _RECAL_S
         self._frames = 0
         self._last_ts = ts
         return MotionResult(False, (), 1.0, True, ts)
+
+    def _track(self, blobs: list[_Blob], dt: float) -> list[_Track]:
+        """Link blobs to last frame's tracks.
+
+        A link needs a plausible size change, a plausible speed (people and cars move less than
+        a few times their own size per second; rain and snow near the lens fall much faster) and,
+        once the track has a velocity, a position close to the predicted one.
+        """
+        pairs: list[tuple[float, int, int]] = []
+        for ti, tr in enumerate(self._tracks):
+            px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
+            for bi, b in enumerate(blobs):
+                ratio = b.area / tr.blob.area
+                if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
+                    continue
+                size = math.sqrt(max(tr.blob.w * tr.blob.h, b.w * b.h))
+                step = math.hypot(b.cx - tr.blob.cx, b.cy - tr.blob.cy)
+                if step > _MAX_SPEED * dt * size + 1.5:
+                    continue
+                d = 0.0
+                if tr.age > 1:
+                    d = math.hypot(b.cx - px, b.cy - py) / (_GATE * size + 1.5)
+                    if d > 1.0:
+                        continue
+                pairs.append((d + step / (size + 1.0), ti, bi))
+        pairs.sort()
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        out: list[_Track] = []
+        for _, ti, bi in pairs:
+            if ti in used_t or bi in used_b:
+                continue
+            used_t.add(ti)
+            used_b.add(bi)
+            tr, b = self._tracks[ti], blobs[bi]
+            vx, vy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
+            if tr.age > 1:
+                vx, vy = 0.5 * (vx + tr.vx), 0.5 * (vy + tr.vy)
+            out.append(_Track(b, vx, vy, tr.age + 1, 0, tr.confirmed))
+        births = 0
+        for bi, b in enumerate(blobs):
+            if bi not in used_b:
+                births += 1
+                out.append(_Track(b, 0.0, 0.0, 1, 0, False))
+        for ti, tr in enumerate(self._tracks):
+            if ti not in used_t and tr.missed < _COAST_FRAMES and tr.confirmed:
+                b = tr.blob
+                ahead = _Blob(round(b.x + tr.vx), round(b.y + tr.vy), b.w, b.h, b.area)
+                out.append(_Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed))
+        self._clutter += _CLUTTER_RATE * (births - self._clutter)
+        self._tracks = out[:_MAX_BLOBS]
+        return self._tracks
 
     def process(self, frame: Gray, timestamp: float) -> MotionResult:
         """Analyse one gray frame (``analysis_size`` of the camera) taken at ``timestamp`` s."""
         if frame.ndim != 2:
             raise ValueError("process() wants a 2-D gray frame")
         cfg = self._config
-        f = cv2.GaussianBlur(frame, _BLUR, 0).astype(np.float32)
+        f = frame.astype(np.float32) if _BLUR is None else cv2.GaussianBlur(frame, _BLUR, 0).astype(np.float32)
         bg = self._bg
         if bg is None or bg.shape != f.shape or timestamp < self._last_ts - 1.0:
             return self._start(f, timestamp)
@@ -240,34 +335,51 @@ class MotionDetector:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
         moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)
-        moving = cv2.bitwise_and(moving, fg)
+        # Moving = changed now, changed since the last analysed frame, and not changed before
+        # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
+        # covers no new ground on the next frame.
+        moving = cv2.bitwise_and(cv2.bitwise_and(moving, fg), cv2.bitwise_not(self._prev_fg))
 
-        blobs = cv2.dilate(fg, self._kernel)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(blobs, connectivity=8)
-        min_px = max(3.0, cfg.min_area_percent / 100.0 * total)
-        area = np.bincount(labels[fg > 0], minlength=n)
-        moved = np.bincount(labels[moving > 0], minlength=n)
-        ok = (area >= min_px) & (moved >= np.maximum(2.0, _MIN_MOVING_FRACTION * area))
-        ok[0] = False
-        candidates = np.flatnonzero(ok)
-        if len(candidates) > _MAX_BLOBS:
-            candidates = candidates[np.argsort(area[candidates])[-_MAX_BLOBS:]]
-
-        age = np.zeros(fg.shape, np.uint8)
-        prev_age = self._prev_age
+        # Blobs: outer contours of the dilated mask (much cheaper than labelling); the
+        # dilation joins the fragments of one person (legs, torso, head).
+        contours, _ = cv2.findContours(
+            cv2.dilate(fg, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        # In clutter (snow, rain) small blobs need to be bigger to count.
+        min_px = max(3.0, cfg.min_area_percent / 100.0 * total) * (1.0 + self._clutter / 2.0)
+        rects = [cv2.boundingRect(c) for c in contours]
+        rects = [r for r in rects if r[2] * r[3] >= min_px]
+        if len(rects) > _MAX_BLOBS:
+            rects = sorted(rects, key=lambda r: r[2] * r[3])[-_MAX_BLOBS:]
+        blobs: list[_Blob] = []
+        for x, y, bw, bh in rects:
+            sel = fg[y : y + bh, x : x + bw]
+            area = cv2.countNonZero(sel)
+            if _DEBUG:
+                mv = cv2.countNonZero(moving[y : y + bh, x : x + bw])
+                print(f"  cand {x},{y},{bw},{bh} area={area} moved={mv} min={min_px:.1f}")
+            if area < min_px or area < _MIN_FILL * bw * bh:
+                continue
+            moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
+            if moved < max(2.0, _MIN_MOVING_FRACTION * area):
+                continue
+            blobs.append(_Blob(x, y, bw, bh, area))
+        if gap:
+            self._tracks = []
+        tracks = self._track(blobs, dt)
+        if _DEBUG:
+            for tr in tracks:
+                print(f"t={timestamp:.1f} {tr} clutter={self._clutter:.2f} lvl={level:.1f}")
         h, w = fg.shape
+        need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        for i in candidates:
-            x, y, bw, bh = (int(v) for v in stats[i, :4])
-            sel = labels[y : y + bh, x : x + bw] == i
-            before = 0 if gap else int(prev_age[y : y + bh, x : x + bw][sel].max(initial=0))
-            a = min(before + 1, 255)
-            age[y : y + bh, x : x + bw][sel] = a
-            if a >= _PERSIST_FRAMES:
-                boxes.append((x / w, y / h, bw / w, bh / h))
-                confirmed[y : y + bh, x : x + bw][sel] = 255
-        self._prev_age = cv2.dilate(age, self._kernel)
+        for tr in tracks:
+            if tr.missed == 0 and (tr.age >= need or (tr.confirmed and tr.age >= 2)):
+                tr.confirmed = True
+                b = tr.blob
+                boxes.append((b.x / w, b.y / h, b.w / w, b.h / h))
+                confirmed[b.y : b.y + b.h, b.x : b.x + b.w] = 255
 
         # Learn: background (slowly where changed), and each pixel's typical deviation.
         cv2.accumulateWeighted(f, bg, _rate(dt, _BG_S), cv2.bitwise_not(fg))
@@ -282,6 +394,7 @@ class MotionDetector:
             diff, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
         )
         self._prev = f
+        self._prev_fg = fg
         score = cv2.countNonZero(fg) / total
         return MotionResult(bool(boxes), tuple(boxes), score, False, timestamp)
 
@@ -400,7 +513,7 @@ class MotionWorker:
         """Queue one video packet for analysis; O(1) and never blocking (session thread)."""
         if self._stopping.is_set():
             return
-        if self._need_keyframe and not packet.is_keyframe:
+        if self._generation == 0 or (self._need_keyframe and not packet.is_keyframe):
             self._count_drop()
             return
         pts, tb = packet.pts, packet.time_base
