@@ -203,9 +203,7 @@ class Score:
     missed: list[str] = field(default_factory=list)
 
 
-def score_clip(
-    sc: Score, truth: SceneTruth, flags: list[tuple[float, bool]], clip: Clip
-) -> None:
+def score_clip(sc: Score, truth: SceneTruth, flags: list[tuple[float, bool]], clip: Clip) -> None:
     """Add one clip's flags (time, motion) to the detector's score."""
     for iv in truth.intervals:
         sc.appearances += 1
@@ -219,8 +217,10 @@ def score_clip(
     step = 1.0 / ANALYSIS_FPS
     prev_on = False
     for t, on in flags:
-        negative = t >= WARMUP_S and not truth.present_at(t, margin=0.0) and not any(
-            iv.start - BEFORE_S <= t <= iv.end + AFTER_S for iv in truth.intervals
+        negative = (
+            t >= WARMUP_S
+            and not truth.present_at(t, margin=0.0)
+            and not any(iv.start - BEFORE_S <= t <= iv.end + AFTER_S for iv in truth.intervals)
         )
         if negative:
             sc.neg_seconds += step
@@ -317,7 +317,10 @@ def main() -> None:
     for clip, truth in zip(clips, truths, strict=True):
         run_clip(clip, truth, scores)
         fa = {n: s.fa_by_kind.get(clip.kind, 0) for n, s in scores.items()}
-        print(f"  {clip.path.name:48s} objects={len(truth.intervals):2d} false alarms {fa}", flush=True)
+        print(
+            f"  {clip.path.name:48s} objects={len(truth.intervals):2d} false alarms {fa}",
+            flush=True,
+        )
     print(f"scored in {time.monotonic() - t0:.0f} s wall")
 
     dec720 = next(c for c in clips if c.height == 720).path
@@ -334,8 +337,10 @@ def main() -> None:
     res = {name: summary(sc) for name, sc in scores.items()}
     neg_min = scores["pm_dvr"].neg_seconds / 60
     print()
-    print(f"{len(clips)} clips, {res['pm_dvr']['appearances']} object appearances, "
-          f"{neg_min:.1f} min of negative time, analysis at {ANALYSIS_FPS:g} fps")
+    print(
+        f"{len(clips)} clips, {res['pm_dvr']['appearances']} object appearances, "
+        f"{neg_min:.1f} min of negative time, analysis at {ANALYSIS_FPS:g} fps"
+    )
     head = f"{'detector':14s} {'recall':>7s} {'FA/h':>8s} {'on%':>6s} {'lat s':>6s} {'cpu720':>7s} {'cpu1080':>7s}"
     print(head)
     print("-" * len(head))
@@ -350,8 +355,11 @@ def main() -> None:
     for name, r in res.items():
         if name == "pm_dvr":
             continue
-        fa_ratio = (r["false_alarms_per_hour"] / ours["false_alarms_per_hour"]
-                    if ours["false_alarms_per_hour"] else float("inf"))
+        fa_ratio = (
+            r["false_alarms_per_hour"] / ours["false_alarms_per_hour"]
+            if ours["false_alarms_per_hour"]
+            else float("inf")
+        )
         print(
             f"  {name:14s} recall {ours['recall']:.3f} vs {r['recall']:.3f}; "
             f"false alarms x{fa_ratio:.1f}; CPU x{r['cpu_s_per_video_min'] / ours['cpu_s_per_video_min']:.2f}"

@@ -88,7 +88,11 @@ def test_fires_soon_after_each_appearance(clips: dict[str, SceneTruth], kind: st
     assert truth.intervals, "the scene must contain an object"
     results = run(truth.path)
     for iv in truth.intervals:
-        hits = [r for r in results if r.motion and iv.start <= r.timestamp <= iv.appear + RECALL_WINDOW_S]
+        hits = [
+            r
+            for r in results
+            if r.motion and iv.start <= r.timestamp <= iv.appear + RECALL_WINDOW_S
+        ]
         assert hits, f"no motion within {RECALL_WINDOW_S} s of the appearance at {iv.appear:.2f} s"
         # the box is where the object walks
         bx, by, bw, bh = iv.box
@@ -216,7 +220,9 @@ def test_draw_outlines_marks_the_box(channels: int) -> None:
 # --------------------------------------------------------------------------- worker
 
 
-def packets_of(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, list[av.Packet]]:
+def packets_of(
+    path: str,
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, list[av.Packet]]:
     container = av.open(path)
     stream = container.streams.video[0]
     return container, stream, [p for p in container.demux(stream) if p.size]
@@ -232,7 +238,8 @@ def wait_until(cond: object, timeout: float = 20.0) -> None:
 def test_worker_decodes_samples_and_reports(clips: dict[str, SceneTruth]) -> None:
     truth = clips["object"]
     got: list[tuple[MotionResult, np.ndarray | None]] = []
-    worker = MotionWorker(MotionConfig(), lambda r, img: got.append((r, img)))
+    # a queue that holds the whole file: it is fed much faster than a live camera would
+    worker = MotionWorker(MotionConfig(), lambda r, img: got.append((r, img)), queue_size=400)
     container, stream, packets = packets_of(truth.path)
     try:
         worker.start_stream(stream)
@@ -262,7 +269,9 @@ def test_worker_decodes_samples_and_reports(clips: dict[str, SceneTruth]) -> Non
     r, img = moving[0]
     assert img is not None and img.shape == (min(DRAW_MAX_HEIGHT, H), W, 3)
     assert all(img is None for r, img in got if not r.motion)
-    assert cv2.imdecode(np.frombuffer(draw_outlines(img, r), np.uint8), cv2.IMREAD_COLOR) is not None
+    assert (
+        cv2.imdecode(np.frombuffer(draw_outlines(img, r), np.uint8), cv2.IMREAD_COLOR) is not None
+    )
     worker.feed(packets[0])  # after stop: ignored, no error
     assert worker.stats.analysed_frames == stats.analysed_frames
 
@@ -296,7 +305,9 @@ def test_worker_drops_to_next_keyframe_when_behind(clips: dict[str, SceneTruth])
         for p in packets[split:]:
             worker.feed(p)
             time.sleep(0.005)  # a live camera's pace: the worker keeps up again
-        wait_until(lambda: worker.stats.decoded_frames + worker.stats.dropped_packets >= len(packets) + 1)
+        wait_until(
+            lambda: worker.stats.decoded_frames + worker.stats.dropped_packets >= len(packets) + 1
+        )
     finally:
         container.close()
         worker.stop()

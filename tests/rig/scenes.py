@@ -435,7 +435,8 @@ def _draw_clock(y: U8, when: dt.datetime, name: str) -> None:
 
 def _ir_matrix(gain: float) -> NDArray[np.float32]:
     """Colour to IR-gray: vegetation (green) turns bright, everything lands in 3 equal channels."""
-    row = np.array([0.15, 0.65, 0.2], np.float32) * gain
+    # near infrared: foliage reflects strongly, blue sky and red paint much less than in daylight
+    row = np.array([-0.3, 1.15, 0.15], np.float32) * gain
     return np.stack([row, row, row]).astype(np.float32)
 
 

@@ -6,32 +6,35 @@ benchmarked on its own (tests/core/test_motion.py, bench/motion.py).
 The detector works on small gray frames (``analysis_size``: 180 px tall) at a few frames per
 second. Per frame it:
 
-1. blurs the frame a little (sensor noise, compression artefacts);
-2. normalises global brightness against the background model (clouds, sunsets, auto exposure);
-3. marks pixels whose difference from the running-average background exceeds a threshold that is
-   the largest of the user's ``threshold``, a multiple of the frame's current noise level (night
-   noise, rain) and a multiple of the pixel's own learned deviation (foliage, water, flicker);
-4. recalibrates instead of firing when most of the frame changes at once (IR day/night switch,
-   lights, a camera moved), reporting ``recalibrating`` for about a second;
-5. groups changed pixels into blobs; a blob counts only when it is big enough (``min_area_percent``),
-   is really moving now (it also differs from the previous analysed frame, which a clock digit
-   that just flipped or a parked car does not), and is spatially continued by a moving blob of
-   the previous analysed frame (temporal persistence: rain, snow, noise and keyframe pulses
-   don't persist in place).
+1. normalises global brightness against a running-average background (clouds, sunsets,
+   auto exposure) and, while the picture is noisy (night), averages noise down with a 3x3 box;
+2. marks pixels whose difference from the background exceeds the largest of: the user's
+   ``threshold`` (scaled down in dark scenes, where contrast is lower), a multiple of the
+   slowly tracked noise level, and a multiple of the pixel's own learned deviation (foliage,
+   water, flickering overlays);
+3. recalibrates instead of firing when the frame changes as a whole (IR day/night switch,
+   lights, a moved camera), reporting ``recalibrating`` for a second;
+4. keeps blobs that are big and dense enough and that cover new ground since the last analysed
+   frame (a flipped clock digit, a fading compression ghost or a parked car do not);
+5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
+   followed over two analysed frames (three or four while rain or snow make many blobs pop up),
+   at a plausible speed for its size (drops and flakes near the lens fall too fast).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
 import logging
 import math
 import queue
 import threading
 import time
-from typing import Literal
+from typing import Literal, cast
 
 import av
+from av.video.stream import VideoStream
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -45,32 +48,39 @@ DRAW_MAX_HEIGHT = 720
 """Frames handed to ``on_result`` for drawing are at most this tall."""
 
 type Gray = NDArray[np.uint8]
+type F32 = NDArray[np.float32]
 type Box = tuple[float, float, float, float]
 
 # Tuning constants (seconds are converted to per-frame rates using the real frame interval).
-_BLUR: tuple[int, int] | None = None
-_NOISE_K = 5.0  # threshold >= this x the median absolute background difference
+_BRIGHT = 110.0  # mean gray level at which ``threshold`` applies as is; darker scenes scale it
+_MIN_DIM = 0.4
+_SMOOTH = 3  # box filter size used while the picture is noisy
+_NOISY, _CLEAN = 2.5, 0.8  # median absolute difference switching smoothing on / off
+_NOISE_K = 4.0  # threshold >= this x the median absolute background difference
 _DEV_K = 3.0  # threshold >= this x the pixel's learned mean absolute deviation
 _DEV_INIT = 4.0
 _DEV_RISE_S = 1.0  # the deviation learns a new nuisance quickly ...
 _DEV_FALL_S = 30.0  # ... and forgets it slowly (a clock's minute digit flips once a minute)
+_DEV_RISE_LEARN_S, _LEARN_S = 0.2, 3.0  # ... very quickly during the first seconds
 _DEV_RISE_MOVING_S = 15.0  # pixels under confirmed motion learn slowly: people are not nuisance
 _BG_S = 4.0  # background time constant for unchanged pixels
 _BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes background)
+_NOISE_S = 2.0  # time constant of the noise level estimate
+_GLOBAL_K = 3.0  # the median difference jumping this much above the noise is a global change
 _RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
 _RECAL_S = 1.0
+_START_S = 2.0  # a new stream: also learn how much foliage and the like move
 _PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
 _CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
 _CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
 _MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second
 _GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
 _AREA_RATIO = 3.0  # a blob may shrink or grow this much from one analysed frame to the next
-_COAST_FRAMES = 1  # a confirmed track survives this many frames without a blob
+_COAST_FRAMES = 1  # a followed track survives this many frames without a blob
 _MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
 _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
 _MAX_BLOBS = 64
-_MIN_FILL = 0.2  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
-_DEBUG = False
+_MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +107,13 @@ class Zone:
 class MotionConfig:
     """User tuning of the detector.
 
-    ``threshold`` (1-255) is the minimum brightness difference, in gray levels of the slightly
-    blurred analysis frame, for a pixel to count as changed: lower is more sensitive. The
-    detector raises it by itself where and when the picture is noisy. ``min_area_percent`` is the
-    minimum size of a moving object in % of the frame area; the default (0.03 %) still catches a
-    person about 5 % of the frame height tall. ``analysis_fps`` is how many frames per second
-    are analysed (the rest are only decoded).
+    ``threshold`` (1-255, default 10) is the minimum brightness difference, in gray levels of the
+    analysis frame, for a pixel to count as changed: lower is more sensitive. It applies as is
+    to a normally lit picture; the detector scales it down in dark scenes and raises it by
+    itself where and when the picture is noisy. ``min_area_percent`` (default 0.02) is the
+    minimum size of a moving object in % of the frame area: a person 5 % of the frame height tall
+    covers about 0.05 %. ``zones`` restrict where motion counts. ``analysis_fps`` is how many
+    frames per second are analysed (the others are only decoded).
     """
 
     threshold: int = 10
@@ -194,6 +205,8 @@ class MotionDetector:
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._tracks: list[_Track] = []
         self._clutter = 0.0
+        self._smooth = False
+        self._noise = 0.0
         self._join = np.ones((5, 5), np.uint8)
         self._prev_fg: Gray = np.zeros((1, 1), np.uint8)
         self._last_ts = 0.0
@@ -233,14 +246,14 @@ class MotionDetector:
         self._mask_key, self._mask = (zones, shape), mask
         return mask
 
-    def _start(self, f: NDArray[np.float32], ts: float) -> MotionResult:
-        """(Re)learn the scene from this frame on."""
+    def _start(self, f: NDArray[np.float32], ts: float, seconds: float = _RECAL_S) -> MotionResult:
+        """(Re)learn the scene from this frame on, without reporting motion for a while."""
         self._bg = f.copy()
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
         self._tracks = []
         self._prev_fg = np.zeros(f.shape, np.uint8)
-        self._recal_until = ts + _RECAL_S
+        self._recal_until = ts + seconds
         self._frames = 0
         self._last_ts = ts
         return MotionResult(False, (), 1.0, True, ts)
@@ -289,7 +302,7 @@ class MotionDetector:
                 births += 1
                 out.append(_Track(b, 0.0, 0.0, 1, 0, False))
         for ti, tr in enumerate(self._tracks):
-            if ti not in used_t and tr.missed < _COAST_FRAMES and tr.confirmed:
+            if ti not in used_t and tr.missed < _COAST_FRAMES and tr.age > 1:
                 b = tr.blob
                 ahead = _Blob(round(b.x + tr.vx), round(b.y + tr.vy), b.w, b.h, b.area)
                 out.append(_Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed))
@@ -302,10 +315,12 @@ class MotionDetector:
         if frame.ndim != 2:
             raise ValueError("process() wants a 2-D gray frame")
         cfg = self._config
-        f = frame.astype(np.float32) if _BLUR is None else cv2.GaussianBlur(frame, _BLUR, 0).astype(np.float32)
+        f = frame.astype(np.float32)
+        if self._smooth:  # noisy picture (night): average noise down before differencing
+            f = cast(F32, cv2.blur(f, (_SMOOTH, _SMOOTH)))
         bg = self._bg
         if bg is None or bg.shape != f.shape or timestamp < self._last_ts - 1.0:
-            return self._start(f, timestamp)
+            return self._start(f, timestamp, _START_S)
         dt = min(max(timestamp - self._last_ts, 0.02), 2.0)
         gap = timestamp - self._last_ts > _MAX_GAP_S
         self._last_ts = timestamp
@@ -314,14 +329,28 @@ class MotionDetector:
 
         mean_f = float(cv2.mean(f)[0])
         gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
-        diff = cv2.absdiff(f, bg * gain)
-        noise = float(np.median(diff[::3, ::3]))
-        level = max(float(cfg.threshold), _NOISE_K * noise)
+        diff = cast(F32, cv2.absdiff(f, bg * gain))
+        now = float(np.median(diff[::3, ::3]))
+        # The noise level follows the median difference slowly, so that a sudden global change
+        # (which raises the median at once) is seen as a change and not taken for noise.
+        noise = self._noise
+        if timestamp < self._recal_until:
+            noise = now
+        self._noise = noise + _rate(dt, _NOISE_S) * (now - noise)
+        if not self._smooth and noise > _NOISY:
+            self._smooth = True
+            cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
+            self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
+        elif self._smooth and noise < _CLEAN:
+            self._smooth = False
+        # Contrast scales with light: in a dark picture the same object differs less.
+        dim = min(1.0, max(_MIN_DIM, float(cv2.mean(bg)[0]) * gain / _BRIGHT))
+        level = max(cfg.threshold * dim, _NOISE_K * noise)
         thr = np.maximum(self._dev * _DEV_K, level)
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
         changed = cv2.countNonZero(fg) / total
 
-        if changed > _RECAL_FRACTION:
+        if changed > _RECAL_FRACTION or now > _GLOBAL_K * noise + 2.0:
             return self._start(f, timestamp)
         if timestamp < self._recal_until:
             # Learn fast: the picture may still be settling (exposure, IR cut filter).
@@ -334,7 +363,7 @@ class MotionDetector:
         if mask is not None:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
-        moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)
+        moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)  # type: ignore[call-overload]
         # Moving = changed now, changed since the last analysed frame, and not changed before
         # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
         # covers no new ground on the next frame.
@@ -355,10 +384,8 @@ class MotionDetector:
         for x, y, bw, bh in rects:
             sel = fg[y : y + bh, x : x + bw]
             area = cv2.countNonZero(sel)
-            if _DEBUG:
-                mv = cv2.countNonZero(moving[y : y + bh, x : x + bw])
-                print(f"  cand {x},{y},{bw},{bh} area={area} moved={mv} min={min_px:.1f}")
-            if area < min_px or area < _MIN_FILL * bw * bh:
+            # (the box grew by the join dilation: measure the fill inside the undilated box)
+            if area < min_px or area < _MIN_FILL * max(1, bw - 4) * max(1, bh - 4):
                 continue
             moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
             if moved < max(2.0, _MIN_MOVING_FRACTION * area):
@@ -367,9 +394,6 @@ class MotionDetector:
         if gap:
             self._tracks = []
         tracks = self._track(blobs, dt)
-        if _DEBUG:
-            for tr in tracks:
-                print(f"t={timestamp:.1f} {tr} clutter={self._clutter:.2f} lvl={level:.1f}")
         h, w = fg.shape
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
@@ -387,14 +411,18 @@ class MotionDetector:
         rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
+        learning = timestamp < self._recal_until + _LEARN_S
         cv2.accumulateWeighted(
-            diff, self._dev, _rate(dt, _DEV_RISE_S), cv2.bitwise_and(rising, cv2.bitwise_not(confirmed))
+            diff,
+            self._dev,
+            _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S),
+            cv2.bitwise_and(rising, cv2.bitwise_not(confirmed)),
         )
         cv2.accumulateWeighted(
             diff, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
         )
         self._prev = f
-        self._prev_fg = fg
+        self._prev_fg = cast(Gray, fg)
         score = cv2.countNonZero(fg) / total
         return MotionResult(bool(boxes), tuple(boxes), score, False, timestamp)
 
@@ -402,10 +430,7 @@ class MotionDetector:
 def draw_outlines(frame_bgr_or_gray: NDArray[np.uint8], result: MotionResult) -> bytes:
     """A JPEG of the frame with the moving areas outlined in red."""
     img = frame_bgr_or_gray
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    else:
-        img = img.copy()
+    img = cast(Gray, cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)) if img.ndim == 2 else img.copy()
     h, w = img.shape[:2]
     thick = max(2, round(h / 240))
     for x, y, bw, bh in result.boxes:
@@ -489,7 +514,11 @@ class MotionWorker:
         s = self._stats
         with s.lock:
             return MotionStats(
-                s.decoded_frames, s.analysed_frames, s.dropped_packets, s.decode_errors, s.analysis_cpu_s
+                s.decoded_frames,
+                s.analysed_frames,
+                s.dropped_packets,
+                s.decode_errors,
+                s.analysis_cpu_s,
             )
 
     @property
@@ -497,7 +526,7 @@ class MotionWorker:
         """Whether the worker thread runs."""
         return self._thread.is_alive()
 
-    def start_stream(self, stream: av.video.stream.VideoStream) -> None:
+    def start_stream(self, stream: VideoStream) -> None:
         """Prepare a fresh decoder for a new connection's video stream (session thread)."""
         cc = stream.codec_context
         ctx = av.CodecContext.create(cc.name, "r")
@@ -539,10 +568,8 @@ class MotionWorker:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        try:
+        with contextlib.suppress(queue.Full):  # only if feed() raced the drain
             self._queue.put_nowait(None)
-        except queue.Full:  # pragma: no cover - only if feed() raced the drain
-            pass
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -568,7 +595,7 @@ class MotionWorker:
             if ctx is None:
                 continue
             try:
-                frames = ctx.decode(packet)
+                frames = cast(list[av.VideoFrame], ctx.decode(packet))  # type: ignore[attr-defined]
             except av.FFmpegError as err:
                 with self._stats.lock:
                     self._stats.decode_errors += 1
@@ -585,19 +612,24 @@ class MotionWorker:
                 period = 1.0 / self._detector.config.analysis_fps
                 if next_due is not None and ts < next_due - 1e-3:
                     continue
-                next_due = ts + period if next_due is None or ts > next_due + period else next_due + period
+                next_due = (
+                    ts + period if next_due is None or ts > next_due + period else next_due + period
+                )
                 self._analyse(frame, ts)
 
     def _analyse(self, frame: av.VideoFrame, ts: float) -> None:
         c0 = time.thread_time()
         w, h = analysis_size(frame.width, frame.height)
-        small = frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
+        small = cast(
+            Gray,
+            frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray(),
+        )
         result = self._detector.process(small, ts)
         image: NDArray[np.uint8] | None = None
         if result.motion:
             dh = min(DRAW_MAX_HEIGHT, frame.height)
             dw = max(2, round(frame.width * dh / frame.height / 2) * 2)
-            image = frame.reformat(width=dw, height=dh, format="bgr24").to_ndarray()
+            image = cast(Gray, frame.reformat(width=dw, height=dh, format="bgr24").to_ndarray())
         with self._stats.lock:
             self._stats.analysed_frames += 1
             self._stats.analysis_cpu_s += time.thread_time() - c0
