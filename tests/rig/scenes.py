@@ -28,6 +28,7 @@ from fractions import Fraction
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -173,7 +174,7 @@ def _background(rng: np.random.Generator, w: int, h: int) -> _Layout:
         sheds.append((sx, sy, sx + sw, sy + sh))
     # fine texture everywhere (gravel, grass blades, brickwork): detectors must not see it move
     tex = rng.normal(0.0, 9.0, (h, w)).astype(np.float32)
-    img += cv2.GaussianBlur(tex, (3, 3), 0)[..., None]
+    img += np.asarray(cv2.GaussianBlur(tex, (3, 3), 0), np.float32)[..., None]
     fx0, fy0 = int(0.78 * w), int(0.42 * h)
     foliage = (fx0, fy0, min(w, fx0 + int(0.22 * w)), min(h, fy0 + int(0.36 * h)))
     bg = np.clip(img, 0, 255).astype(np.uint8)
@@ -338,7 +339,7 @@ class _Foliage:
         w, h = x1 - x0, y1 - y0
         leaves = _smooth(rng, w, h, (max(4, w // 5), max(4, h // 5)))
         fine = rng.random((h, w)).astype(np.float32)
-        fine = cv2.GaussianBlur(fine, (0, 0), max(1.0, w / 300))
+        fine = np.asarray(cv2.GaussianBlur(fine, (0, 0), max(1.0, w / 300)), np.float32)
         tex = 0.55 * leaves + 0.45 * (fine - fine.min()) / max(1e-6, float(np.ptp(fine)))
         self.tex = np.stack([40 + 60 * tex, 80 + 120 * tex, 40 + 60 * tex], -1).astype(np.uint8)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -387,7 +388,7 @@ class _Snow:
             cv2.circle(
                 layer, (round(x * 16), round(y * 16)), round(r * 16), float(b), -1, cv2.LINE_AA, 4
             )
-        layer = cv2.GaussianBlur(layer, (5, 5), 0)
+        layer = np.asarray(cv2.GaussianBlur(layer, (5, 5), 0), np.uint8)
         cv2.add(frame, cv2.cvtColor(layer, cv2.COLOR_GRAY2BGR), dst=frame)
 
 
@@ -411,8 +412,8 @@ def _rain(rng: np.random.Generator, frame: U8) -> None:
         cv2.line(
             layer, (int(x), int(y)), (int(x + slant * ln), int(y + ln)), rng.uniform(40, 90), th
         )
-    layer = cv2.GaussianBlur(layer, (3, 3), 0)
-    cv2.add(frame, cv2.cvtColor(layer, cv2.COLOR_GRAY2BGR), dst=frame)
+    blurred = np.asarray(cv2.GaussianBlur(layer, (3, 3), 0), np.uint8)
+    cv2.add(frame, cv2.cvtColor(blurred, cv2.COLOR_GRAY2BGR), dst=frame)
 
 
 def _draw_clock(y: U8, when: dt.datetime, name: str) -> None:
@@ -437,7 +438,8 @@ def _ir_matrix(gain: float) -> NDArray[np.float32]:
     """Colour to IR-gray: vegetation (green) turns bright, everything lands in 3 equal channels."""
     # near infrared: foliage reflects strongly, blue sky and red paint much less than in daylight
     row = np.array([-0.3, 1.15, 0.15], np.float32) * gain
-    return np.stack([row, row, row]).astype(np.float32)
+    out: NDArray[np.float32] = np.stack([row, row, row]).astype(np.float32)
+    return out
 
 
 @dataclass(slots=True)
@@ -489,10 +491,10 @@ def _light_schedule(
 
 def _open_encoder(
     path: Path, width: int, height: int, fps: int, kbps: int
-) -> tuple[av.container.OutputContainer, av.video.stream.VideoStream]:
+) -> tuple[av.container.OutputContainer, Any]:
     """An MP4 with camera-like H.264: no B-frames, 2 s fixed GOP, VBV-capped bitrate."""
     out = av.open(str(path), "w", format="mp4")
-    stream = out.add_stream("libx264", rate=fps)
+    stream: Any = out.add_stream("libx264", rate=fps)  # a VideoStream (stubs differ by version)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     gop = 2 * fps
     stream.codec_context.max_b_frames = 0
@@ -586,23 +588,23 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
             present.append(any_visible)
             li = light(t)
             if li.ir:
-                frame = cv2.transform(frame, _ir_matrix(li.gain))
+                frame = np.asarray(cv2.transform(frame, _ir_matrix(li.gain)), np.uint8)
             elif li.gain != 1.0 or li.tilt != 0.0:
                 if li.tilt:
                     ramp = np.linspace(1 - li.tilt / 2, 1 + li.tilt / 2, width, dtype=np.float32)
                     scaled = frame.astype(np.float32) * (ramp * li.gain)[None, :, None]
                     frame = np.clip(scaled, 0, 255).astype(np.uint8)
                 else:
-                    frame = cv2.convertScaleAbs(frame, alpha=li.gain)
+                    frame = np.asarray(cv2.convertScaleAbs(frame, alpha=li.gain), np.uint8)
             if li.offset:
-                frame = cv2.add(frame, np.full_like(frame, int(li.offset)))
+                frame = np.asarray(cv2.add(frame, np.full_like(frame, int(li.offset))), np.uint8)
             if snow is not None:
                 snow.apply(frame, 1.0 / fps)
             if "rain" in parts:
                 _rain(rng, frame)
             yuv = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
             planes = yuv.to_ndarray()
-            y = planes[:height]
+            y = np.asarray(planes[:height], np.uint8)
             noise = rng.standard_normal((nh, nw), dtype=np.float32) * noise_sigma
             if night:  # night noise is blotchy after the camera's own denoiser
                 noise = cv2.GaussianBlur(noise, (3, 3), 0) * 1.6
