@@ -1,0 +1,639 @@
+"""Motion detection for pm_dvr: a cheap, robust detector and its per-camera worker thread.
+
+No Home Assistant imports: plain numpy, OpenCV, PyAV and threading, so it can be tested and
+benchmarked on its own (tests/core/test_motion.py, bench/motion.py).
+
+The detector works on small gray frames (``analysis_size``: 180 px tall) at a few frames per
+second. Per frame it:
+
+1. normalises global brightness against a running-average background (clouds, sunsets,
+   auto exposure) and, while the picture is noisy (night), averages noise down with a 3x3 box;
+2. marks pixels whose difference from the background exceeds the largest of: the user's
+   ``threshold`` (scaled down in dark scenes, where contrast is lower), a multiple of the
+   slowly tracked noise level, and a multiple of the pixel's own learned deviation (foliage,
+   water, flickering overlays);
+3. recalibrates instead of firing when the frame changes as a whole (IR day/night switch,
+   lights, a moved camera), reporting ``recalibrating`` for a second;
+4. keeps blobs that are big and dense enough and that cover new ground since the last analysed
+   frame (a flipped clock digit, a fading compression ghost or a parked car do not);
+5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
+   followed over two analysed frames (three or four while rain or snow make many blobs pop up),
+   at a plausible speed for its size (drops and flakes near the lens fall too fast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass, field
+import logging
+import math
+import queue
+import threading
+import time
+from typing import Literal, cast
+
+import av
+from av.video.stream import VideoStream
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+_LOGGER = logging.getLogger(__name__)
+
+ANALYSIS_HEIGHT = 180
+"""Analysis frames are this tall (width keeps the aspect ratio): plenty for a person far away."""
+
+DRAW_MAX_HEIGHT = 720
+"""Frames handed to ``on_result`` for drawing are at most this tall."""
+
+type Gray = NDArray[np.uint8]
+type F32 = NDArray[np.float32]
+type Box = tuple[float, float, float, float]
+
+# Tuning constants (seconds are converted to per-frame rates using the real frame interval).
+_BRIGHT = 110.0  # mean gray level at which ``threshold`` applies as is; darker scenes scale it
+_MIN_DIM = 0.4
+_SMOOTH = 3  # box filter size used while the picture is noisy
+_NOISY, _CLEAN = 2.5, 0.8  # median absolute difference switching smoothing on / off
+_NOISE_K = 4.0  # threshold >= this x the median absolute background difference
+_DEV_K = 3.0  # threshold >= this x the pixel's learned mean absolute deviation
+_DEV_INIT = 4.0
+_DEV_RISE_S = 1.0  # the deviation learns a new nuisance quickly ...
+_DEV_FALL_S = 30.0  # ... and forgets it slowly (a clock's minute digit flips once a minute)
+_DEV_RISE_LEARN_S, _LEARN_S = 0.2, 3.0  # ... very quickly during the first seconds
+_DEV_RISE_MOVING_S = 15.0  # pixels under confirmed motion learn slowly: people are not nuisance
+_BG_S = 4.0  # background time constant for unchanged pixels
+_BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes background)
+_NOISE_S = 2.0  # time constant of the noise level estimate
+_GLOBAL_K = 3.0  # the median difference jumping this much above the noise is a global change
+_RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
+_RECAL_S = 1.0
+_START_S = 2.0  # a new stream: also learn how much foliage and the like move
+_PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
+_CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
+_CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
+_MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second
+_GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
+_AREA_RATIO = 3.0  # a blob may shrink or grow this much from one analysed frame to the next
+_COAST_FRAMES = 1  # a followed track survives this many frames without a blob
+_MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
+_MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
+_MAX_BLOBS = 64
+_MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A polygon in relative 0..1 frame coordinates.
+
+    ``ignore`` masks motion inside it; when any ``only`` zone exists, only motion inside the
+    ``only`` zones counts (ignore zones still apply on top).
+    """
+
+    points: tuple[tuple[float, float], ...]
+    mode: Literal["ignore", "only"] = "ignore"
+
+    def __post_init__(self) -> None:
+        if len(self.points) < 3:
+            raise ValueError("a zone needs at least 3 points")
+        if any(not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) for x, y in self.points):
+            raise ValueError("zone points are relative coordinates in 0..1")
+        if self.mode not in ("ignore", "only"):
+            raise ValueError(f"unknown zone mode {self.mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionConfig:
+    """User tuning of the detector.
+
+    ``threshold`` (1-255, default 10) is the minimum brightness difference, in gray levels of the
+    analysis frame, for a pixel to count as changed: lower is more sensitive. It applies as is
+    to a normally lit picture; the detector scales it down in dark scenes and raises it by
+    itself where and when the picture is noisy. ``min_area_percent`` (default 0.02) is the
+    minimum size of a moving object in % of the frame area: a person 5 % of the frame height tall
+    covers about 0.05 %. ``zones`` restrict where motion counts. ``analysis_fps`` is how many
+    frames per second are analysed (the others are only decoded).
+    """
+
+    threshold: int = 10
+    min_area_percent: float = 0.02
+    zones: tuple[Zone, ...] = ()
+    analysis_fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= 255:
+            raise ValueError("threshold must be within 1..255")
+        if not 0.0 <= self.min_area_percent <= 100.0:
+            raise ValueError("min_area_percent must be within 0..100")
+        if not 0.0 < self.analysis_fps <= 30.0:
+            raise ValueError("analysis_fps must be within (0, 30]")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionResult:
+    """The verdict for one analysed frame.
+
+    ``boxes`` are relative (x, y, w, h) of the moving areas; ``score`` is the fraction of the
+    watched frame area that differs from the background; ``recalibrating`` is true while the
+    detector relearns the scene after a global change (motion is then never reported).
+    """
+
+    motion: bool
+    boxes: tuple[Box, ...] = ()
+    score: float = 0.0
+    recalibrating: bool = False
+    timestamp: float = 0.0
+
+
+def analysis_size(width: int, height: int) -> tuple[int, int]:
+    """The (width, height) a frame of the given size should be scaled to for ``process``."""
+    if height <= 0 or width <= 0:
+        raise ValueError("frame size must be positive")
+    h = min(ANALYSIS_HEIGHT, height)
+    w = max(2, round(width * h / height / 2) * 2)
+    return w, h - h % 2
+
+
+@dataclass(slots=True)
+class _Blob:
+    """A moving blob in analysis pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+@dataclass(slots=True)
+class _Track:
+    """A blob followed over consecutive analysed frames."""
+
+    blob: _Blob
+    vx: float
+    vy: float
+    age: int  # frames seen
+    missed: int  # consecutive frames coasted without a blob
+    confirmed: bool
+
+
+def _rate(dt: float, tau: float) -> float:
+    """The per-frame update weight of an exponential average with time constant tau."""
+    return 1.0 - math.exp(-dt / tau)
+
+
+class MotionDetector:
+    """Background-model motion detector; feed it small gray frames in time order.
+
+    Not thread-safe: one thread calls ``process``; ``update_config`` may be called from another
+    thread (the new config is picked up at the next frame).
+    """
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self._config = config or MotionConfig()
+        self._bg: NDArray[np.float32] | None = None
+        self._dev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
+        self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
+        self._tracks: list[_Track] = []
+        self._clutter = 0.0
+        self._smooth = False
+        self._noise = 0.0
+        self._join = np.ones((5, 5), np.uint8)
+        self._prev_fg: Gray = np.zeros((1, 1), np.uint8)
+        self._last_ts = 0.0
+        self._recal_until = 0.0
+        self._frames = 0
+        self._mask_key: tuple[tuple[Zone, ...], tuple[int, int]] | None = None
+        self._mask: Gray | None = None
+        self._kernel = np.ones((3, 3), np.uint8)
+
+    @property
+    def config(self) -> MotionConfig:
+        """The active configuration."""
+        return self._config
+
+    def update_config(self, config: MotionConfig) -> None:
+        """Apply new tuning without losing the learned background."""
+        self._config = config
+
+    def reset(self) -> None:
+        """Forget the scene; the next frame starts a recalibration."""
+        self._bg = None
+
+    def _zone_mask(self, shape: tuple[int, int]) -> Gray | None:
+        """255 where motion counts, 0 elsewhere; None when the whole frame counts."""
+        zones = self._config.zones
+        if (zones, shape) == self._mask_key:
+            return self._mask
+        mask: Gray | None = None
+        if zones:
+            h, w = shape
+            only = [z for z in zones if z.mode == "only"]
+            mask = np.zeros(shape, np.uint8) if only else np.full(shape, 255, np.uint8)
+            for value, group in ((255, only), (0, [z for z in zones if z.mode == "ignore"])):
+                for z in group:
+                    pts = np.array([[x * w, y * h] for x, y in z.points], np.float32)
+                    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], value)
+        self._mask_key, self._mask = (zones, shape), mask
+        return mask
+
+    def _start(self, f: NDArray[np.float32], ts: float, seconds: float = _RECAL_S) -> MotionResult:
+        """(Re)learn the scene from this frame on, without reporting motion for a while."""
+        self._bg = f.copy()
+        self._dev = np.full(f.shape, _DEV_INIT, np.float32)
+        self._prev = f
+        self._tracks = []
+        self._prev_fg = np.zeros(f.shape, np.uint8)
+        self._recal_until = ts + seconds
+        self._frames = 0
+        self._last_ts = ts
+        return MotionResult(False, (), 1.0, True, ts)
+
+    def _track(self, blobs: list[_Blob], dt: float) -> list[_Track]:
+        """Link blobs to last frame's tracks.
+
+        A link needs a plausible size change, a plausible speed (people and cars move less than
+        a few times their own size per second; rain and snow near the lens fall much faster) and,
+        once the track has a velocity, a position close to the predicted one.
+        """
+        pairs: list[tuple[float, int, int]] = []
+        for ti, tr in enumerate(self._tracks):
+            px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
+            for bi, b in enumerate(blobs):
+                ratio = b.area / tr.blob.area
+                if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
+                    continue
+                size = math.sqrt(max(tr.blob.w * tr.blob.h, b.w * b.h))
+                step = math.hypot(b.cx - tr.blob.cx, b.cy - tr.blob.cy)
+                if step > _MAX_SPEED * dt * size + 1.5:
+                    continue
+                d = 0.0
+                if tr.age > 1:
+                    d = math.hypot(b.cx - px, b.cy - py) / (_GATE * size + 1.5)
+                    if d > 1.0:
+                        continue
+                pairs.append((d + step / (size + 1.0), ti, bi))
+        pairs.sort()
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        out: list[_Track] = []
+        for _, ti, bi in pairs:
+            if ti in used_t or bi in used_b:
+                continue
+            used_t.add(ti)
+            used_b.add(bi)
+            tr, b = self._tracks[ti], blobs[bi]
+            vx, vy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
+            if tr.age > 1:
+                vx, vy = 0.5 * (vx + tr.vx), 0.5 * (vy + tr.vy)
+            out.append(_Track(b, vx, vy, tr.age + 1, 0, tr.confirmed))
+        births = 0
+        for bi, b in enumerate(blobs):
+            if bi not in used_b:
+                births += 1
+                out.append(_Track(b, 0.0, 0.0, 1, 0, False))
+        for ti, tr in enumerate(self._tracks):
+            if ti not in used_t and tr.missed < _COAST_FRAMES and tr.age > 1:
+                b = tr.blob
+                ahead = _Blob(round(b.x + tr.vx), round(b.y + tr.vy), b.w, b.h, b.area)
+                out.append(_Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed))
+        self._clutter += _CLUTTER_RATE * (births - self._clutter)
+        self._tracks = out[:_MAX_BLOBS]
+        return self._tracks
+
+    def process(self, frame: Gray, timestamp: float) -> MotionResult:
+        """Analyse one gray frame (``analysis_size`` of the camera) taken at ``timestamp`` s."""
+        if frame.ndim != 2:
+            raise ValueError("process() wants a 2-D gray frame")
+        cfg = self._config
+        f = frame.astype(np.float32)
+        if self._smooth:  # noisy picture (night): average noise down before differencing
+            f = cast(F32, cv2.blur(f, (_SMOOTH, _SMOOTH)))
+        bg = self._bg
+        if bg is None or bg.shape != f.shape or timestamp < self._last_ts - 1.0:
+            return self._start(f, timestamp, _START_S)
+        dt = min(max(timestamp - self._last_ts, 0.02), 2.0)
+        gap = timestamp - self._last_ts > _MAX_GAP_S
+        self._last_ts = timestamp
+        self._frames += 1
+        total = f.size
+
+        mean_f = float(cv2.mean(f)[0])
+        gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
+        diff = cast(F32, cv2.absdiff(f, bg * gain))
+        now = float(np.median(diff[::3, ::3]))
+        # The noise level follows the median difference slowly, so that a sudden global change
+        # (which raises the median at once) is seen as a change and not taken for noise.
+        noise = self._noise
+        if timestamp < self._recal_until:
+            noise = now
+        self._noise = noise + _rate(dt, _NOISE_S) * (now - noise)
+        if not self._smooth and noise > _NOISY:
+            self._smooth = True
+            cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
+            self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
+        elif self._smooth and noise < _CLEAN:
+            self._smooth = False
+        # Contrast scales with light: in a dark picture the same object differs less.
+        dim = min(1.0, max(_MIN_DIM, float(cv2.mean(bg)[0]) * gain / _BRIGHT))
+        level = max(cfg.threshold * dim, _NOISE_K * noise)
+        thr = np.maximum(self._dev * _DEV_K, level)
+        fg = cv2.compare(diff, thr, cv2.CMP_GT)
+        changed = cv2.countNonZero(fg) / total
+
+        if changed > _RECAL_FRACTION or now > _GLOBAL_K * noise + 2.0:
+            return self._start(f, timestamp)
+        if timestamp < self._recal_until:
+            # Learn fast: the picture may still be settling (exposure, IR cut filter).
+            cv2.accumulateWeighted(f, bg, 0.5)
+            cv2.accumulateWeighted(diff, self._dev, 1.0 / (self._frames + 1))
+            self._prev = f
+            return MotionResult(False, (), changed, True, timestamp)
+
+        mask = self._zone_mask(fg.shape)
+        if mask is not None:
+            fg = cv2.bitwise_and(fg, mask)
+        prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
+        moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)  # type: ignore[call-overload]
+        # Moving = changed now, changed since the last analysed frame, and not changed before
+        # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
+        # covers no new ground on the next frame.
+        moving = cv2.bitwise_and(cv2.bitwise_and(moving, fg), cv2.bitwise_not(self._prev_fg))
+
+        # Blobs: outer contours of the dilated mask (much cheaper than labelling); the
+        # dilation joins the fragments of one person (legs, torso, head).
+        contours, _ = cv2.findContours(
+            cv2.dilate(fg, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        # In clutter (snow, rain) small blobs need to be bigger to count.
+        min_px = max(3.0, cfg.min_area_percent / 100.0 * total) * (1.0 + self._clutter / 2.0)
+        rects = [cv2.boundingRect(c) for c in contours]
+        rects = [r for r in rects if r[2] * r[3] >= min_px]
+        if len(rects) > _MAX_BLOBS:
+            rects = sorted(rects, key=lambda r: r[2] * r[3])[-_MAX_BLOBS:]
+        blobs: list[_Blob] = []
+        for x, y, bw, bh in rects:
+            sel = fg[y : y + bh, x : x + bw]
+            area = cv2.countNonZero(sel)
+            # (the box grew by the join dilation: measure the fill inside the undilated box)
+            if area < min_px or area < _MIN_FILL * max(1, bw - 4) * max(1, bh - 4):
+                continue
+            moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
+            if moved < max(2.0, _MIN_MOVING_FRACTION * area):
+                continue
+            blobs.append(_Blob(x, y, bw, bh, area))
+        if gap:
+            self._tracks = []
+        tracks = self._track(blobs, dt)
+        h, w = fg.shape
+        need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
+        boxes: list[Box] = []
+        confirmed = np.zeros(fg.shape, np.uint8)
+        for tr in tracks:
+            if tr.missed == 0 and (tr.age >= need or (tr.confirmed and tr.age >= 2)):
+                tr.confirmed = True
+                b = tr.blob
+                boxes.append((b.x / w, b.y / h, b.w / w, b.h / h))
+                confirmed[b.y : b.y + b.h, b.x : b.x + b.w] = 255
+
+        # Learn: background (slowly where changed), and each pixel's typical deviation.
+        cv2.accumulateWeighted(f, bg, _rate(dt, _BG_S), cv2.bitwise_not(fg))
+        cv2.accumulateWeighted(f, bg, _rate(dt, _BG_CHANGED_S), fg)
+        rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
+        calm = cv2.bitwise_not(rising)
+        cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
+        learning = timestamp < self._recal_until + _LEARN_S
+        cv2.accumulateWeighted(
+            diff,
+            self._dev,
+            _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S),
+            cv2.bitwise_and(rising, cv2.bitwise_not(confirmed)),
+        )
+        cv2.accumulateWeighted(
+            diff, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
+        )
+        self._prev = f
+        self._prev_fg = cast(Gray, fg)
+        score = cv2.countNonZero(fg) / total
+        return MotionResult(bool(boxes), tuple(boxes), score, False, timestamp)
+
+
+def draw_outlines(frame_bgr_or_gray: NDArray[np.uint8], result: MotionResult) -> bytes:
+    """A JPEG of the frame with the moving areas outlined in red."""
+    img = frame_bgr_or_gray
+    img = cast(Gray, cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)) if img.ndim == 2 else img.copy()
+    h, w = img.shape[:2]
+    thick = max(2, round(h / 240))
+    for x, y, bw, bh in result.boxes:
+        p0 = (round(x * w), round(y * h))
+        p1 = (round((x + bw) * w), round((y + bh) * h))
+        cv2.rectangle(img, p0, p1, (0, 0, 255), thick)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:  # pragma: no cover - OpenCV only fails on invalid input, which we never build
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+@dataclass(frozen=True, slots=True)
+class MotionStats:
+    """Counters of a ``MotionWorker`` (a snapshot)."""
+
+    decoded_frames: int = 0
+    analysed_frames: int = 0
+    dropped_packets: int = 0
+    decode_errors: int = 0
+    analysis_cpu_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Counters:
+    decoded_frames: int = 0
+    analysed_frames: int = 0
+    dropped_packets: int = 0
+    decode_errors: int = 0
+    analysis_cpu_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+type ResultCallback = Callable[[MotionResult, NDArray[np.uint8] | None], None]
+type _Item = tuple[int, av.Packet, float | None]
+
+
+class MotionWorker:
+    """Decodes one camera's video packets and runs the detector in its own thread.
+
+    The camera's session thread calls ``start_stream`` on every (re)connect and ``feed`` for
+    every video packet. ``feed`` never blocks: packets go into a bounded queue and, when it is
+    full, packets are dropped up to the next keyframe (P-frames cannot be decoded after a gap).
+    ``on_result`` is called from the worker thread for every analysed frame with the result and,
+    when there is motion, the frame as a BGR array at most ``DRAW_MAX_HEIGHT`` tall (for
+    ``draw_outlines``); otherwise with None.
+    """
+
+    def __init__(
+        self,
+        config: MotionConfig,
+        on_result: ResultCallback,
+        *,
+        queue_size: int = 100,
+        name: str = "pm_dvr motion",
+    ) -> None:
+        self._detector = MotionDetector(config)
+        self._on_result = on_result
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
+        self._stats = _Counters()
+        self._generation = 0
+        self._contexts: dict[int, av.CodecContext] = {}
+        self._contexts_lock = threading.Lock()
+        self._need_keyframe = True
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def config(self) -> MotionConfig:
+        """The active detector configuration."""
+        return self._detector.config
+
+    def update_config(self, config: MotionConfig) -> None:
+        """Live tuning; the background model is kept."""
+        self._detector.update_config(config)
+
+    @property
+    def stats(self) -> MotionStats:
+        """A snapshot of the counters."""
+        s = self._stats
+        with s.lock:
+            return MotionStats(
+                s.decoded_frames,
+                s.analysed_frames,
+                s.dropped_packets,
+                s.decode_errors,
+                s.analysis_cpu_s,
+            )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._thread.is_alive()
+
+    def start_stream(self, stream: VideoStream) -> None:
+        """Prepare a fresh decoder for a new connection's video stream (session thread)."""
+        cc = stream.codec_context
+        ctx = av.CodecContext.create(cc.name, "r")
+        if cc.extradata:
+            ctx.extradata = cc.extradata
+        ctx.thread_count = 1  # no frame-threading delay: each packet gives its own frame
+        with self._contexts_lock:
+            self._generation += 1
+            self._contexts[self._generation] = ctx
+        self._need_keyframe = True
+
+    def feed(self, packet: av.Packet) -> None:
+        """Queue one video packet for analysis; O(1) and never blocking (session thread)."""
+        if self._stopping.is_set():
+            return
+        if self._generation == 0 or (self._need_keyframe and not packet.is_keyframe):
+            self._count_drop()
+            return
+        pts, tb = packet.pts, packet.time_base
+        # Read the timestamp now: the recorder may rebase the packet's time in place later.
+        t = float(pts * tb) if pts is not None and tb is not None else None
+        try:
+            self._queue.put_nowait((self._generation, packet, t))
+        except queue.Full:
+            self._need_keyframe = True
+            self._count_drop()
+            return
+        self._need_keyframe = False
+
+    def _count_drop(self) -> None:
+        with self._stats.lock:
+            self._stats.dropped_packets += 1
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it (pending packets are discarded)."""
+        self._stopping.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):  # only if feed() raced the drain
+            self._queue.put_nowait(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        ctx: av.CodecContext | None = None
+        generation = 0
+        next_due: float | None = None
+        last_t = -math.inf
+        frame_no = 0
+        while not self._stopping.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            gen, packet, t = item
+            if gen != generation:
+                with self._contexts_lock:
+                    ctx = self._contexts.pop(gen, None)
+                    for old in [g for g in self._contexts if g < gen]:
+                        del self._contexts[old]
+                generation, next_due = gen, None
+            if ctx is None:
+                continue
+            try:
+                frames = cast(list[av.VideoFrame], ctx.decode(packet))  # type: ignore[attr-defined]
+            except av.FFmpegError as err:
+                with self._stats.lock:
+                    self._stats.decode_errors += 1
+                _LOGGER.debug("motion decode error: %s", err)
+                continue
+            for frame in frames:
+                frame_no += 1
+                with self._stats.lock:
+                    self._stats.decoded_frames += 1
+                ts = t if t is not None else frame_no / 25.0
+                if ts < last_t - 1.0:  # timestamps restarted (reconnect): resample from here
+                    next_due = None
+                last_t = ts
+                period = 1.0 / self._detector.config.analysis_fps
+                if next_due is not None and ts < next_due - 1e-3:
+                    continue
+                next_due = (
+                    ts + period if next_due is None or ts > next_due + period else next_due + period
+                )
+                self._analyse(frame, ts)
+
+    def _analyse(self, frame: av.VideoFrame, ts: float) -> None:
+        c0 = time.thread_time()
+        w, h = analysis_size(frame.width, frame.height)
+        small = cast(
+            Gray,
+            frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray(),
+        )
+        result = self._detector.process(small, ts)
+        image: NDArray[np.uint8] | None = None
+        if result.motion:
+            dh = min(DRAW_MAX_HEIGHT, frame.height)
+            dw = max(2, round(frame.width * dh / frame.height / 2) * 2)
+            image = cast(Gray, frame.reformat(width=dw, height=dh, format="bgr24").to_ndarray())
+        with self._stats.lock:
+            self._stats.analysed_frames += 1
+            self._stats.analysis_cpu_s += time.thread_time() - c0
+        try:
+            self._on_result(result, image)
+        except Exception:
+            _LOGGER.exception("motion result callback failed")

@@ -1,0 +1,360 @@
+"""Motion detector, outlines and worker on generated, labelled H.264 clips (no Home Assistant)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import threading
+import time
+
+import av
+from av.video.stream import VideoStream
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+import pytest
+
+from custom_components.pm_dvr.core.motion import (
+    DRAW_MAX_HEIGHT,
+    MotionConfig,
+    MotionDetector,
+    MotionResult,
+    MotionWorker,
+    Zone,
+    analysis_size,
+    draw_outlines,
+)
+from tests.rig.scenes import WARMUP_S, SceneTruth, make_scene
+
+W, H, FPS, SECONDS = 640, 360, 15, 10
+NEGATIVES = (
+    "light_ramp",
+    "ir_switch",
+    "night_noise",
+    "rain",
+    "snow",
+    "foliage",
+    "clock",
+    "compression",
+)
+RECALL_WINDOW_S = 1.0
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SceneTruth]:
+    """Generate each scene once per session (about 1.5 s each at 640x360)."""
+    cache: dict[str, SceneTruth] = {}
+    root = tmp_path_factory.mktemp("scenes")
+
+    class Lazy(dict[str, SceneTruth]):
+        def __missing__(self, kind: str) -> SceneTruth:
+            truth = make_scene(kind, root / f"{kind}.mp4", W, H, FPS, SECONDS, seed=7)
+            cache[kind] = truth
+            self[kind] = truth
+            return truth
+
+    return Lazy()
+
+
+def gray_frames(path: str) -> Iterator[tuple[NDArray[np.uint8], float]]:
+    """Analysis-size gray frames sampled at 5 fps, with their times."""
+    next_due = 0.0
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            if t < next_due - 1e-3:
+                continue
+            next_due += 0.2
+            w, h = analysis_size(frame.width, frame.height)
+            small = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+            yield np.asarray(small, np.uint8), t
+
+
+def run(path: str, config: MotionConfig | None = None) -> list[MotionResult]:
+    det = MotionDetector(config or MotionConfig())
+    return [det.process(g, t) for g, t in gray_frames(path)]
+
+
+def zone_box(box: tuple[float, float, float, float], pad: float, mode: str) -> Zone:
+    x, y, w, h = box
+    x0, y0 = max(0.0, x - pad), max(0.0, y - pad)
+    x1, y1 = min(1.0, x + w + pad), min(1.0, y + h + pad)
+    return Zone(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), mode)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- detector
+
+
+@pytest.mark.parametrize("kind", ["object", "small_object"])
+def test_fires_soon_after_each_appearance(clips: dict[str, SceneTruth], kind: str) -> None:
+    truth = clips[kind]
+    assert truth.intervals, "the scene must contain an object"
+    results = run(truth.path)
+    for iv in truth.intervals:
+        hits = [
+            r
+            for r in results
+            if r.motion and iv.start <= r.timestamp <= iv.appear + RECALL_WINDOW_S
+        ]
+        assert hits, f"no motion within {RECALL_WINDOW_S} s of the appearance at {iv.appear:.2f} s"
+        # the box is where the object walks
+        bx, by, bw, bh = iv.box
+        x, y, w, h = hits[0].boxes[0]
+        assert x < bx + bw + 0.05
+        assert x + w > bx - 0.05
+        assert y < by + bh + 0.05
+        assert y + h > by - 0.05
+    before = [r for r in results if r.motion and r.timestamp < truth.intervals[0].start]
+    assert not before
+    assert results[0].recalibrating
+    assert not results[0].motion
+
+
+@pytest.mark.parametrize("kind", NEGATIVES)
+def test_silent_on_nuisances(clips: dict[str, SceneTruth], kind: str) -> None:
+    truth = clips[kind]
+    assert not truth.intervals
+    results = run(truth.path)
+    assert len(results) >= SECONDS * 5 - 1
+    fired = [round(r.timestamp, 1) for r in results if r.motion]
+    assert fired == []
+
+
+def test_ir_switch_recalibrates(clips: dict[str, SceneTruth]) -> None:
+    results = run(clips["ir_switch"].path)
+    recal = [r.timestamp for r in results if r.recalibrating and r.timestamp > WARMUP_S]
+    assert recal, "a day/night switch should make the detector relearn the scene"
+
+
+def test_ignore_zone_over_the_path_suppresses(clips: dict[str, SceneTruth]) -> None:
+    truth = clips["object"]
+    zones = tuple(zone_box(iv.box, 0.05, "ignore") for iv in truth.intervals)
+    assert not any(r.motion for r in run(truth.path, MotionConfig(zones=zones)))
+
+
+def test_only_zone_elsewhere_suppresses_and_on_the_path_fires(
+    clips: dict[str, SceneTruth],
+) -> None:
+    truth = clips["object"]
+    sky = Zone(((0.0, 0.0), (1.0, 0.0), (1.0, 0.2), (0.0, 0.2)), "only")
+    assert not any(r.motion for r in run(truth.path, MotionConfig(zones=(sky,))))
+    path = tuple(zone_box(iv.box, 0.02, "only") for iv in truth.intervals)
+    assert any(r.motion for r in run(truth.path, MotionConfig(zones=(sky, *path))))
+
+
+def test_update_config_keeps_background(clips: dict[str, SceneTruth]) -> None:
+    truth = clips["object"]
+    det = MotionDetector()
+    frames = list(gray_frames(truth.path))
+    appear = truth.intervals[0].appear
+    for g, t in frames:
+        if t >= appear - 0.5:
+            break
+        det.process(g, t)
+    deaf = MotionConfig(threshold=255, min_area_percent=50.0)
+    det.update_config(deaf)
+    assert det.config is deaf
+    later = [(g, t) for g, t in frames if t >= appear - 0.5]
+    muted = [det.process(g, t) for g, t in later[:8]]
+    assert not any(r.motion or r.recalibrating for r in muted)
+    det.update_config(MotionConfig())
+    back = [det.process(g, t) for g, t in later[8:]]
+    assert not back[0].recalibrating  # no relearning: the model survived the change
+    assert any(r.motion for r in back)
+
+
+def test_size_change_and_time_jump_restart_learning() -> None:
+    det = MotionDetector()
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 255, (180, 320), dtype=np.uint8)
+    assert det.process(a, 0.0).recalibrating
+    assert det.process(a, 0.2).recalibrating
+    assert det.process(a[:90, :160].copy(), 0.4).recalibrating  # new size
+    det.reset()
+    assert det.process(a, 0.6).recalibrating
+    for i in range(8):
+        det.process(a, 0.8 + 0.2 * i)
+    assert not det.process(a, 3.0).recalibrating
+    assert det.process(a, 1.0).recalibrating  # time went backwards: a new stream
+    with pytest.raises(ValueError, match="2-D"):
+        det.process(np.zeros((4, 4, 3), np.uint8), 5.0)
+
+
+def test_config_validation_and_sizes() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        MotionConfig(threshold=0)
+    with pytest.raises(ValueError, match="min_area"):
+        MotionConfig(min_area_percent=-1)
+    with pytest.raises(ValueError, match="analysis_fps"):
+        MotionConfig(analysis_fps=0)
+    with pytest.raises(ValueError, match="3 points"):
+        Zone(((0, 0), (1, 1)))
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        Zone(((0, 0), (2, 0), (0, 1)))
+    with pytest.raises(ValueError, match="mode"):
+        Zone(((0, 0), (1, 0), (0, 1)), "sometimes")  # type: ignore[arg-type]
+    assert analysis_size(1920, 1080) == (320, 180)
+    assert analysis_size(1280, 720) == (320, 180)
+    assert analysis_size(2560, 1920) == (240, 180)
+    assert analysis_size(320, 120) == (320, 120)
+    with pytest.raises(ValueError, match="positive"):
+        analysis_size(0, 10)
+
+
+# --------------------------------------------------------------------------- outlines
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_draw_outlines_marks_the_box(channels: int) -> None:
+    rng = np.random.default_rng(3)
+    gray = np.asarray(
+        cv2.GaussianBlur(rng.integers(60, 120, (360, 640), dtype=np.uint8), (5, 5), 0)
+    )
+    frame = np.asarray(gray if channels == 1 else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), np.uint8)
+    result = MotionResult(True, ((0.25, 0.25, 0.5, 0.5),), 0.1)
+    jpeg = draw_outlines(frame, result)
+    assert jpeg[:2] == b"\xff\xd8"
+    drawn = np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+    plain_jpeg = draw_outlines(frame, MotionResult(False))
+    plain = np.asarray(cv2.imdecode(np.frombuffer(plain_jpeg, np.uint8), cv2.IMREAD_COLOR))
+    assert drawn.shape == plain.shape == (360, 640, 3)
+    edge = drawn[90, 200:440].astype(int) - plain[90, 200:440].astype(int)  # top edge, y=0.25
+    assert np.abs(edge).mean() > 60
+    assert drawn[90, 300, 2] > 200
+    assert drawn[90, 300, 1] < 80
+    inside = np.abs(drawn[150:210, 250:390].astype(int) - plain[150:210, 250:390].astype(int))
+    assert inside.mean() < 3
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def packets_of(
+    path: str,
+) -> tuple[av.container.InputContainer, VideoStream, list[av.Packet]]:
+    container = av.open(path)
+    stream = container.streams.video[0]
+    return container, stream, [p for p in container.demux(stream) if p.size]
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_worker_decodes_samples_and_reports(clips: dict[str, SceneTruth]) -> None:
+    truth = clips["object"]
+    got: list[tuple[MotionResult, NDArray[np.uint8] | None]] = []
+    # a queue that holds the whole file: it is fed much faster than a live camera would
+    worker = MotionWorker(MotionConfig(), lambda r, img: got.append((r, img)), queue_size=400)
+    container, stream, packets = packets_of(truth.path)
+    try:
+        worker.start_stream(stream)
+        for p in packets:
+            worker.feed(p)
+        wait_until(lambda: worker.stats.decoded_frames == len(packets))
+        wait_until(lambda: len(got) == worker.stats.analysed_frames)
+        first_run = len(got)
+        # reconnect: a fresh decoder and timestamps starting at 0 again
+        worker.start_stream(stream)
+        for p in packets[:60]:
+            worker.feed(p)
+        wait_until(lambda: worker.stats.decoded_frames == len(packets) + 60)
+    finally:
+        container.close()
+        worker.stop()
+    assert not worker.alive
+    stats = worker.stats
+    assert stats.dropped_packets == 0
+    assert stats.decode_errors == 0
+    assert abs(first_run - SECONDS * 5) <= 2  # sampled at 5 fps by timestamp
+    assert stats.analysed_frames >= first_run + 60 // (FPS // 5) - 1
+    assert 0 < stats.analysis_cpu_s < 5
+    moving = [(r, img) for r, img in got[:first_run] if r.motion]
+    assert moving, "the worker must report the walker"
+    iv = truth.intervals[0]
+    assert all(iv.start - 0.5 <= r.timestamp <= iv.end + 1.0 for r, _ in moving)
+    r, img = moving[0]
+    assert img is not None
+    assert img.shape == (min(DRAW_MAX_HEIGHT, H), W, 3)
+    assert all(img is None for r, img in got if not r.motion)
+    assert (
+        cv2.imdecode(np.frombuffer(draw_outlines(img, r), np.uint8), cv2.IMREAD_COLOR) is not None
+    )
+    worker.feed(packets[0])  # after stop: ignored, no error
+    assert worker.stats.analysed_frames == stats.analysed_frames
+
+
+def test_worker_drops_to_next_keyframe_when_behind(clips: dict[str, SceneTruth]) -> None:
+    truth = clips["clock"]
+    release = threading.Event()
+    calls: list[float] = []
+
+    def slow(result: MotionResult, image: NDArray[np.uint8] | None) -> None:
+        calls.append(result.timestamp)
+        release.wait(20)
+
+    queue_size = 8
+    worker = MotionWorker(MotionConfig(), slow, queue_size=queue_size)
+    container, stream, packets = packets_of(truth.path)
+    try:
+        worker.feed(packets[0])  # before start_stream: nothing to decode with, waits for a keyframe
+        worker.start_stream(stream)
+        keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+        assert keyframes[0] == 0
+        assert len(keyframes) >= 3
+        split = keyframes[1] + 5  # the second part starts in the middle of a GOP
+        t0 = time.monotonic()
+        for p in packets[:split]:
+            worker.feed(p)  # the worker is stuck in the callback: the queue fills up
+        assert time.monotonic() - t0 < 0.5, "feed() must never block"
+        wait_until(lambda: len(calls) == 1)
+        release.set()
+        wait_until(lambda: worker.stats.decoded_frames >= queue_size)
+        time.sleep(0.2)
+        for p in packets[split:]:
+            worker.feed(p)
+            time.sleep(0.005)  # a live camera's pace: the worker keeps up again
+        wait_until(
+            lambda: worker.stats.decoded_frames + worker.stats.dropped_packets >= len(packets) + 1
+        )
+    finally:
+        container.close()
+        worker.stop()
+    stats = worker.stats
+    assert stats.decode_errors == 0
+    # every packet is either decoded or dropped; none decoded after a gap without a keyframe
+    assert stats.decoded_frames + stats.dropped_packets == len(packets) + 1
+    second_gop = keyframes[2] - split
+    assert stats.dropped_packets >= (split - queue_size - 1) + second_gop
+    # the first part: what fitted in the queue (plus the packet being decoded), then nothing
+    assert stats.decoded_frames - (len(packets) - keyframes[2]) in (queue_size, queue_size + 1)
+    assert not worker.alive
+
+
+def test_worker_survives_callback_errors_and_bad_data(clips: dict[str, SceneTruth]) -> None:
+    truth = clips["object"]
+    calls = 0
+
+    def broken(result: MotionResult, image: NDArray[np.uint8] | None) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    worker = MotionWorker(MotionConfig(analysis_fps=2.0), broken)
+    container, stream, packets = packets_of(truth.path)
+    try:
+        worker.start_stream(stream)
+        junk = av.Packet(b"\x00\x00\x00\x01\x65" + bytes(range(256)) * 4)
+        junk.is_keyframe = True
+        worker.feed(junk)
+        for p in packets[:45]:
+            worker.feed(p)
+        wait_until(lambda: worker.stats.decoded_frames >= 45)
+        worker.update_config(MotionConfig(threshold=30))
+        assert worker.config.threshold == 30
+    finally:
+        container.close()
+        worker.stop()
+    assert calls >= 5  # the callback kept being called: the thread survived

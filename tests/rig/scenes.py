@@ -1,0 +1,656 @@
+"""Camera-like labelled test clips for the motion detector (tests and bench).
+
+Each clip is an H.264 (yuv420p, no B-frames, fixed GOP, CBR-like) MP4 of a static textured
+outdoor scene with per-frame ground truth. A kind is one name or several joined by "+"
+(e.g. "object+rain"), so positives can carry the same nuisances as the negatives:
+
+- ``object``: people walk in from the frame edges (person-sized, 22-40 % of frame height)
+- ``small_object``: far-away people (about 5 % of frame height) step out from behind a shed
+- ``light_ramp``: slow sunset/cloud gain changes with a moving left/right tilt
+- ``ir_switch``: the camera toggles day (colour) and night (IR gray) with exposure settling
+- ``night_noise``: dark gray IR picture with heavy, slightly blotchy sensor noise
+- ``rain``: dense thin streaks plus big blurry drops close to the lens
+- ``snow``: drifting flakes, some large and close to the lens
+- ``foliage``: a bush/tree region that sways and gusts
+- ``clock``: a burned-in date/time overlay (crossing minute and hour changes)
+- ``compression``: a starved bitrate (blocking, keyframe pulsing)
+
+Everything is seeded, so the same arguments give the same clip. The truth is also written next
+to the clip as JSON (``load_truth`` reads it back), which lets benchmarks cache clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+import datetime as dt
+from fractions import Fraction
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+U8 = NDArray[np.uint8]
+F32 = NDArray[np.float32]
+
+KINDS = (
+    "object",
+    "small_object",
+    "light_ramp",
+    "ir_switch",
+    "night_noise",
+    "rain",
+    "snow",
+    "foliage",
+    "clock",
+    "compression",
+)
+POSITIVE_KINDS = ("object", "small_object")
+WARMUP_S = 3.0  # no object appears before this: detectors need a few frames to learn the scene
+HORIZON = 0.36
+VISIBLE_PRESENT = 0.02  # an object counts as present once this fraction of it is visible
+VISIBLE_APPEAR = 0.5  # ... and as "appeared" (for recall/latency) once half of it is
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInterval:
+    """One object's life on screen: first visible, half visible ("appearance"), last visible."""
+
+    start: float
+    appear: float
+    end: float
+    small: bool
+    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # relative x, y, w, h of its path
+
+
+@dataclass(frozen=True, slots=True)
+class SceneTruth:
+    """Ground truth of one generated clip."""
+
+    kind: str
+    path: str
+    width: int
+    height: int
+    fps: int
+    seconds: float
+    seed: int
+    present: tuple[bool, ...]  # per frame: is any object visible?
+    intervals: tuple[ObjectInterval, ...] = field(default=())
+
+    @property
+    def positive(self) -> bool:
+        """Whether the clip contains objects at all."""
+        return bool(self.intervals)
+
+    def present_at(self, t: float, margin: float = 0.0) -> bool:
+        """Whether an object is visible at time t (with a margin in seconds either side)."""
+        return any(iv.start - margin <= t <= iv.end + margin for iv in self.intervals)
+
+    def to_json(self) -> str:
+        """Serialise (for caching next to the clip)."""
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> SceneTruth:
+        """Inverse of to_json."""
+        raw = json.loads(text)
+        raw["present"] = tuple(raw["present"])
+        raw["intervals"] = tuple(
+            ObjectInterval(**{**iv, "box": tuple(iv.get("box", (0.0, 0.0, 1.0, 1.0)))})
+            for iv in raw["intervals"]
+        )
+        return SceneTruth(**raw)
+
+
+def truth_path(path: Path) -> Path:
+    """Where the truth of a clip is stored."""
+    return path.with_suffix(".json")
+
+
+def load_truth(path: Path) -> SceneTruth | None:
+    """The cached truth of a clip, or None when the clip or its truth is missing."""
+    tp = truth_path(path)
+    if not path.exists() or not tp.exists():
+        return None
+    return SceneTruth.from_json(tp.read_text())
+
+
+# --------------------------------------------------------------------------- background
+
+
+def _smooth(rng: np.random.Generator, w: int, h: int, cells: tuple[int, int]) -> F32:
+    """Smooth noise in 0..1 (random grid upscaled with cubic interpolation)."""
+    small = rng.random((cells[1], cells[0])).astype(np.float32)
+    out = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(slots=True)
+class _Layout:
+    """The static scene: background image and the sheds that hide far-away walkers."""
+
+    bg: U8
+    sheds: list[tuple[int, int, int, int]]  # x0, y0, x1, y1 in pixels
+    foliage: tuple[int, int, int, int]  # x0, y0, x1, y1 of the bush/tree region
+
+
+def _background(rng: np.random.Generator, w: int, h: int) -> _Layout:
+    """A textured outdoor scene: sky, ground, a path, buildings, sheds, a bush."""
+    hz = int(HORIZON * h)
+    img = np.zeros((h, w, 3), np.float32)
+    sky = _smooth(rng, w, h, (6, 4))
+    for c, base in enumerate((225.0, 200.0, 170.0)):
+        img[:hz, :, c] = base - 40 * sky[:hz] - np.linspace(0, 30, hz, dtype=np.float32)[:, None]
+    mix = _smooth(rng, w, h, (10, 6))
+    blot = _smooth(rng, w, h, (max(8, w // 24), max(6, h // 24)))
+    grass = np.stack([60 + 30 * blot, 110 + 50 * blot, 70 + 30 * blot], axis=-1)
+    paving = np.repeat((120 + 60 * blot)[..., None], 3, axis=-1)
+    m = (mix > 0.5).astype(np.float32)[..., None]
+    img[hz:] = (m * grass + (1 - m) * paving)[hz:]
+    # a path across the foreground, where the near walkers go
+    py0, py1 = int(0.72 * h), int(0.9 * h)
+    img[py0:py1] = 0.6 * img[py0:py1] + 0.4 * np.array([150, 150, 155], np.float32)
+    # buildings on the horizon with windows
+    for _ in range(3):
+        bw, bh = int(rng.uniform(0.1, 0.2) * w), int(rng.uniform(0.12, 0.25) * h)
+        bx = int(rng.uniform(0, w - bw))
+        col = rng.uniform(70, 200, 3)
+        img[hz - bh : hz, bx : bx + bw] = col
+        for wy in range(hz - bh + bh // 8, hz - bh // 6, max(4, bh // 5)):
+            for wx in range(bx + bw // 10, bx + bw - bw // 10, max(4, bw // 6)):
+                img[wy : wy + max(2, bh // 10), wx : wx + max(2, bw // 12)] = rng.uniform(20, 90)
+    # two sheds just below the horizon (far walkers hide behind them)
+    sheds = []
+    for x_rel in (rng.uniform(0.12, 0.3), rng.uniform(0.6, 0.8)):
+        sw, sh = int(0.09 * w), int(0.16 * h)
+        sx, sy = int(x_rel * w), hz - int(0.05 * h)
+        img[sy : sy + sh, sx : sx + sw] = rng.uniform(60, 160, 3)
+        img[sy : sy + max(2, sh // 8), sx : sx + sw] = rng.uniform(30, 80)
+        sheds.append((sx, sy, sx + sw, sy + sh))
+    # fine texture everywhere (gravel, grass blades, brickwork): detectors must not see it move
+    tex = rng.normal(0.0, 9.0, (h, w)).astype(np.float32)
+    img += np.asarray(cv2.GaussianBlur(tex, (3, 3), 0), np.float32)[..., None]
+    fx0, fy0 = int(0.78 * w), int(0.42 * h)
+    foliage = (fx0, fy0, min(w, fx0 + int(0.22 * w)), min(h, fy0 + int(0.36 * h)))
+    bg = np.clip(img, 0, 255).astype(np.uint8)
+    return _Layout(bg, sheds, foliage)
+
+
+# --------------------------------------------------------------------------- objects
+
+
+@dataclass(slots=True)
+class _Walker:
+    """A person walking along a straight horizontal line at a constant speed."""
+
+    t0: float
+    x0: float  # pixels, centre
+    x1: float
+    feet_y: float
+    height: float
+    speed: float  # pixels per second (signed by direction)
+    shirt: tuple[float, float, float]
+    pants: tuple[float, float, float]
+    small: bool
+    phase: float
+
+    def x_at(self, t: float) -> float | None:
+        """Centre x at time t, or None when not on its path."""
+        if t < self.t0:
+            return None
+        x = self.x0 + self.speed * (t - self.t0)
+        if (self.speed > 0 and x > self.x1) or (self.speed < 0 and x < self.x1):
+            return None
+        return x
+
+
+def _person(walker: _Walker, t: float) -> tuple[U8, U8]:
+    """Render a person sprite (BGR, alpha mask) with swinging legs and arms."""
+    h = max(6, round(walker.height))
+    w = max(3, round(0.45 * h))
+    img = np.zeros((h, w, 3), np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    sc = 16  # sub-pixel drawing precision (shift=4)
+    swing = math.sin(2 * math.pi * 0.9 * t + walker.phase)
+    cx = w / 2
+    hip = (cx, 0.52 * h)
+
+    def pt(x: float, y: float) -> tuple[int, int]:
+        return round(x * sc), round(y * sc)
+
+    def limb(a: tuple[float, float], b: tuple[float, float], col: tuple[float, ...]) -> None:
+        th = max(1, round(0.09 * h))
+        cv2.line(img, pt(*a), pt(*b), col, th, cv2.LINE_AA, 4)
+        cv2.line(mask, pt(*a), pt(*b), 255, th, cv2.LINE_AA, 4)
+
+    for s in (swing, -swing):
+        limb(hip, (cx + 0.18 * h * s, h - 1), walker.pants)
+    torso = (pt(cx, 0.36 * h), pt(0.13 * h, 0.19 * h))
+    cv2.ellipse(img, torso[0], torso[1], 0, 0, 360, walker.shirt, -1, cv2.LINE_AA, 4)
+    cv2.ellipse(mask, torso[0], torso[1], 0, 0, 360, 255, -1, cv2.LINE_AA, 4)
+    for s in (swing, -swing):
+        limb((cx, 0.22 * h), (cx - 0.14 * h * s, 0.5 * h), walker.shirt)
+    head = (pt(cx, 0.09 * h), round(0.085 * h * sc))
+    skin = (walker.shirt[0] * 0.3 + 70, walker.shirt[1] * 0.3 + 95, walker.shirt[2] * 0.3 + 130)
+    cv2.circle(img, head[0], head[1], skin, -1, cv2.LINE_AA, 4)
+    cv2.circle(mask, head[0], head[1], 255, -1, cv2.LINE_AA, 4)
+    return img, mask
+
+
+def _contrasting(rng: np.random.Generator, local: float) -> tuple[float, float, float]:
+    """A clothing colour whose brightness differs from the local background by 22-70 levels."""
+    delta = rng.uniform(22, 70) * (
+        1 if (local < 100 or (local < 170 and rng.random() < 0.5)) else -1
+    )
+    lum = float(np.clip(local + delta, 5, 250))
+    tint = rng.uniform(-25, 25, 3)
+    return (lum + tint[0], lum + tint[1], lum + tint[2])
+
+
+def _plan_walkers(
+    rng: np.random.Generator, lay: _Layout, kind: set[str], *, w: int, h: int, seconds: float
+) -> list[_Walker]:
+    """Schedule the clip's walkers one after another, each after the warm-up."""
+    walkers: list[_Walker] = []
+    t = WARMUP_S + rng.uniform(0.0, 1.0)
+    gray = cv2.cvtColor(lay.bg, cv2.COLOR_BGR2GRAY)
+    hz = HORIZON * h
+    while t < seconds - 2.0:
+        small = "small_object" in kind and ("object" not in kind or rng.random() < 0.5)
+        if small:
+            shed = lay.sheds[int(rng.integers(0, len(lay.sheds)))]
+            height = rng.uniform(0.045, 0.06) * h
+            feet = shed[3] - 0.03 * h
+            speed = rng.uniform(0.02, 0.04) * w * (1 if rng.random() < 0.5 else -1)
+            x0 = (shed[0] + shed[2]) / 2
+            dur = rng.uniform(4.0, 8.0)
+        else:
+            feet = rng.uniform(0.7, 0.97) * h
+            height = 0.62 * (feet - hz) * rng.uniform(0.9, 1.1)
+            dur = rng.uniform(3.5, 7.0)
+            speed = (w + 0.6 * height) / dur * (1 if rng.random() < 0.5 else -1)
+            x0 = -0.25 * height if speed > 0 else w + 0.25 * height
+        x1 = x0 + speed * dur
+        yb = int(np.clip(feet - height / 2, 0, h - 1))
+        xs = np.clip(np.linspace(x0, x1, 8), 0, w - 1).astype(int)
+        local = float(np.mean(gray[yb, xs]))
+        walkers.append(
+            _Walker(
+                t0=t,
+                x0=x0,
+                x1=x1,
+                feet_y=feet,
+                height=height,
+                speed=speed,
+                shirt=_contrasting(rng, local),
+                pants=_contrasting(rng, local),
+                small=small,
+                phase=rng.uniform(0, 6.28),
+            )
+        )
+        t += dur + rng.uniform(1.5, 3.5)
+    return walkers
+
+
+def _draw_walker(
+    frame: U8, lay: _Layout, wk: _Walker, t: float
+) -> tuple[float, tuple[int, int, int, int]]:
+    """Draw one walker (hidden behind the sheds): visible fraction of its body, its pixel box."""
+    x = wk.x_at(t)
+    nothing = (0.0, (0, 0, 0, 0))
+    if x is None:
+        return nothing
+    sprite, alpha = _person(wk, t)
+    sh, sw = alpha.shape
+    h, w = frame.shape[:2]
+    x0, y0 = round(x - sw / 2), round(wk.feet_y - sh)
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + sw), min(h, y0 + sh)
+    total = float(alpha.sum())
+    if fx1 <= fx0 or fy1 <= fy0 or total <= 0:
+        return nothing
+    a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32) / 255.0
+    for sx0, sy0, sx1, sy1 in lay.sheds:
+        ox0, oy0, ox1, oy1 = max(fx0, sx0), max(fy0, sy0), min(fx1, sx1), min(fy1, sy1)
+        if ox1 > ox0 and oy1 > oy0:
+            a[oy0 - fy0 : oy1 - fy0, ox0 - fx0 : ox1 - fx0] = 0.0
+    visible = float(a.sum()) * 255.0 / total
+    if visible > 0:
+        s = sprite[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32)
+        region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+        a3 = a[..., None]
+        frame[fy0:fy1, fx0:fx1] = (a3 * s + (1 - a3) * region).astype(np.uint8)
+    return visible, (fx0, fy0, fx1, fy1)
+
+
+# --------------------------------------------------------------------------- nuisances
+
+
+class _Foliage:
+    """A bush/tree whose leaves sway (stronger at the top) with random gusts."""
+
+    def __init__(self, rng: np.random.Generator, lay: _Layout) -> None:
+        x0, y0, x1, y1 = lay.foliage
+        self.box = lay.foliage
+        w, h = x1 - x0, y1 - y0
+        leaves = _smooth(rng, w, h, (max(4, w // 5), max(4, h // 5)))
+        fine = rng.random((h, w)).astype(np.float32)
+        fine = np.asarray(cv2.GaussianBlur(fine, (0, 0), max(1.0, w / 300)), np.float32)
+        tex = 0.55 * leaves + 0.45 * (fine - fine.min()) / max(1e-6, float(np.ptp(fine)))
+        self.tex = np.stack([40 + 60 * tex, 80 + 120 * tex, 40 + 60 * tex], -1).astype(np.uint8)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        shape = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h * 0.55) / (h * 0.55)) ** 2
+        self.alpha = np.clip((1.0 - shape) * 4.0, 0, 1).astype(np.float32)[..., None]
+        self.xx, self.yy = xx, yy
+        self.lean = ((h - yy) / h) ** 1.5  # the top moves most
+        self.amp = max(2.0, 0.012 * w / 0.22)
+        self.period = rng.uniform(1.2, 2.5)
+        self.gusts = [(rng.uniform(0, 60), rng.uniform(1.5, 4.0)) for _ in range(8)]
+        self.phase = rng.uniform(0, 6.28)
+
+    def apply(self, frame: U8, t: float) -> None:
+        gust = sum(2.5 * math.exp(-(((t - g0) / gd) ** 2)) for g0, gd in self.gusts)
+        sway = self.amp * (1 + gust) * math.sin(2 * math.pi * t / self.period + self.phase)
+        flutter = 0.35 * self.amp * math.sin(2 * math.pi * t * 3.1 + 1.3 * self.phase)
+        dx = self.lean * sway + flutter * np.sin(self.yy / 7.0 + t * 9.0)
+        mapx = (self.xx + dx).astype(np.float32)
+        warped = cv2.remap(self.tex, mapx, self.yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        x0, y0, x1, y1 = self.box
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = (self.alpha * warped + (1 - self.alpha) * region).astype(np.uint8)
+
+
+class _Snow:
+    """Flakes falling with drift; a few large close ones."""
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int) -> None:
+        n = int(260 * (w * h) / (1280 * 720)) + 40
+        self.rng, self.w, self.h = rng, w, h
+        self.pos = rng.random((n, 2)) * (w, h)
+        near = rng.random(n) < 0.06
+        self.size = np.where(near, rng.uniform(5, 11, n), rng.uniform(0.8, 2.5, n)) * h / 720
+        speed = np.where(near, rng.uniform(250, 500, n), rng.uniform(30, 90, n)) * h / 720
+        self.vel = np.stack([rng.uniform(-0.3, 0.3, n) * speed, speed], -1)
+        self.bright = rng.uniform(40, 110, n)
+
+    def apply(self, frame: U8, dt_s: float) -> None:
+        self.pos += self.vel * dt_s
+        self.pos[:, 0] += self.rng.normal(0, 0.6, len(self.pos)) * self.size
+        gone = self.pos[:, 1] > self.h + 20
+        self.pos[gone, 1] = -10
+        self.pos[gone, 0] = self.rng.random(int(gone.sum())) * self.w
+        layer = np.zeros(frame.shape[:2], np.uint8)
+        for (x, y), r, b in zip(self.pos, self.size, self.bright, strict=True):
+            cv2.circle(
+                layer, (round(x * 16), round(y * 16)), round(r * 16), float(b), -1, cv2.LINE_AA, 4
+            )
+        layer = np.asarray(cv2.GaussianBlur(layer, (5, 5), 0), np.uint8)
+        cv2.add(frame, cv2.cvtColor(layer, cv2.COLOR_GRAY2BGR), dst=frame)
+
+
+def _rain(rng: np.random.Generator, frame: U8) -> None:
+    """Dense thin streaks, plus now and then big blurry drops near the lens (one frame each)."""
+    h, w = frame.shape[:2]
+    s = h / 720
+    layer = np.zeros((h, w), np.uint8)
+    n = int(350 * (w * h) / (1280 * 720))
+    xs, ys = rng.random(n) * w, rng.random(n) * h
+    lens = rng.uniform(12, 45, n) * s
+    bright = rng.uniform(20, 60, n)
+    slant = 0.18
+    for x, y, ln, b in zip(xs, ys, lens, bright, strict=True):
+        cv2.line(
+            layer, (int(x), int(y)), (int(x + slant * ln), int(y + ln)), float(b), 1, cv2.LINE_AA
+        )
+    for _ in range(int(rng.poisson(1.2))):
+        x, y = rng.random() * w, rng.random() * h
+        ln, th = rng.uniform(90, 260) * s, max(3, int(rng.uniform(5, 14) * s))
+        cv2.line(
+            layer, (int(x), int(y)), (int(x + slant * ln), int(y + ln)), rng.uniform(40, 90), th
+        )
+    blurred = np.asarray(cv2.GaussianBlur(layer, (3, 3), 0), np.uint8)
+    cv2.add(frame, cv2.cvtColor(blurred, cv2.COLOR_GRAY2BGR), dst=frame)
+
+
+def _draw_clock(y: U8, when: dt.datetime, name: str) -> None:
+    """Burn a white timestamp with a black outline into the luma plane, like cameras do."""
+    h, w = y.shape
+    scale = h / 720 * 1.1
+    th = max(1, round(h / 720 * 2))
+    text = np.zeros_like(y)
+    org = (round(0.02 * w), round(0.06 * h))
+    cv2.putText(text, when.strftime("%Y-%m-%d %H:%M:%S"), org, 0, scale, 255, th, cv2.LINE_AA)
+    org2 = (round(0.02 * w), round(0.97 * h))
+    cv2.putText(text, name, org2, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, 255, th, cv2.LINE_AA)
+    outline = cv2.dilate(text, np.ones((3, 3), np.uint8), iterations=max(1, th // 2 + 1))
+    y[outline > 0] = 0
+    np.maximum(y, (text.astype(np.float32) * (235 / 255)).astype(np.uint8), out=y)
+
+
+# --------------------------------------------------------------------------- illumination
+
+
+def _ir_matrix(gain: float) -> NDArray[np.float32]:
+    """Colour to IR-gray: vegetation (green) turns bright, everything lands in 3 equal channels."""
+    # near infrared: foliage reflects strongly, blue sky and red paint much less than in daylight
+    row = np.array([-0.3, 1.15, 0.15], np.float32) * gain
+    out: NDArray[np.float32] = np.stack([row, row, row]).astype(np.float32)
+    return out
+
+
+@dataclass(slots=True)
+class _Light:
+    """Per-frame illumination: global gain, left/right tilt, IR mode, additive offset."""
+
+    gain: float = 1.0
+    tilt: float = 0.0
+    ir: bool = False
+    offset: float = 0.0
+
+
+def _light_schedule(
+    kind: set[str], rng: np.random.Generator, seconds: float
+) -> Callable[[float], _Light]:
+    """A function of time giving the illumination for this clip kind."""
+    clouds = [
+        (rng.uniform(0, seconds), rng.uniform(2.0, 6.0), rng.uniform(0.1, 0.3)) for _ in range(4)
+    ]
+    ramp_to = rng.uniform(0.45, 0.6)
+    switches = sorted(rng.uniform(WARMUP_S + 1, max(WARMUP_S + 2, seconds - 2), 3))
+    tilt_f = rng.uniform(0.02, 0.06)
+    night = "night_noise" in kind
+
+    def light(t: float) -> _Light:
+        out = _Light()
+        if "light_ramp" in kind:
+            out.gain = 1.0 + (ramp_to - 1.0) * min(1.0, t / max(seconds, 1e-6))
+            for c0, cd, depth in clouds:
+                out.gain *= 1.0 - depth * math.exp(-(((t - c0) / cd) ** 2))
+            out.tilt = 0.25 * math.sin(2 * math.pi * tilt_f * t)
+        if night:
+            out.ir, out.gain, out.offset = True, 0.42, 8.0
+        if "ir_switch" in kind:
+            n = sum(1 for s in switches if s <= t)
+            is_ir = (n % 2 == 1) != night
+            last = max([s for s in switches if s <= t], default=-100.0)
+            settle = 1.0 + 0.6 * math.exp(-(t - last) / 0.5) * (1 if is_ir else -0.5)
+            out.ir = is_ir
+            out.gain = (0.5 if is_ir else 1.0) * settle
+            out.offset = 10.0 if is_ir else 0.0
+        return out
+
+    return light
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def _open_encoder(
+    path: Path, width: int, height: int, fps: int, kbps: int
+) -> tuple[av.container.OutputContainer, Any]:
+    """An MP4 with camera-like H.264: no B-frames, 2 s fixed GOP, VBV-capped bitrate."""
+    out = av.open(str(path), "w", format="mp4")
+    stream: Any = out.add_stream("libx264", rate=fps)  # a VideoStream (stubs differ by version)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    gop = 2 * fps
+    stream.codec_context.max_b_frames = 0
+    stream.codec_context.gop_size = gop
+    stream.options = {
+        "preset": "superfast",
+        "x264-params": (
+            f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
+            f":vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+        ),
+    }
+    stream.time_base = Fraction(1, fps)
+    return out, stream
+
+
+def default_kbps(width: int, height: int, fps: int, starved: bool = False) -> int:
+    """A typical camera bitrate for the size (2 Mbit/s at 720p25), or a starved one."""
+    kbps = 2000 * (width * height * fps) / (1280 * 720 * 25)
+    return max(150, int(kbps * (0.15 if starved else 1.0)))
+
+
+# --------------------------------------------------------------------------- main entry
+
+
+def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
+    kind: str,
+    path: Path,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 25,
+    seconds: float = 10,
+    seed: int = 0,
+) -> SceneTruth:
+    """Render and encode one labelled clip to ``path`` (.mp4) and return its truth."""
+    parts = set(kind.split("+"))
+    unknown = parts - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown scene kind(s): {sorted(unknown)}")
+    if width % 2 or height % 2:
+        raise ValueError("width and height must be even (yuv420p)")
+    rng = np.random.default_rng([seed, width, height, fps, *sorted(KINDS.index(p) for p in parts)])
+    lay = _background(rng, width, height)
+    walkers = (
+        _plan_walkers(rng, lay, parts, w=width, h=height, seconds=seconds)
+        if parts & set(POSITIVE_KINDS)
+        else []
+    )
+    light = _light_schedule(parts, rng, seconds)
+    foliage = _Foliage(rng, lay) if "foliage" in parts else None
+    snow = _Snow(rng, width, height) if "snow" in parts else None
+    night = "night_noise" in parts
+    noise_sigma = 13.0 if night else 2.5
+    clock0 = dt.datetime(2026, 11, 22, 23, 59, 0) - dt.timedelta(seconds=int(rng.integers(5, 25)))
+    cam_name = f"CAM {int(rng.integers(1, 9))} GARDEN"
+    kbps = default_kbps(width, height, fps, starved="compression" in parts)
+
+    n_frames = round(seconds * fps)
+    present: list[bool] = []
+    first_seen: dict[int, float] = {}
+    appeared: dict[int, float] = {}
+    last_seen: dict[int, float] = {}
+    boxes: dict[int, tuple[int, int, int, int]] = {}
+    nh, nw = height // 2, width // 2
+    # per-pixel noise: a few precomputed fields picked at random (drawing 2 M normals per frame
+    # would dominate the generation time)
+    fine_bank = [
+        (rng.standard_normal((height, width), dtype=np.float32) * noise_sigma * 0.4).astype(
+            np.int16
+        )
+        for _ in range(6)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out, stream = _open_encoder(path, width, height, fps, kbps)
+    try:
+        for i in range(n_frames):
+            t = i / fps
+            frame = lay.bg.copy()
+            if foliage is not None:
+                foliage.apply(frame, t)
+            any_visible = False
+            for k, wk in enumerate(walkers):
+                vis, (bx0, by0, bx1, by1) = _draw_walker(frame, lay, wk, t)
+                if vis >= VISIBLE_PRESENT:
+                    any_visible = True
+                    ux0, uy0, ux1, uy1 = boxes.get(k, (bx0, by0, bx1, by1))
+                    boxes[k] = (min(ux0, bx0), min(uy0, by0), max(ux1, bx1), max(uy1, by1))
+                    first_seen.setdefault(k, t)
+                    last_seen[k] = t
+                    if vis >= VISIBLE_APPEAR:
+                        appeared.setdefault(k, t)
+            present.append(any_visible)
+            li = light(t)
+            if li.ir:
+                frame = np.asarray(cv2.transform(frame, _ir_matrix(li.gain)), np.uint8)
+            elif li.gain != 1.0 or li.tilt != 0.0:
+                if li.tilt:
+                    ramp = np.linspace(1 - li.tilt / 2, 1 + li.tilt / 2, width, dtype=np.float32)
+                    scaled = frame.astype(np.float32) * (ramp * li.gain)[None, :, None]
+                    frame = np.clip(scaled, 0, 255).astype(np.uint8)
+                else:
+                    frame = np.asarray(cv2.convertScaleAbs(frame, alpha=li.gain), np.uint8)
+            if li.offset:
+                frame = np.asarray(cv2.add(frame, np.full_like(frame, int(li.offset))), np.uint8)
+            if snow is not None:
+                snow.apply(frame, 1.0 / fps)
+            if "rain" in parts:
+                _rain(rng, frame)
+            yuv = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+            planes = yuv.to_ndarray()
+            y = np.asarray(planes[:height], np.uint8)
+            noise = rng.standard_normal((nh, nw), dtype=np.float32) * noise_sigma
+            if night:  # night noise is blotchy after the camera's own denoiser
+                noise = cv2.GaussianBlur(noise, (3, 3), 0) * 1.6
+            noise_full = cv2.resize(noise, (width, height), interpolation=cv2.INTER_LINEAR)
+            fine = fine_bank[int(rng.integers(0, len(fine_bank)))]
+            noise16 = cv2.add(noise_full.astype(np.int16), fine)
+            planes[:height] = cv2.add(y, noise16, dtype=cv2.CV_8U)
+            if li.ir:
+                planes[height:] = 128
+            if "clock" in parts:
+                _draw_clock(y, clock0 + dt.timedelta(seconds=t), cam_name)
+            vf = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            vf.pts = i
+            vf.time_base = Fraction(1, fps)
+            for pkt in stream.encode(vf):
+                out.mux(pkt)
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+    finally:
+        out.close()
+
+    intervals = tuple(
+        ObjectInterval(
+            start=first_seen[k],
+            appear=appeared.get(k, first_seen[k]),
+            end=last_seen[k],
+            small=walkers[k].small,
+            box=(
+                boxes[k][0] / width,
+                boxes[k][1] / height,
+                (boxes[k][2] - boxes[k][0]) / width,
+                (boxes[k][3] - boxes[k][1]) / height,
+            ),
+        )
+        for k in sorted(first_seen)
+    )
+    truth = SceneTruth(
+        kind=kind,
+        path=str(path),
+        width=width,
+        height=height,
+        fps=fps,
+        seconds=float(seconds),
+        seed=seed,
+        present=tuple(present),
+        intervals=intervals,
+    )
+    truth_path(path).write_text(truth.to_json())
+    return truth
