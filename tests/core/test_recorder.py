@@ -732,3 +732,26 @@ def test_box_walk_edge_cases(tmp_path: Path) -> None:
     broken.mkdir(parents=True)  # unreadable as a file: reported, left alone
     assert recover_partials(tmp_path) == []
     assert broken.exists()
+
+
+def test_clip_names_never_clash(tmp_path: Path) -> None:
+    """Two clips in one second (or a DST fold) get -1, -2: nothing is overwritten."""
+    from custom_components.pm_dvr.core.recorder import _free_path
+
+    wanted = tmp_path / "20261122-100000.mp4"
+    assert _free_path(wanted) == wanted
+    wanted.write_bytes(b"a")
+    (tmp_path / "20261122-100000-1.mp4.part").write_bytes(b"b")
+    assert _free_path(wanted) == tmp_path / "20261122-100000-2.mp4"
+    assert clip_start_from_name(_free_path(wanted).name) == clip_start_from_name(wanted.name)
+
+
+def test_discarded_clip_leaves_no_part(tmp_path: Path) -> None:
+    """A clip that could not take its first keyframe is removed, its container closed."""
+    recorder = Recorder("cam", tmp_path, ClipIndex(tmp_path / "recordings"), 2)
+    clip = tmp_path / "20261122-100000.mp4"
+    part = clip.with_name(clip.name + ".part")
+    out = av.open(str(part), "w", format="mp4")
+    recorder._discard(out, clip)
+    assert not part.exists()
+    recorder._discard(None, clip)
