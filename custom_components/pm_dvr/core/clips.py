@@ -247,6 +247,11 @@ class ClipIndex:
             lists = [list(clips) for clips in self._clips.values()]
         return heapq.merge(*lists)
 
+    def heads(self) -> list[Clip]:
+        """The oldest clip of each camera (no copy of the lists, no merge)."""
+        with self._lock:
+            return [clips[0] for clips in self._clips.values() if clips]
+
     def oldest_start(self) -> float | None:
         """Start of the oldest clip of any camera, None when empty (no copy, no merge)."""
         with self._lock:

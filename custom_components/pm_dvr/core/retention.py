@@ -375,8 +375,8 @@ class Retention:
         ):
             return True
         if config.max_age_days > 0:
-            oldest = self.index.oldest_start()
-            if oldest is not None and oldest < now - config.max_age_days * DAY_SECONDS:
+            cutoff = now - config.max_age_days * DAY_SECONDS
+            if any(head.end < cutoff for head in self.index.heads()):
                 return True
         free = self._free_bytes()
         return free is not None and free < config.free_floor_bytes(self._bitrate)
@@ -600,19 +600,18 @@ class Retention:
                 if sub and sub not in subs:
                     subs[sub] = _open_dir(sub, event_fd)
                 dir_fd = subs[sub] if sub else event_fd
-                if dir_fd is not None:
-                    self._unlink_checked(dir_fd, base, event.files[name][0], tally)
+                if dir_fd is None:
+                    continue
+                outcome = self._unlink_checked(dir_fd, base, event.files[name][0], tally)
+                if name == EVENT_FILE and outcome is _Outcome.DELETED:
+                    tally.events += 1  # no longer an event, even if a symlink keeps the folder
             for sub, fd in subs.items():
                 if fd is not None:
                     os.close(fd)
                     _rmdir(sub, event_fd)
         finally:
             os.close(event_fd)
-        if _rmdir(event_id, events_fd):
-            tally.events += 1
-            remaining = None
-        else:
-            remaining = _read_event(events_fd, event_id)
+        remaining = None if _rmdir(event_id, events_fd) else _read_event(events_fd, event_id)
         with self._lock:
             self._set_event(event_id, remaining)
 
