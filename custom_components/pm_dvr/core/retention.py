@@ -461,14 +461,15 @@ class Retention:
         else:
             self._rec_bytes += size
 
-    def _rec_drop(self, key: int | str) -> None:
+    def _rec_drop(self, key: int | str) -> int | None:
         size = self._rec.pop(key, None)
         if size is None:
-            return
+            return None
         if key in self._event_refs:
             self._shared_bytes -= size
         else:
             self._rec_bytes -= size
+        return size
 
     def _set_event(self, event_id: str, event: _Event | None) -> None:
         old = self._events.pop(event_id, None)
@@ -595,14 +596,18 @@ class Retention:
         try:
             names = sorted(event.files, key=lambda name: name == EVENT_FILE)
             subs: dict[str, int | None] = {}
+            failed = False
             for name in names:
                 sub, _, base = name.rpartition("/")
                 if sub and sub not in subs:
                     subs[sub] = _open_dir(sub, event_fd)
                 dir_fd = subs[sub] if sub else event_fd
-                if dir_fd is None:
-                    continue
-                outcome = self._unlink_checked(dir_fd, base, event.files[name][0], tally)
+                if name == EVENT_FILE and failed:
+                    break  # keep the event whole and deletable: the next run retries
+                outcome = _Outcome.SKIPPED
+                if dir_fd is not None:
+                    outcome = self._unlink_checked(dir_fd, base, event.files[name][0], tally)
+                failed = failed or outcome is _Outcome.SKIPPED
                 if name == EVENT_FILE and outcome is _Outcome.DELETED:
                     tally.events += 1  # no longer an event, even if a symlink keeps the folder
             for sub, fd in subs.items():
@@ -675,7 +680,14 @@ class Retention:
     def _delete_clip(
         self, tree: _Tree, clip: Clip, tally: _Tally, *, exclusive_only: bool
     ) -> _Outcome:
-        """Unlink one recordings clip if it still is the regular file indexed; update accounting."""
+        """Unlink one recordings clip if it still is the regular file indexed; update accounting.
+
+        The clip leaves the accounting *before* the unlink: a clip closing right after it may
+        reuse the freed inode number, and must then be counted as new, not as this one.
+        """
+        key = clip.inode or str(clip.path)
+        with self._lock:
+            size = self._rec_drop(key)
         parts = self._clip_parts(clip)
         outcome = _Outcome.FORGOTTEN
         if parts is None:
@@ -689,9 +701,9 @@ class Retention:
                 )
                 if outcome is _Outcome.DELETED:
                     tree.touch(camera)
-        if outcome is not _Outcome.SKIPPED:
+        if outcome is _Outcome.SKIPPED and size is not None:
             with self._lock:
-                self._rec_drop(clip.inode or str(clip.path))
+                self._rec_add(key, size)
         return outcome
 
     def _clip_parts(self, clip: Clip) -> tuple[str, str, str] | None:
