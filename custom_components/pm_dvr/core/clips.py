@@ -261,7 +261,7 @@ class ClipIndex:
         """All clips across cameras, oldest first (a merge of the sorted lists, on a snapshot)."""
         with self._lock:
             lists = [list(clips) for clips in self._clips.values()]
-        return heapq.merge(*lists)
+        return heapq.merge(*lists, key=_start_of)  # same order as comparing Clips, cheaper
 
     def heads(self) -> list[Clip]:
         """The oldest clip of each camera (no copy of the lists, no merge)."""
