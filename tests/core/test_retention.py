@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 import json
@@ -739,8 +740,8 @@ def test_recorder_threads_add_while_enforcing(storage: Path) -> None:
 
 
 async def test_async_wrappers(storage: Path) -> None:
-    clips = make_clips(storage, per_camera=2)
-    retention = start_retention(storage, cfg(max_storage_gb=gb(4 * SIZE)))
+    clips = await asyncio.to_thread(make_clips, storage, per_camera=2)
+    retention = await asyncio.to_thread(start_retention, storage, cfg(max_storage_gb=gb(4 * SIZE)))
     assert (await retention.async_enforce(0.0)).files_deleted == len(clips) - 4
     assert (await retention.async_cleanup(gb(SIZE))).files_deleted == 3
 
