@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from .core.capture import MAX_WINDOW_SECONDS as CORE_MAX_WINDOW_SECONDS
+
 DOMAIN: Final = "pm_dvr"
 LOGGER = logging.getLogger(__package__)
 
@@ -41,7 +43,7 @@ AUDIO_OFF: Final = "off"
 AUDIO_MODES: Final = [AUDIO_AUTO, AUDIO_OFF]
 DEFAULT_PRE_SECONDS: Final = 10
 DEFAULT_POST_SECONDS: Final = 30
-MAX_WINDOW_SECONDS: Final = 3600
+MAX_WINDOW_SECONDS: Final = int(CORE_MAX_WINDOW_SECONDS)
 
 RECORDING_SWITCH_KEY: Final = "recording"
 HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language

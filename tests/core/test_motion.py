@@ -23,19 +23,10 @@ from custom_components.pm_dvr.core.motion import (
     analysis_size,
     draw_outlines,
 )
-from tests.rig.scenes import WARMUP_S, SceneTruth, make_scene
+from tests.rig.scenes import KINDS, WARMUP_S, SceneTruth, make_scene
 
 W, H, FPS, SECONDS = 640, 360, 15, 10
-NEGATIVES = (
-    "light_ramp",
-    "ir_switch",
-    "night_noise",
-    "rain",
-    "snow",
-    "foliage",
-    "clock",
-    "compression",
-)
+NEGATIVES = tuple(kind for kind in KINDS if not kind.endswith("object"))
 RECALL_WINDOW_S = 1.0
 
 
