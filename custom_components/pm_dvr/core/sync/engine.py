@@ -222,6 +222,7 @@ class SyncEngine:
         self._idle = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._finishing: set[str] = set()
         self._last_length = len(queue)
         queue.add_listener(self._queue_changed)
         for spec in targets:
@@ -257,7 +258,8 @@ class SyncEngine:
         for job_id, task in list(self._workers.items()):
             job = self._queue.get(job_id)
             if job is not None and job["target"] == target_id:
-                task.cancel()
+                if job_id not in self._finishing:
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if drop_jobs:
@@ -318,10 +320,15 @@ class SyncEngine:
         await self._idle.wait()
 
     async def stop(self) -> None:
-        """Cancel the runner and running uploads; jobs stay queued for the next start."""
+        """Cancel the runner and running uploads; jobs stay queued for the next start.
+
+        A job that is already recording its outcome (queue update, local delete) is let finish,
+        so the queue, the disk and the callbacks stay consistent.
+        """
         tasks = [t for t in (self._runner, *self._workers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
+        for job_id, task in [(None, self._runner), *self._workers.items()]:
+            if task is not None and job_id not in self._finishing:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runner = None
         self._workers.clear()
