@@ -193,7 +193,9 @@ async def test_azure_event_upload_names_content_and_md5(
     azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     container = container_name()
-    target = await create_azure_target(azure_config(azurite, container, "site1"), session, None, SMALL_BLOCKS)
+    target = await create_azure_target(
+        azure_config(azurite, container, "site1"), session, None, SMALL_BLOCKS
+    )
     files = make_event(tmp_path, "ev1", {"front": [700 * KIB, 10 * KIB], "back": [300 * KIB]})
     rec = Recorder()
     queue = SyncQueue()
@@ -214,9 +216,12 @@ async def test_azure_event_upload_names_content_and_md5(
         assert content == data
         assert md5 == hashlib.md5(data).digest()
     [result] = rec.results
-    assert result.ok and result.event_id == "ev1" and result.target_id == "az"
+    assert result.ok
+    assert result.event_id == "ev1"
+    assert result.target_id == "az"
     assert result.bytes_uploaded == sum(len(d) for d in files.values())
-    assert result.files_uploaded == len(files) and not result.deleted_local
+    assert result.files_uploaded == len(files)
+    assert not result.deleted_local
     assert rec.lengths == [1, 0]
     assert all((tmp_path / "events" / "ev1" / name).exists() for name in files)
 
@@ -225,7 +230,9 @@ async def test_azure_restart_skips_verified_and_replaces_changed(
     azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     container = container_name()
-    target = await create_azure_target(azure_config(azurite, container), session, None, SMALL_BLOCKS)
+    target = await create_azure_target(
+        azure_config(azurite, container), session, None, SMALL_BLOCKS
+    )
     files = make_event(tmp_path, "ev2", {"cam": [600 * KIB, 20 * KIB]})
     rec = Recorder()
     engine = rec.engine(tmp_path, SyncQueue(), TargetSpec("az", target))
@@ -239,7 +246,9 @@ async def test_azure_restart_skips_verified_and_replaces_changed(
     finally:
         await engine.close()
     second = rec.results[1]
-    assert second.ok and second.files_skipped == 2 and second.files_uploaded == 1
+    assert second.ok
+    assert second.files_skipped == 2
+    assert second.files_uploaded == 1
     assert second.bytes_uploaded == len(changed)
     stored = await blobs(azurite, session, container)
     assert stored["ev2/cam/20260101-000001.mp4"][0] == changed
@@ -250,7 +259,9 @@ async def test_azure_delete_after_upload_removes_event(
     azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     container = container_name()
-    target = await create_azure_target(azure_config(azurite, container), session, None, SMALL_BLOCKS)
+    target = await create_azure_target(
+        azure_config(azurite, container), session, None, SMALL_BLOCKS
+    )
     files = make_event(tmp_path, "ev3", {"a": [400 * KIB], "b": [5 * KIB]})
     rec = Recorder()
     engine = rec.engine(tmp_path, SyncQueue(), TargetSpec("az", target, delete_after_upload=True))
@@ -260,7 +271,8 @@ async def test_azure_delete_after_upload_removes_event(
         await wait_for(lambda: len(rec.results) == 1)
     finally:
         await engine.close()
-    assert rec.results[0].ok and rec.results[0].deleted_local
+    assert rec.results[0].ok
+    assert rec.results[0].deleted_local
     assert not (tmp_path / "events" / "ev3").exists()
     stored = await blobs(azurite, session, container)
     assert {n: c for n, (c, _) in stored.items()} == expected_blobs("", "ev3", files)
@@ -282,7 +294,8 @@ async def test_azure_wrong_key_is_auth_error_and_holds_target(
     bad = await create_azure_target(bad_config, session, tuning=SMALL_BLOCKS)
     with pytest.raises(TargetAuthError) as excinfo:
         await bad.validate()
-    assert WRONG_KEY not in str(excinfo.value) and excinfo.value.__cause__ is None
+    assert WRONG_KEY not in str(excinfo.value)
+    assert excinfo.value.__cause__ is None
     make_event(tmp_path, "ev4", {"cam": [300 * KIB]})
     local = tmp_path / "events/ev4/cam/20260101-000000.mp4"
     with pytest.raises(TargetAuthError):
@@ -300,16 +313,20 @@ async def test_azure_wrong_key_is_auth_error_and_holds_target(
         await asyncio.sleep(0.5)  # several backoff periods: a held target is not retried
         assert len(rec.results) == 1
         status = engine.target_status("az")
-        assert not status.ok and status.reason == "auth_failed" and status.held
+        assert not status.ok
+        assert status.reason == "auth_failed"
+        assert status.held
         assert rec.statuses[-1] == ("az", status)
         assert WRONG_KEY not in (status.message or "")
-        assert queue.jobs()[0]["last_error"] and len(queue) == 1
+        assert queue.jobs()[0]["last_error"]
+        assert len(queue) == 1
         engine.set_target(TargetSpec("az", good))  # the reauth flow brings a working key
         await wait_for(lambda: len(queue) == 0)
     finally:
         await engine.close()
         await bad.close()
-    assert rec.results[-1].ok and engine.target_status("az").ok
+    assert rec.results[-1].ok
+    assert engine.target_status("az").ok
     assert "ev4/cam/20260101-000000.mp4" in await blobs(azurite, session, container)
 
 
@@ -334,12 +351,16 @@ async def test_azure_upload_recreates_deleted_container(
     big = tmp_path / "big.mp4"
     small_data = write_file(small, 100)
     big_data = write_file(big, 600 * KIB)
-    target = await create_azure_target(azure_config(azurite, container), session, tuning=SMALL_BLOCKS)
+    target = await create_azure_target(
+        azure_config(azurite, container), session, tuning=SMALL_BLOCKS
+    )
     try:
         first = await target.upload(small, "a/small.json")
-        assert first.size == 100 and first.md5 == hashlib.md5(small_data).hexdigest()
+        assert first.size == 100
+        assert first.md5 == hashlib.md5(small_data).hexdigest()
         service = BlobServiceClient.from_connection_string(
-            azurite.connection_string, transport=AioHttpTransport(session=session, session_owner=False)
+            azurite.connection_string,
+            transport=AioHttpTransport(session=session, session_owner=False),
         )
         async with service:
             await service.delete_container(container)
@@ -368,7 +389,9 @@ async def test_azure_account_url_with_key_and_with_sas(
         ACCOUNT_NAME,
         container,
         account_key=ACCOUNT_KEY,
-        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True, create=True),
+        permission=ContainerSasPermissions(
+            read=True, write=True, delete=True, list=True, create=True
+        ),
         expiry=time.time() + 3600,
     )
     sas_target = await create_azure_target(
@@ -401,7 +424,9 @@ async def test_azure_account_url_with_key_and_with_sas(
     assert read_only not in str(excinfo.value)
 
 
-async def test_azure_bad_config_and_unreachable(session: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_azure_bad_config_and_unreachable(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
     with pytest.raises(TargetConfigError):
         build_client(AzureBlobConfig(None, None, None, "abc"), session)
     with pytest.raises(TargetConfigError) as excinfo:
@@ -451,7 +476,9 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         rec = Recorder()
         queue = SyncQueue(await store.async_load(), store.save)
         engine = rec.engine(
-            storage, queue, TargetSpec("az", target, delete_after_upload=True),
+            storage,
+            queue,
+            TargetSpec("az", target, delete_after_upload=True),
             backoff=Backoff(initial=30.0),
         )
         engine.start()
@@ -480,7 +507,9 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         await wait_for(lambda: len(rec.results) == 1)
         await engine.stop()
         failed = rec.results[0]
-        assert not failed.ok and failed.will_retry and failed.reason == "unreachable"
+        assert not failed.ok
+        assert failed.will_retry
+        assert failed.reason == "unreachable"
         assert all((storage / "events/ev5" / n).exists() for n in files)  # nothing deleted
         assert not engine.target_status("az").ok
         await target.close()
@@ -489,9 +518,13 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         stored = await blobs(server, session, container)
         assert big_name not in stored  # the half-sent file is not visible
         saved = json.loads((tmp_path / "queue.json").read_text())["items"]
-        assert len(saved) == 1 and saved[0]["attempts"] == 1 and saved[0]["last_error"]
+        assert len(saved) == 1
+        assert saved[0]["attempts"] == 1
+        assert saved[0]["last_error"]
 
-        target2 = await create_azure_target(azure_config(server, container), session, tuning=SMALL_BLOCKS)
+        target2 = await create_azure_target(
+            azure_config(server, container), session, tuning=SMALL_BLOCKS
+        )
         rec2 = Recorder()
         queue2 = SyncQueue(await store.async_load(), store.save)
         engine2 = rec2.engine(storage, queue2, TargetSpec("az", target2, delete_after_upload=True))
@@ -503,7 +536,9 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         finally:
             await engine2.close()
         done = rec2.results[-1]
-        assert done.ok and done.deleted_local and done.files_skipped >= 1
+        assert done.ok
+        assert done.deleted_local
+        assert done.files_skipped >= 1
         stored = await blobs(server, session, container)
         want = expected_blobs("", "ev5", files)
         assert {n: c for n, (c, _) in stored.items()} == want
@@ -532,7 +567,8 @@ async def test_folder_target_upload_verify_and_delete(tmp_path: Path) -> None:
         await wait_for(lambda: len(rec.results) == 1)
     finally:
         await engine.close()
-    assert rec.results[0].ok and rec.results[0].deleted_local
+    assert rec.results[0].ok
+    assert rec.results[0].deleted_local
     for name, data in files.items():
         assert (dest / "ev6" / name).read_bytes() == data
     assert not (storage / "events" / "ev6").exists()
@@ -562,7 +598,9 @@ async def test_folder_target_errors_and_checks(tmp_path: Path) -> None:
     await target.close()
 
 
-async def test_folder_permission_errors_are_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_folder_permission_errors_are_not_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Root ignores file modes, so a read-only share is simulated at the OS call."""
     target = FolderTarget(FolderConfig(tmp_path / "ro"))
     local = tmp_path / "clip.mp4"
@@ -589,7 +627,9 @@ async def test_retries_back_off_then_succeed(tmp_path: Path) -> None:
     rec = Recorder()
     queue = SyncQueue()
     engine = rec.engine(
-        storage, queue, TargetSpec("nas", FolderTarget(FolderConfig(dest))),
+        storage,
+        queue,
+        TargetSpec("nas", FolderTarget(FolderConfig(dest))),
         backoff=Backoff(initial=0.1, factor=2.0, maximum=10, jitter=0.0),
     )
     engine.start()
@@ -601,9 +641,12 @@ async def test_retries_back_off_then_succeed(tmp_path: Path) -> None:
     finally:
         await engine.close()
     failures = [r for r in rec.results if not r.ok]
-    assert len(failures) >= 3 and all(r.will_retry for r in failures)
+    assert len(failures) >= 3
+    assert all(r.will_retry for r in failures)
     gaps = [b - a for a, b in zip(rec.times, rec.times[1:], strict=False)][:2]
-    assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[1] > gaps[0]
+    assert gaps[0] >= 0.09
+    assert gaps[1] >= 0.19
+    assert gaps[1] > gaps[0]
     assert rec.results[-1].ok
     assert (dest / "ev7" / "cam" / "20260101-000000.mp4").exists()
     assert [s.ok for _, s in rec.statuses] == [False, True]
@@ -617,8 +660,11 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
     rec = Recorder()
     queue = SyncQueue()
     engine = rec.engine(
-        storage, queue, TargetSpec("nas", FolderTarget(FolderConfig(blocker / "x"))),
-        max_attempts=2, backoff=Backoff(initial=0.01, jitter=0.0),
+        storage,
+        queue,
+        TargetSpec("nas", FolderTarget(FolderConfig(blocker / "x"))),
+        max_attempts=2,
+        backoff=Backoff(initial=0.01, jitter=0.0),
     )
     engine.start()
     engine.start()  # idempotent
@@ -636,12 +682,15 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
             await gate.wait()
         return await asyncio.to_thread(func, *args)
 
-    engine2 = rec.engine(storage, queue, TargetSpec("nas", FolderTarget(FolderConfig(tmp_path / "d"), stuck)))
+    engine2 = rec.engine(
+        storage, queue, TargetSpec("nas", FolderTarget(FolderConfig(tmp_path / "d"), stuck))
+    )
     engine2.start()
     await engine2.enqueue_event("ev8")
     await asyncio.sleep(0.1)
     await engine2.stop()  # cancels the upload mid-way
-    assert len(queue) == 1 and queue.jobs()[0]["attempts"] == 0
+    assert len(queue) == 1
+    assert queue.jobs()[0]["attempts"] == 0
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert not [t for t in tasks if "pm_dvr" in t.get_name()]
 
@@ -653,7 +702,9 @@ async def test_filters_multi_target_and_deferred_delete(tmp_path: Path) -> None:
     a_dir, b_dir, c_dir = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     a = TargetSpec("a", FolderTarget(FolderConfig(a_dir)), delete_after_upload=True)
     b = TargetSpec(
-        "b", FolderTarget(FolderConfig(b_dir)), cameras=frozenset({"front"}),
+        "b",
+        FolderTarget(FolderConfig(b_dir)),
+        cameras=frozenset({"front"}),
         labels=frozenset({"person"}),
     )
     c = TargetSpec("c", FolderTarget(FolderConfig(c_dir)), include_events=False)
@@ -674,7 +725,8 @@ async def test_filters_multi_target_and_deferred_delete(tmp_path: Path) -> None:
     ]
     assert (b_dir / "ev9" / "front" / "20260101-000000.mp4").exists()
     assert not (b_dir / "ev9" / "garden").exists()
-    assert not (b_dir / "ev10").exists() and not c_dir.exists()
+    assert not (b_dir / "ev10").exists()
+    assert not c_dir.exists()
     # a deletes, but only once b (which still needed ev9) had its copy too
     assert not (storage / "events" / "ev9").exists()
     assert not (storage / "events" / "ev10").exists()
@@ -687,7 +739,9 @@ async def test_camera_filtered_delete_keeps_other_cameras(tmp_path: Path) -> Non
     storage = tmp_path / "storage"
     make_event(storage, "ev11", {"front": [KIB], "garden": [KIB]})
     spec = TargetSpec(
-        "a", FolderTarget(FolderConfig(tmp_path / "a")), delete_after_upload=True,
+        "a",
+        FolderTarget(FolderConfig(tmp_path / "a")),
+        delete_after_upload=True,
         cameras=frozenset({"front"}),
     )
     rec = Recorder()
@@ -714,10 +768,15 @@ async def test_recordings_and_missing_local_files(tmp_path: Path) -> None:
     rec = Recorder()
     queue = SyncQueue()
     spec = TargetSpec(
-        "nas", FolderTarget(FolderConfig(dest)), include_recordings=True,
-        delete_after_upload=True, cameras=frozenset({"front"}),
+        "nas",
+        FolderTarget(FolderConfig(dest)),
+        include_recordings=True,
+        delete_after_upload=True,
+        cameras=frozenset({"front"}),
     )
-    engine = rec.engine(storage, queue, spec, TargetSpec("events-only", FolderTarget(FolderConfig(dest))))
+    engine = rec.engine(
+        storage, queue, spec, TargetSpec("events-only", FolderTarget(FolderConfig(dest)))
+    )
     assert await engine.enqueue_recording(storage / rel) == 1
     assert await engine.enqueue_recording("recordings/back/2026-01-01/20260101-000000.mp4") == 0
     with pytest.raises(ValueError, match="not a recording"):
@@ -735,11 +794,15 @@ async def test_recordings_and_missing_local_files(tmp_path: Path) -> None:
     finally:
         await engine.close()
     assert (dest / rel).read_bytes() == data
-    assert not (storage / rel).exists() and not (storage / rel).parent.exists()
+    assert not (storage / rel).exists()
+    assert not (storage / rel).parent.exists()
     missing = [r for r in rec.results if r.path == "events/gone"]
-    assert len(missing) == 2 and all(r.reason == "local_missing" and not r.will_retry for r in missing)
+    assert len(missing) == 2
+    assert all(r.reason == "local_missing" and not r.will_retry for r in missing)
     ok = [r for r in rec.results if r.kind == "recording"]
-    assert ok[0].ok and ok[0].event_id is None and ok[0].deleted_local
+    assert ok[0].ok
+    assert ok[0].event_id is None
+    assert ok[0].deleted_local
 
 
 async def test_sync_now_remove_target_and_callback_errors(tmp_path: Path) -> None:
@@ -763,7 +826,8 @@ async def test_sync_now_remove_target_and_callback_errors(tmp_path: Path) -> Non
         await engine.enqueue_event("ev12")
         await wait_for(lambda: len(calls) == 1)
         await engine.wait_idle()  # the job waits out a 60 s backoff: nothing due
-        assert engine.queue is queue and len(queue) == 1
+        assert engine.queue is queue
+        assert len(queue) == 1
         blocker.unlink()
         await engine.sync_now()
         await wait_for(lambda: len(calls) == 2)
@@ -771,7 +835,8 @@ async def test_sync_now_remove_target_and_callback_errors(tmp_path: Path) -> Non
         await engine.enqueue_event("ev12")
         engine.retry_target("nas")
         await engine.remove_target("nas")
-        assert len(queue) == 0 and engine.target_status("nas").ok
+        assert len(queue) == 0
+        assert engine.target_status("nas").ok
     finally:
         await engine.close()
 
@@ -802,7 +867,8 @@ async def test_unexpected_target_bug_is_retried(tmp_path: Path) -> None:
         await wait_for(lambda: len(rec.results) == 2)
     finally:
         await engine.close()
-    assert rec.results[0].error == "unexpected KeyError" and rec.results[0].will_retry
+    assert rec.results[0].error == "unexpected KeyError"
+    assert rec.results[0].will_retry
 
 
 # ---------------------------------------------------------------- rclone target
@@ -813,7 +879,8 @@ BAD_SIG = "QmFkU2lnbmF0dXJlQmFkU2lnbmF0dXJlQmFkU2lnbmE%3D"
 
 def bad_sas_url(endpoint: str, container: str) -> str:
     """A container SAS URL with a forged signature (a full URL: rclone needs no DNS for it)."""
-    return f"{endpoint}/{container}?sv=2021-08-06&se=2099-01-01T00%3A00%3A00Z&sr=c&sp=racwdl&sig={BAD_SIG}"
+    query = f"sv=2021-08-06&se=2099-01-01T00%3A00%3A00Z&sr=c&sp=racwdl&sig={BAD_SIG}"
+    return f"{endpoint}/{container}?{query}"
 
 
 def rclone_conf(tmp_path: Path, server: Azurite | None = None, bad_sas: str | None = None) -> Path:
@@ -836,7 +903,10 @@ async def test_rclone_local_remote(tmp_path: Path) -> None:
     files = make_event(storage, "ev14", {"cam": [300 * KIB, KIB]})
     dest = tmp_path / "remote"
     config = RcloneConfig(
-        remote=f"local:{dest}", config_file=str(rclone_conf(tmp_path)), retries=1, low_level_retries=1
+        remote=f"local:{dest}",
+        config_file=str(rclone_conf(tmp_path)),
+        retries=1,
+        low_level_retries=1,
     )
     target = RcloneTarget(config)
     await target.validate()
@@ -849,7 +919,8 @@ async def test_rclone_local_remote(tmp_path: Path) -> None:
         await wait_for(lambda: len(rec.results) == 1)
     finally:
         await engine.close()
-    assert rec.results[0].ok and rec.results[0].deleted_local
+    assert rec.results[0].ok
+    assert rec.results[0].deleted_local
     for name, data in files.items():
         assert (dest / "ev14" / name).read_bytes() == data
     local = tmp_path / "again.bin"
@@ -895,7 +966,9 @@ async def test_rclone_errors_are_classified_without_secrets(
     azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     with pytest.raises(RcloneNotInstalledError):
-        await RcloneTarget(RcloneConfig(remote="x:", rclone_binary=str(tmp_path / "no-rclone"))).validate()
+        await RcloneTarget(
+            RcloneConfig(remote="x:", rclone_binary=str(tmp_path / "no-rclone"))
+        ).validate()
     not_exec = tmp_path / "rclone-not-exec"
     not_exec.write_text("")
     with pytest.raises(RcloneNotInstalledError):
@@ -907,7 +980,9 @@ async def test_rclone_errors_are_classified_without_secrets(
     forged = RcloneTarget(
         RcloneConfig(
             remote=f"forged:{container}",
-            config_file=str(rclone_conf(tmp_path, bad_sas=bad_sas_url(azurite.blob_endpoint, container))),
+            config_file=str(
+                rclone_conf(tmp_path, bad_sas=bad_sas_url(azurite.blob_endpoint, container))
+            ),
             retries=1,
             low_level_retries=1,
         )
@@ -916,11 +991,13 @@ async def test_rclone_errors_are_classified_without_secrets(
         await forged.validate()
     assert BAD_SIG not in str(excinfo.value)
 
-    inline = f":azureblob,sas_url='{bad_sas_url('http://127.0.0.1:1/' + ACCOUNT_NAME, 'c')}':c"
+    # An inline remote carrying a token, on a port where nothing listens.
+    inline = ":webdav,url='http://127.0.0.1:1/',bearer_token=S3cretT0ken:x"
     unreachable = RcloneTarget(RcloneConfig(remote=inline, retries=1, low_level_retries=1))
     with pytest.raises(TargetUnreachableError) as excinfo2:
         await unreachable.validate()
-    assert BAD_SIG not in str(excinfo2.value)
+    assert "S3cretT0ken" not in str(excinfo2.value)
+    assert "connection refused" in str(excinfo2.value)
 
     local = tmp_path / "clip.bin"
     write_file(local, 100)
@@ -934,15 +1011,19 @@ async def test_rclone_errors_are_classified_without_secrets(
     queue = SyncQueue()
     make_event(tmp_path / "s", "ev16", {"cam": [KIB]})
     engine = missing_engine.engine(
-        tmp_path / "s", queue,
-        TargetSpec("rc", RcloneTarget(RcloneConfig(remote="x:", rclone_binary="/nonexistent/rclone"))),
+        tmp_path / "s",
+        queue,
+        TargetSpec(
+            "rc", RcloneTarget(RcloneConfig(remote="x:", rclone_binary="/nonexistent/rclone"))
+        ),
     )
     engine.start()
     try:
         await engine.enqueue_event("ev16")
         await wait_for(lambda: len(missing_engine.results) == 1)
         status = engine.target_status("rc")
-        assert status.reason == "rclone_missing" and status.held
+        assert status.reason == "rclone_missing"
+        assert status.held
     finally:
         await engine.close()
 
@@ -972,16 +1053,20 @@ async def test_queue_persistence_formats(tmp_path: Path) -> None:
         ],
         save=saved.append,
     )
-    assert len(queue) == 1 and queue.jobs()[0]["attempts"] == 0
+    assert len(queue) == 1
+    assert queue.jobs()[0]["attempts"] == 0
     assert await queue.add("event", "events/e1", "t") is None
     job = await queue.add("recording", "recordings/c/d/f.mp4", "t")
-    assert job is not None and saved[-1][-1]["id"] == job["id"]
+    assert job is not None
+    assert saved[-1][-1]["id"] == job["id"]
     with pytest.raises(ValueError, match="kind"):
         await queue.add("other", "x", "t")  # type: ignore[arg-type]
     await queue.update("missing", attempts=3)
     assert await queue.remove("missing") is None
-    assert queue.get("missing") is None and queue.get("a") is not None
-    assert await queue.remove_target("t") == 2 and len(queue) == 0
+    assert queue.get("missing") is None
+    assert queue.get("a") is not None
+    assert await queue.remove_target("t") == 2
+    assert len(queue) == 0
     assert await queue.remove_target("t") == 0
 
     store = JsonFileStore(tmp_path / "q" / "queue.json")
@@ -1012,7 +1097,9 @@ def test_redact_and_md5_helpers(tmp_path: Path) -> None:
     assert isinstance(VerifyError("x"), SyncError)
 
 
-async def test_azure_target_protocol_and_blob_name(azurite: Azurite, session: aiohttp.ClientSession) -> None:
+async def test_azure_target_protocol_and_blob_name(
+    azurite: Azurite, session: aiohttp.ClientSession
+) -> None:
     client = await asyncio.to_thread(build_client, azure_config(azurite, "abc", "/pre/"), session)
     target = AzureBlobTarget(azure_config(azurite, "abc", "/pre/"), client)
     assert isinstance(target, SyncTarget)
@@ -1022,3 +1109,141 @@ async def test_azure_target_protocol_and_blob_name(azurite: Azurite, session: ai
 
 
 _ = Awaitable  # re-exported name used only in annotations of helpers above
+
+
+async def test_verify_failure_keeps_local_files(tmp_path: Path) -> None:
+    """The copy is damaged after it was written (a flaky share): no delete, a retry later."""
+    storage = tmp_path / "storage"
+    files = make_event(storage, "ev17", {"cam": [20 * KIB]})
+    dest = tmp_path / "dest"
+    damage = True
+
+    async def flaky_share(func: Callable[..., Any], /, *args: Any) -> Any:
+        result = await asyncio.to_thread(func, *args)
+        if damage and getattr(func, "__name__", "") == "_copy_hashed":
+            copied = Path(args[1])
+            copied.write_bytes(copied.read_bytes()[:-1] + b"!")
+        return result
+
+    target = FolderTarget(FolderConfig(dest), flaky_share)
+    with pytest.raises(VerifyError):
+        await target.upload(storage / "events/ev17/event.json", "x.json")
+    rec = Recorder()
+    queue = SyncQueue()
+    engine = rec.engine(storage, queue, TargetSpec("nas", target, delete_after_upload=True))
+    engine.start()
+    try:
+        await engine.enqueue_event("ev17")
+        await wait_for(lambda: len(rec.results) == 1)
+        assert rec.results[0].reason == "verify_failed"
+        assert all((storage / "events/ev17" / n).exists() for n in files)
+        damage = False
+        await wait_for(lambda: len(queue) == 0)
+    finally:
+        await engine.close()
+    assert rec.results[-1].ok, [(r.ok, r.error, r.will_retry) for r in rec.results]
+    assert not (storage / "events/ev17").exists()
+
+
+async def test_remove_target_cancels_its_running_job(tmp_path: Path) -> None:
+    make_event(tmp_path, "ev18", {"cam": [KIB]})
+    gate = asyncio.Event()
+
+    async def stuck(func: Callable[..., Any], /, *args: Any) -> Any:
+        if getattr(func, "__name__", "") == "_copy_hashed":
+            await gate.wait()
+        return await asyncio.to_thread(func, *args)
+
+    rec = Recorder()
+    queue = SyncQueue()
+    target = FolderTarget(FolderConfig(tmp_path / "d"), stuck)
+    engine = rec.engine(tmp_path, queue, TargetSpec("nas", target))
+    engine.start()
+    try:
+        await engine.enqueue_event("ev18")
+        await asyncio.sleep(0.1)
+        await engine.remove_target("nas")
+        await engine.wait_idle()
+    finally:
+        await engine.close()
+    assert len(queue) == 0
+    assert rec.results == []
+    assert (tmp_path / "events/ev18").exists()
+
+
+async def test_empty_event_and_vanished_recording(tmp_path: Path) -> None:
+    (tmp_path / "events" / "empty").mkdir(parents=True)
+    rel = "recordings/cam/2026-01-01/20260101-000000.mp4"
+    write_file(tmp_path / rel, KIB)
+    rec = Recorder()
+    queue = SyncQueue()
+    spec = TargetSpec("nas", FolderTarget(FolderConfig(tmp_path / "d")), include_recordings=True)
+    engine = rec.engine(tmp_path, queue, spec)
+    assert await engine.enqueue_event("empty") == 1
+    assert await engine.enqueue_recording(rel) == 1
+    (tmp_path / rel).unlink()
+    engine.start()
+    try:
+        await wait_for(lambda: len(queue) == 0)
+    finally:
+        await engine.close()
+    assert sorted(r.reason or "" for r in rec.results) == ["local_missing", "local_missing"]
+    assert not (tmp_path / "d").exists()
+
+
+async def test_azure_request_errors_and_missing_local(
+    azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    bad_name = await create_azure_target(azure_config(azurite, "ab"), session)  # 3-63 chars
+    local = tmp_path / "clip.mp4"
+    write_file(local, 10)
+    try:
+        with pytest.raises(SyncError, match="HTTP 400") as excinfo:
+            await bad_name.upload(local, "clip.mp4")
+        assert type(excinfo.value) is SyncError
+    finally:
+        await bad_name.close()
+    target = await create_azure_target(azure_config(azurite, container_name()), session)
+    try:
+        with pytest.raises(LocalFileMissingError):
+            await target.upload(tmp_path / "nope.mp4", "nope.mp4")
+    finally:
+        await target.close()
+
+
+@needs_rclone
+async def test_rclone_remote_without_md5_cannot_verify(tmp_path: Path) -> None:
+    """A crypt remote reports no MD5: uploads must fail verification, never count as safe."""
+    assert RCLONE is not None
+    obscured = await asyncio.create_subprocess_exec(
+        RCLONE, "obscure", "pw", stdout=asyncio.subprocess.PIPE
+    )
+    password = (await obscured.communicate())[0].decode().strip()
+    conf = tmp_path / "rclone.conf"
+    conf.write_text(
+        f"[crypt]\ntype = crypt\nremote = {tmp_path / 'vault'}\npassword = {password}\n"
+    )
+    target = RcloneTarget(RcloneConfig(remote="crypt:dvr", config_file=str(conf)))
+    local = tmp_path / "clip.mp4"
+    write_file(local, 3 * KIB)
+    with pytest.raises(VerifyError, match="no MD5"):
+        await target.upload(local, "ev/clip.mp4")
+    assert not await target.exists_verified(local, "ev/clip.mp4")
+    assert list((tmp_path / "vault").rglob("*"))  # the data did arrive, only unverifiable
+
+
+@needs_rclone
+async def test_rclone_cancelled_call_kills_the_process(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "hanging-rclone"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
+    script.chmod(0o755)
+    target = RcloneTarget(RcloneConfig(remote="x:", rclone_binary=str(script)))
+    task = asyncio.create_task(target.validate())
+    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -37,10 +37,10 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 
 from .base import RunInExecutor, UploadResult, default_executor, file_md5, join_remote
 from .errors import (
+    LocalFileMissingError,
     SyncError,
     TargetAuthError,
     TargetConfigError,
-    TargetNotWritableError,
     TargetUnreachableError,
     VerifyError,
 )
@@ -114,21 +114,21 @@ async def create_azure_target(
 
 
 def _map_error(exc: BaseException) -> SyncError:
-    """Turn an SDK or network error into ours, keeping only non-secret facts (status, code)."""
-    if isinstance(exc, SyncError):
-        return exc
+    """Turn an SDK, network or disk error into ours, keeping only non-secret facts."""
     if isinstance(exc, ClientAuthenticationError):
         return TargetAuthError(f"Azure refused the credentials ({_describe(exc)})")
     if isinstance(exc, HttpResponseError):
         if exc.status_code in (401, 403):
             return TargetAuthError(f"Azure refused the credentials ({_describe(exc)})")
-        if getattr(exc, "error_code", None) == "ContainerNotFound":
-            return TargetNotWritableError("the Azure container does not exist")
         return SyncError(f"Azure request failed ({_describe(exc)})")
     if isinstance(exc, ServiceRequestError | ServiceResponseError | aiohttp.ClientError):
         return TargetUnreachableError(f"Azure is unreachable ({type(exc).__name__})")
-    if isinstance(exc, OSError | TimeoutError):
-        return TargetUnreachableError(f"Azure is unreachable ({type(exc).__name__})")
+    if isinstance(exc, TimeoutError):
+        return TargetUnreachableError("Azure did not answer in time")
+    if isinstance(exc, FileNotFoundError):
+        return LocalFileMissingError(f"local file {Path(exc.filename or '').name} is missing")
+    if isinstance(exc, OSError):
+        return SyncError(f"reading the local file failed ({exc.strerror or type(exc).__name__})")
     return SyncError(f"Azure request failed ({type(exc).__name__})")
 
 

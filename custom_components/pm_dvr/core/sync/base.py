@@ -17,7 +17,6 @@ class RunInExecutor(Protocol):
 
     def __call__[*Ts, T](self, func: Callable[[*Ts], T], /, *args: *Ts) -> Awaitable[T]:
         """Run func(*args) in a worker thread."""
-        ...
 
 
 def default_executor() -> RunInExecutor:
@@ -41,19 +40,15 @@ class SyncTarget(Protocol):
 
     async def validate(self) -> None:
         """Check the target can be used: reachable, authenticated and writable."""
-        ...
 
     async def upload(self, local: Path, remote_name: str) -> UploadResult:
         """Upload local to remote_name, then verify size and MD5; raise on any mismatch."""
-        ...
 
     async def exists_verified(self, local: Path, remote_name: str) -> bool:
         """Tell whether remote_name already holds exactly local (same size and MD5)."""
-        ...
 
     async def close(self) -> None:
         """Release connections; the target must not be used afterwards."""
-        ...
 
 
 def file_md5(path: Path) -> tuple[int, bytes]:

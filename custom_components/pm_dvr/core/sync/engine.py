@@ -409,18 +409,17 @@ class SyncEngine:
             try:
                 outcome = await self._execute(job, spec)
             except SyncError as err:
+                self._finishing.add(job_id)
                 await self._failed(job, spec, err)
             except Exception as err:  # a bug or an SDK surprise: retry later, never crash the loop
-                _LOGGER.warning(
-                    "Unexpected %s while syncing %s",
-                    type(err).__name__,
-                    job["path"],
-                    exc_info=False,
-                )
+                self._finishing.add(job_id)
+                _LOGGER.warning("Unexpected %s while syncing %s", type(err).__name__, job["path"])
                 await self._failed(job, spec, SyncError(f"unexpected {type(err).__name__}"))
             else:
+                self._finishing.add(job_id)
                 await self._succeeded(job_id, spec, outcome)
         finally:
+            self._finishing.discard(job_id)
             self._workers.pop(job_id, None)
             self._wake.set()
 

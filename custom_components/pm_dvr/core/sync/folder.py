@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import errno
 import hashlib
 import os
 from pathlib import Path
 import uuid
 
 from .base import CHUNK_SIZE, RunInExecutor, UploadResult, default_executor, file_md5
-from .errors import SyncError, TargetNotWritableError, TargetUnreachableError, VerifyError
+from .errors import (
+    LocalFileMissingError,
+    SyncError,
+    TargetNotWritableError,
+    TargetUnreachableError,
+    VerifyError,
+)
+
+_NOT_WRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,23 +30,36 @@ class FolderConfig:
 
 def _copy_hashed(source: Path, dest: Path) -> tuple[int, bytes]:
     """Copy source to dest via a hidden temp file, fsync, rename; return size and MD5 (blocking)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        reader = source.open("rb")
+    except FileNotFoundError:
+        raise LocalFileMissingError(f"local file {source.name} is missing") from None
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
-    try:
-        with source.open("rb") as reader, temp.open("wb") as writer:
-            while chunk := reader.read(CHUNK_SIZE):
-                digest.update(chunk)
-                writer.write(chunk)
-                size += len(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        temp.replace(dest)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    with reader:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with temp.open("wb") as writer:
+                while chunk := reader.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                    size += len(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            temp.replace(dest)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
     return size, digest.digest()
+
+
+def _os_error(exc: OSError, action: str) -> SyncError:
+    """Full, read-only or forbidden means not writable; anything else means unreachable."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, PermissionError) or exc.errno in _NOT_WRITABLE_ERRNOS:
+        return TargetNotWritableError(f"{action} is not writable ({reason})")
+    return TargetUnreachableError(f"{action} failed ({reason})")
 
 
 def _probe(root: Path) -> None:
@@ -66,12 +88,8 @@ class FolderTarget:
         """The folder exists (or can be created) and accepts a write."""
         try:
             await self._run(_probe, self._root)
-        except PermissionError:
-            raise TargetNotWritableError(f"folder {self._root} is not writable") from None
         except OSError as exc:
-            raise TargetUnreachableError(
-                f"folder {self._root} is not usable ({exc.strerror or type(exc).__name__})"
-            ) from None
+            raise _os_error(exc, f"folder {self._root}") from None
 
     async def upload(self, local: Path, remote_name: str) -> UploadResult:
         """Copy, then re-read the copy to check size and MD5."""
@@ -79,12 +97,8 @@ class FolderTarget:
         try:
             size, md5 = await self._run(_copy_hashed, local, dest)
             remote_size, remote_md5 = await self._run(file_md5, dest)
-        except PermissionError:
-            raise TargetNotWritableError(f"cannot write below {self._root}") from None
         except OSError as exc:
-            raise TargetUnreachableError(
-                f"copy to {self._root} failed ({exc.strerror or type(exc).__name__})"
-            ) from None
+            raise _os_error(exc, f"copy to {self._root}") from None
         if remote_size != size or remote_md5 != md5:
             raise VerifyError(f"{remote_name}: the copy differs from the local file")
         return UploadResult(remote_name=remote_name, size=size, md5=md5.hex())

@@ -194,7 +194,9 @@ class RcloneTarget:
             return
         text = result.stderr.lower()
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        detail = redact(lines[-1], self._secrets)[-200:] if lines else "no output"
+        failures = [line for line in lines if "Failed to" in line or "ERROR" in line]
+        last = (failures or lines or ["no output"])[-1]
+        detail = redact(last, self._secrets)[-300:]
         message = f"rclone {what} failed (exit {result.code}): {detail}"
         _LOGGER.debug("%s", message)
         if _AUTH_RE.search(text):
