@@ -7,7 +7,8 @@ Assistant pytest plugin (which blocks sockets); the rig itself opens no socket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any
 import uuid
 
 import aiohttp
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient
@@ -259,8 +261,9 @@ async def test_azure_delete_after_upload_removes_event(
     azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     container = container_name()
+    no_block_md5 = dataclasses.replace(SMALL_BLOCKS, validate_blocks=False)
     target = await create_azure_target(
-        azure_config(azurite, container), session, None, SMALL_BLOCKS
+        azure_config(azurite, container), session, None, no_block_md5
     )
     files = make_event(tmp_path, "ev3", {"a": [400 * KIB], "b": [5 * KIB]})
     rec = Recorder()
@@ -1108,9 +1111,6 @@ async def test_azure_target_protocol_and_blob_name(
     assert not session.closed
 
 
-_ = Awaitable  # re-exported name used only in annotations of helpers above
-
-
 async def test_verify_failure_keeps_local_files(tmp_path: Path) -> None:
     """The copy is damaged after it was written (a flaky share): no delete, a retry later."""
     storage = tmp_path / "storage"
@@ -1247,3 +1247,19 @@ async def test_rclone_cancelled_call_kills_the_process(tmp_path: Path) -> None:
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_azurite_checks_block_md5(azurite: Azurite, session: aiohttp.ClientSession) -> None:
+    """Why validate_blocks exists: the service refuses a block whose MD5 does not match."""
+    service = BlobServiceClient.from_connection_string(
+        azurite.connection_string, transport=AioHttpTransport(session=session, session_owner=False)
+    )
+    async with service:
+        container = service.get_container_client(container_name())
+        await container.create_container()
+        blob = container.get_blob_client("b")
+        with pytest.raises(HttpResponseError) as excinfo:
+            await blob.stage_block(
+                "0001", b"data", length=4, transactional_content_md5=hashlib.md5(b"other").digest()
+            )
+        assert excinfo.value.status_code == 400
