@@ -148,11 +148,11 @@ async def run_anchor(
     gc.collect()
     baseline = rss_bytes()
     total = 0
-    storage_root = files[0].parents[2]
+    events_root = files[0].parents[2]  # blob names as pm_dvr makes them: <event>/<camera>/<clip>
     with RssSampler() as sampler:
         started = time.perf_counter()
         for path in files:
-            name = path.relative_to(storage_root).as_posix()
+            name = path.relative_to(events_root).as_posix()
             with path.open("rb") as data:
                 await client.upload_blob(name, data, overwrite=True, max_concurrency=4)
             total += path.stat().st_size
@@ -166,7 +166,7 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
     files = make_event(storage, size_mb, clips)
     rows: list[tuple[int, str, float, int, int]] = []
     # In-memory Azurite frees deleted blobs only at its periodic GC: room for every round.
-    server = Azurite(memory_limit_mb=size_mb * (2 * rounds + 1) + 512)
+    server = Azurite(memory_limit_mb=size_mb * (2 * rounds + 1) + 1024)
     server.start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -176,15 +176,20 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
                 max_block_size=4 * MIB,
             )
             async with service:
+                # Warm-up, not measured: connections, Azurite's JIT and first allocations.
+                await run_anchor(service, files[:1], "warmupanchor")
+                await drop_container(service, "warmupanchor")
                 for index in range(1, rounds + 1):
-                    pm_container = f"pmdvr{index}"
-                    secs, size, extra = await run_pm_dvr(server, session, storage, pm_container)
-                    rows.append((index, "pm_dvr", secs, size, extra))
-                    await drop_container(service, pm_container)
-                    anchor_container = f"anchor{index}"
-                    secs, size, extra = await run_anchor(service, files, anchor_container)
-                    rows.append((index, "anchor", secs, size, extra))
-                    await drop_container(service, anchor_container)
+                    # Alternate who goes first, so drift in machine load hits both alike.
+                    order = ("pm_dvr", "anchor") if index % 2 else ("anchor", "pm_dvr")
+                    for method in order:
+                        container = f"{method.replace('_', '')}{index}"
+                        if method == "pm_dvr":
+                            measured = await run_pm_dvr(server, session, storage, container)
+                        else:
+                            measured = await run_anchor(service, files, container)
+                        rows.append((index, method, *measured))
+                        await drop_container(service, container)
     finally:
         server.close()
         if not keep:

@@ -23,6 +23,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient
+from blockbuster import blockbuster_ctx
 import pytest
 import pytest_asyncio
 
@@ -69,6 +70,14 @@ needs_rclone = pytest.mark.skipif(RCLONE is None, reason="rclone is not installe
 
 
 # ---------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_loop() -> Iterator[None]:
+    """Fail on any blocking call (file I/O, sleep, ...) the sync core makes in the event loop."""
+    # Logging is left out: Home Assistant logs through a queue handler, so it never blocks there.
+    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +226,13 @@ async def test_azure_event_upload_names_content_and_md5(
         content, md5 = stored[name]
         assert content == data
         assert md5 == hashlib.md5(data).digest()
+    service = BlobServiceClient.from_connection_string(
+        azurite.connection_string, transport=AioHttpTransport(session=session, session_owner=False)
+    )
+    async with service:
+        listing = service.get_container_client(container).list_blobs()
+        types = {b.name.rsplit(".", 1)[1]: b.content_settings.content_type async for b in listing}
+    assert types == {"mp4": "video/mp4", "json": "application/json"}
     [result] = rec.results
     assert result.ok
     assert result.event_id == "ev1"
@@ -1073,15 +1089,15 @@ async def test_queue_persistence_formats(tmp_path: Path) -> None:
     assert await queue.remove_target("t") == 0
 
     store = JsonFileStore(tmp_path / "q" / "queue.json")
-    assert store.load() == []
-    persisted = SyncQueue(store.load(), store.save)
+    assert await store.async_load() == []
+    persisted = SyncQueue(await store.async_load(), store.save)
     await persisted.add("event", "events/e2", "t2")
     reloaded = SyncQueue(await store.async_load())
     assert [j["path"] for j in reloaded.jobs()] == ["events/e2"]
     (tmp_path / "q" / "queue.json").write_text("{not json")
-    assert store.load() == []
+    assert await store.async_load() == []
     (tmp_path / "q" / "queue.json").write_text(json.dumps({"items": [1, {"id": "x"}]}))
-    assert store.load() == [{"id": "x"}]
+    assert await store.async_load() == [{"id": "x"}]
 
 
 def test_redact_and_md5_helpers(tmp_path: Path) -> None:
@@ -1122,7 +1138,7 @@ async def test_verify_failure_keeps_local_files(tmp_path: Path) -> None:
         result = await asyncio.to_thread(func, *args)
         if damage and getattr(func, "__name__", "") == "_copy_hashed":
             copied = Path(args[1])
-            copied.write_bytes(copied.read_bytes()[:-1] + b"!")
+            await asyncio.to_thread(lambda: copied.write_bytes(b"!" * copied.stat().st_size))
         return result
 
     target = FolderTarget(FolderConfig(dest), flaky_share)

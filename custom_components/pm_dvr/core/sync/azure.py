@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
 import hashlib
+import io
 import logging
-import mimetypes
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 import uuid
 
 import aiohttp
@@ -52,6 +52,16 @@ BLOCK_SIZE = 4 * MIB
 SINGLE_PUT_MAX = 4 * MIB
 MAX_CONCURRENCY = 4
 _PROBE_BODY = b"pm_dvr write probe\n"
+# A fixed map: mimetypes reads system files on first use, which must not happen in the loop.
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".ts": "video/mp2t",
+    ".json": "application/json",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +175,14 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _read_hashed(handle: IO[bytes], size: int, whole: Any) -> bytes:
-    """Read the next block and feed it to the whole-file hash (blocking)."""
-    chunk = handle.read(size)
-    whole.update(chunk)
-    return chunk
+def _read_hashed(handle: io.BufferedIOBase, buffer: bytearray, whole: Any) -> int:
+    """Read the next block into buffer and feed it to the whole-file hash (blocking)."""
+    length = handle.readinto(buffer)
+    whole.update(memoryview(buffer)[:length])
+    return length
 
 
-def _md5(data: bytes) -> bytes:
+def _md5(data: bytes | bytearray | memoryview) -> bytes:
     """MD5 digest of one block (blocking; hashlib releases the GIL, so threads overlap)."""
     return hashlib.md5(data, usedforsecurity=False).digest()
 
@@ -199,6 +209,7 @@ class AzureBlobTarget:
         self._container: ContainerClient = client.get_container_client(config.container)
         self._run = run_in_executor or default_executor()
         self._tuning = tuning or AzureTuning()
+        self._buffers: list[bytearray] = []
 
     def blob_name(self, remote_name: str) -> str:
         """The full blob name for a remote name (the configured prefix in front)."""
@@ -214,7 +225,7 @@ class AzureBlobTarget:
     async def upload(self, local: Path, remote_name: str) -> UploadResult:
         """Upload local (single put when small, staged blocks otherwise) and verify it."""
         blob = self._container.get_blob_client(self.blob_name(remote_name))
-        content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+        content_type = CONTENT_TYPES.get(local.suffix.lower(), "application/octet-stream")
         async with _azure_errors():
             size: int = (await self._run(local.stat)).st_size
             if size <= self._tuning.single_put_max:
@@ -278,9 +289,9 @@ class AzureBlobTarget:
     ) -> tuple[int, bytes]:
         """Stage blocks, then commit them with the file MD5.
 
-        The next block is read and fed to the file hash in a thread while up to
-        max_concurrency blocks are on the wire, so disk and hashing stay off the critical path;
-        memory is bounded by max_concurrency + 1 blocks.
+        The next block is read (into a reused buffer) and fed to the file hash in a thread while
+        up to max_concurrency blocks are on the wire, so disk and hashing stay off the critical
+        path; memory is max_concurrency + 1 block buffers, recycled across files.
         """
         tuning = self._tuning
         token = uuid.uuid4().hex[:16]
@@ -289,24 +300,32 @@ class AzureBlobTarget:
         blocks: list[BlobBlock] = []
         size = 0
 
-        async def stage(block_id: str, chunk: bytes) -> None:
+        async def stage(block_id: str, buffer: bytearray, length: int) -> None:
             try:
+                body = buffer if length == len(buffer) else memoryview(buffer)[:length]
                 kwargs: dict[str, Any] = {}
                 if tuning.validate_blocks:
-                    kwargs["transactional_content_md5"] = await self._run(_md5, chunk)
-                await blob.stage_block(block_id, chunk, length=len(chunk), **kwargs)
+                    kwargs["transactional_content_md5"] = await self._run(_md5, body)
+                # Any buffer works as a body (aiohttp sends it as is); the SDK hints say bytes.
+                await blob.stage_block(block_id, body, length=length, **kwargs)  # type: ignore[arg-type]
             finally:
                 slots.release()
+                self._release_buffer(buffer)
 
         handle = await self._run(local.open, "rb")
         try:
             async with asyncio.TaskGroup() as group:
-                while chunk := await self._run(_read_hashed, handle, tuning.block_size, whole):
+                while True:
+                    buffer = self._take_buffer()
+                    length = await self._run(_read_hashed, handle, buffer, whole)
+                    if not length:
+                        self._release_buffer(buffer)
+                        break
                     await slots.acquire()
                     block_id = f"{token}-{len(blocks):08d}"
                     blocks.append(BlobBlock(block_id=block_id))
-                    size += len(chunk)
-                    group.create_task(stage(block_id, chunk))
+                    size += length
+                    group.create_task(stage(block_id, buffer, length))
         except BaseExceptionGroup as group_error:
             raise _first_leaf(group_error) from None
         finally:
@@ -317,6 +336,15 @@ class AzureBlobTarget:
             content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)),
         )
         return size, md5
+
+    def _take_buffer(self) -> bytearray:
+        """A block buffer from the free list (or a new one)."""
+        return self._buffers.pop() if self._buffers else bytearray(self._tuning.block_size)
+
+    def _release_buffer(self, buffer: bytearray) -> None:
+        """Keep up to one upload's worth of buffers for the next file."""
+        if len(self._buffers) <= self._tuning.max_concurrency:
+            self._buffers.append(buffer)
 
     async def _verify(self, blob: BlobClient, remote_name: str, size: int, md5: bytes) -> None:
         """Read back the blob's size and MD5 property and compare them with what we sent."""
