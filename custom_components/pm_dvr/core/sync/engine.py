@@ -239,7 +239,10 @@ class SyncEngine:
         return self._status.get(target_id, TargetStatus(ok=True))
 
     def set_target(self, spec: TargetSpec) -> None:
-        """Add or replace a target (new credentials after a reauth) and release any hold on it."""
+        """Add or replace a target (new credentials after a reauth) and release any hold on it.
+
+        The caller closes the target object it replaces.
+        """
         self._targets[spec.target_id] = spec
         self._held.discard(spec.target_id)
         self._set_status(spec.target_id, TargetStatus(ok=True))
@@ -303,20 +306,18 @@ class SyncEngine:
         """Start working the queue (HA passes entry.async_create_background_task)."""
         if self._runner is not None:
             return
+        self._idle.clear()
         coro = self._run_loop()
         self._runner = task_factory(coro) if task_factory else asyncio.create_task(coro)
 
     async def sync_now(self) -> None:
-        """Try every queued job now, including those waiting out a backoff."""
-        now = self._clock()
-        for job in self._queue.jobs():
-            if job["next_attempt"] > now:
-                await self._queue.update(job["id"], next_attempt=now)
+        """Try every queued job now: backoffs are skipped and held targets get one more try."""
+        await self._queue.retry_all(self._clock())
         self._held.clear()
         self._kick()
 
     async def wait_idle(self) -> None:
-        """Return once no job runs and none is due now (jobs may wait in backoff or on hold)."""
+        """After start(): return once no job runs and none is due (some may wait or be held)."""
         await self._idle.wait()
 
     async def stop(self) -> None:

@@ -148,6 +148,16 @@ class SyncQueue:
         job.update(copy.deepcopy(changes))
         await self._changed()
 
+    async def retry_all(self, now: float) -> None:
+        """Make every job due at `now` (a manual "sync now"), with one save."""
+        changed = False
+        for job in self._jobs.values():
+            if job["next_attempt"] > now:
+                job["next_attempt"] = now
+                changed = True
+        if changed:
+            await self._changed()
+
     async def remove(self, job_id: str) -> Job | None:
         """Take a job out of the queue; returns it, or None if it was not there."""
         job = self._jobs.pop(job_id, None)
