@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import dataclasses
+from datetime import UTC, datetime, timedelta
 import hashlib
 import json
 import os
 from pathlib import Path
 import shutil
 import time
-from typing import Any
+from typing import Any, cast
 import uuid
 
 import aiohttp
@@ -411,7 +412,7 @@ async def test_azure_account_url_with_key_and_with_sas(
         permission=ContainerSasPermissions(
             read=True, write=True, delete=True, list=True, create=True
         ),
-        expiry=time.time() + 3600,
+        expiry=datetime.now(UTC) + timedelta(hours=1),
     )
     sas_target = await create_azure_target(
         AzureBlobConfig(None, azurite.blob_endpoint, "?" + sas, container), session
@@ -430,7 +431,7 @@ async def test_azure_account_url_with_key_and_with_sas(
         container,
         account_key=ACCOUNT_KEY,
         permission=ContainerSasPermissions(read=True),
-        expiry=time.time() + 3600,
+        expiry=datetime.now(UTC) + timedelta(hours=1),
     )
     ro_target = await create_azure_target(
         AzureBlobConfig(None, azurite.blob_endpoint, read_only, container), session
@@ -481,7 +482,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
     try:
         reads = 0
 
-        async def slow_disk(func: Callable[..., Any], /, *args: Any) -> Any:
+        async def slow_disk[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
             nonlocal reads
             reads += 1
             if reads > 4:
@@ -696,7 +697,7 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
 
     gate = asyncio.Event()
 
-    async def stuck(func: Callable[..., Any], /, *args: Any) -> Any:
+    async def stuck[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
         if getattr(func, "__name__", "") == "_copy_hashed":
             await gate.wait()
         return await asyncio.to_thread(func, *args)
@@ -1134,10 +1135,10 @@ async def test_verify_failure_keeps_local_files(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     damage = True
 
-    async def flaky_share(func: Callable[..., Any], /, *args: Any) -> Any:
+    async def flaky_share[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
         result = await asyncio.to_thread(func, *args)
         if damage and getattr(func, "__name__", "") == "_copy_hashed":
-            copied = Path(args[1])
+            copied = Path(cast(tuple[Any, ...], args)[1])
             await asyncio.to_thread(lambda: copied.write_bytes(b"!" * copied.stat().st_size))
         return result
 
@@ -1165,7 +1166,7 @@ async def test_remove_target_cancels_its_running_job(tmp_path: Path) -> None:
     make_event(tmp_path, "ev18", {"cam": [KIB]})
     gate = asyncio.Event()
 
-    async def stuck(func: Callable[..., Any], /, *args: Any) -> Any:
+    async def stuck[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
         if getattr(func, "__name__", "") == "_copy_hashed":
             await gate.wait()
         return await asyncio.to_thread(func, *args)
