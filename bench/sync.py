@@ -1,7 +1,8 @@
 """Benchmark: pm_dvr's Azure sync against a plain azure-storage-blob upload, on a real Azurite.
 
 A 1 GiB event (8 clips of 128 MiB of random data) is uploaded in alternating rounds through
-(a) pm_dvr's SyncEngine + AzureBlobTarget (MD5 per block and per file, verify, skip checks) and
+(a) pm_dvr's SyncEngine + AzureBlobTarget (file MD5, verify, skip checks; --validate-blocks
+adds a per-block MD5 the service checks) and
 (b) the anchor: `ContainerClient.upload_blob(data=file, max_concurrency=4)` per file, same
 session and block size. We report throughput of each, their ratio, and pm_dvr's peak extra RSS
 over the process baseline (sampled from /proc/self/status every 50 ms in a thread).
@@ -217,6 +218,7 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
         "anchor_peak_extra_mb": round(anchor_peak, 1),
         "size_mb": size_mb,
         "rounds": rounds,
+        "validate_blocks": TUNING.validate_blocks,
     }
 
 
@@ -227,10 +229,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the event files in bench/out")
     parser.add_argument(
-        "--no-validate-blocks", action="store_true", help="skip per-block MD5 (AzureTuning)"
+        "--validate-blocks", action="store_true", help="also send per-block MD5 (AzureTuning)"
     )
     args = parser.parse_args()
-    if args.no_validate_blocks:
-        TUNING = AzureTuning(validate_blocks=False)
+    if args.validate_blocks:
+        TUNING = AzureTuning(validate_blocks=True)
     result = asyncio.run(main(args.size_mb, args.rounds, args.clips, args.keep))
     print("RESULT " + json.dumps(result))

@@ -63,7 +63,11 @@ KIB = 1024
 MIB = 1024 * KIB
 FAST = Backoff(initial=0.1, factor=2.0, maximum=0.4, jitter=0.0)
 SMALL_BLOCKS = AzureTuning(
-    block_size=256 * KIB, single_put_max=256 * KIB, max_concurrency=3, retry_total=0
+    block_size=256 * KIB,
+    single_put_max=256 * KIB,
+    max_concurrency=3,
+    retry_total=0,
+    validate_blocks=True,
 )
 WRONG_KEY = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
 RCLONE = shutil.which("rclone")
