@@ -4,8 +4,10 @@ A 1 GiB event (8 clips of 128 MiB of random data) is uploaded in alternating rou
 (a) pm_dvr's SyncEngine + AzureBlobTarget (file MD5, verify, skip checks; --validate-blocks
 adds a per-block MD5 the service checks) and
 (b) the anchor: `ContainerClient.upload_blob(data=file, max_concurrency=4)` per file, same
-session and block size. We report throughput of each, their ratio, and pm_dvr's peak extra RSS
-over the process baseline (sampled from /proc/self/status every 50 ms in a thread).
+session and block size, and, for context, (c) anchor_md5: the same after hashing the file first,
+the work a plain SDK user needs for a checkable MD5. We report throughput, the ratio
+pm_dvr/anchor (and pm_dvr/anchor_md5), and pm_dvr's peak extra RSS over the process baseline
+(sampled from /proc/self/status every 50 ms in a thread).
 
 Run from the repo root: /work/venv/bin/python bench/sync.py [--size-mb 1024] [--rounds 2]
 The last line printed is `RESULT {json}`.
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from azure.core.pipeline.transport import AioHttpTransport  # noqa: E402
+from azure.storage.blob import ContentSettings  # noqa: E402
 from azure.storage.blob.aio import BlobServiceClient  # noqa: E402
 
 from custom_components.pm_dvr.core.sync import (  # noqa: E402
@@ -39,6 +42,7 @@ from custom_components.pm_dvr.core.sync import (  # noqa: E402
     SyncQueue,
     TargetSpec,
     create_azure_target,
+    file_md5,
 )
 from tests.rig.azurite import Azurite  # noqa: E402
 
@@ -46,6 +50,7 @@ MIB = 1024 * 1024
 OUT = ROOT / "bench" / "out" / "sync"
 EVENT_ID = "bench-event"
 TUNING = AzureTuning()  # the product's defaults
+METHODS = ("pm_dvr", "anchor", "anchor_md5")
 
 
 def rss_bytes() -> int:
@@ -141,9 +146,13 @@ async def run_pm_dvr(
 
 
 async def run_anchor(
-    service: BlobServiceClient, files: list[Path], container: str
+    service: BlobServiceClient, files: list[Path], container: str, with_md5: bool = False
 ) -> tuple[float, int, int]:
-    """Upload the same files with the SDK's own upload_blob; returns seconds, bytes, extra RSS."""
+    """Upload the same files with the SDK's own upload_blob; returns seconds, bytes, extra RSS.
+
+    with_md5: what a plain SDK user must do to get a checkable MD5 on a block blob: hash the
+    file first (in a thread), then pass it in ContentSettings (the same work pm_dvr does).
+    """
     client = service.get_container_client(container)
     await client.create_container()
     gc.collect()
@@ -154,8 +163,14 @@ async def run_anchor(
         started = time.perf_counter()
         for path in files:
             name = path.relative_to(events_root).as_posix()
+            settings = None
+            if with_md5:
+                _, md5 = await asyncio.to_thread(file_md5, path)
+                settings = ContentSettings(content_md5=bytearray(md5))
             with path.open("rb") as data:
-                await client.upload_blob(name, data, overwrite=True, max_concurrency=4)
+                await client.upload_blob(
+                    name, data, overwrite=True, max_concurrency=4, content_settings=settings
+                )
             total += path.stat().st_size
         seconds = time.perf_counter() - started
     return seconds, total, sampler.peak - baseline
@@ -167,7 +182,7 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
     files = make_event(storage, size_mb, clips)
     rows: list[tuple[int, str, float, int, int]] = []
     # In-memory Azurite frees deleted blobs only at its periodic GC: room for every round.
-    server = Azurite(memory_limit_mb=size_mb * (2 * rounds + 1) + 1024)
+    server = Azurite(memory_limit_mb=size_mb * (len(METHODS) * rounds + 1) + 1024)
     server.start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -182,13 +197,14 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
                 await drop_container(service, "warmupanchor")
                 for index in range(1, rounds + 1):
                     # Alternate who goes first, so drift in machine load hits both alike.
-                    order = ("pm_dvr", "anchor") if index % 2 else ("anchor", "pm_dvr")
+                    order = METHODS if index % 2 else METHODS[::-1]
                     for method in order:
                         container = f"{method.replace('_', '')}{index}"
                         if method == "pm_dvr":
                             measured = await run_pm_dvr(server, session, storage, container)
                         else:
-                            measured = await run_anchor(service, files, container)
+                            with_md5 = method == "anchor_md5"
+                            measured = await run_anchor(service, files, container, with_md5)
                         rows.append((index, method, *measured))
                         await drop_container(service, container)
     finally:
@@ -196,25 +212,33 @@ async def main(size_mb: int, rounds: int, clips: int, keep: bool) -> dict[str, f
         if not keep:
             shutil.rmtree(OUT, ignore_errors=True)
 
-    print(f"\n{'round':>5} {'method':<8} {'seconds':>8} {'MB/s':>8} {'peak extra MB':>14}")
+    print(f"\n{'round':>5} {'method':<10} {'seconds':>8} {'MB/s':>8} {'peak extra MB':>14}")
     for index, method, secs, size, extra in rows:
-        print(f"{index:>5} {method:<8} {secs:>8.2f} {size / MIB / secs:>8.1f} {extra / MIB:>14.1f}")
+        print(
+            f"{index:>5} {method:<10} {secs:>8.2f} {size / MIB / secs:>8.1f} {extra / MIB:>14.1f}"
+        )
 
     def rate(method: str) -> float:
         picked = [(s, b) for _, m, s, b, _ in rows if m == method]
         return sum(b for _, b in picked) / MIB / sum(s for s, _ in picked)
 
-    pm_rate, anchor_rate = rate("pm_dvr"), rate("anchor")
+    pm_rate, anchor_rate, anchor_md5_rate = rate("pm_dvr"), rate("anchor"), rate("anchor_md5")
     ratio = pm_rate / anchor_rate
     peak = max(e for _, m, _, _, e in rows if m == "pm_dvr") / MIB
-    anchor_peak = max(e for _, m, _, _, e in rows if m == "anchor") / MIB
+    anchor_peak = max(e for _, m, _, _, e in rows if m != "pm_dvr") / MIB
     print(f"\npm_dvr {pm_rate:.1f} MB/s, anchor {anchor_rate:.1f} MB/s, ratio {ratio:.3f}")
+    print(
+        f"anchor_md5 (SDK + the same file MD5) {anchor_md5_rate:.1f} MB/s,"
+        f" pm_dvr / anchor_md5 {pm_rate / anchor_md5_rate:.3f}"
+    )
     print(f"pm_dvr peak extra memory {peak:.1f} MB (target < 64), anchor {anchor_peak:.1f} MB")
     return {
         "throughput_ratio": round(ratio, 3),
         "peak_extra_mb": round(peak, 1),
         "pm_dvr_mb_s": round(pm_rate, 1),
         "anchor_mb_s": round(anchor_rate, 1),
+        "anchor_md5_mb_s": round(anchor_md5_rate, 1),
+        "throughput_ratio_vs_anchor_md5": round(pm_rate / anchor_md5_rate, 3),
         "anchor_peak_extra_mb": round(anchor_peak, 1),
         "size_mb": size_mb,
         "rounds": rounds,
