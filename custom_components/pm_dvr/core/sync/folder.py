@@ -1,0 +1,118 @@
+"""Folder target: a local disk or a mounted share (NAS), written through temp file + rename."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import errno
+import hashlib
+import os
+from pathlib import Path
+import uuid
+
+from .base import CHUNK_SIZE, RunInExecutor, UploadResult, default_executor, file_md5
+from .errors import (
+    LocalFileMissingError,
+    SyncError,
+    TargetNotWritableError,
+    TargetUnreachableError,
+    VerifyError,
+)
+
+_NOT_WRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderConfig:
+    """The destination folder; remote names become paths below it."""
+
+    path: Path
+
+
+def _copy_hashed(source: Path, dest: Path) -> tuple[int, bytes]:
+    """Copy source to dest via a hidden temp file, fsync, rename; return size and MD5 (blocking)."""
+    try:
+        reader = source.open("rb")
+    except FileNotFoundError:
+        raise LocalFileMissingError(f"local file {source.name} is missing") from None
+    digest = hashlib.md5(usedforsecurity=False)
+    size = 0
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    with reader:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with temp.open("wb") as writer:
+                while chunk := reader.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                    size += len(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            temp.replace(dest)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    return size, digest.digest()
+
+
+def _os_error(exc: OSError, action: str) -> SyncError:
+    """Full, read-only or forbidden means not writable; anything else means unreachable."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, PermissionError) or exc.errno in _NOT_WRITABLE_ERRNOS:
+        return TargetNotWritableError(f"{action} is not writable ({reason})")
+    return TargetUnreachableError(f"{action} failed ({reason})")
+
+
+def _probe(root: Path) -> None:
+    """Create the folder if needed and prove it is writable (blocking)."""
+    root.mkdir(parents=True, exist_ok=True)
+    probe = root / f".pm_dvr-probe-{uuid.uuid4().hex}"
+    probe.write_bytes(b"pm_dvr write probe\n")
+    probe.unlink()
+
+
+class FolderTarget:
+    """Copies files below a folder and verifies each copy by re-reading it."""
+
+    def __init__(self, config: FolderConfig, run_in_executor: RunInExecutor | None = None) -> None:
+        self._root = Path(config.path)
+        self._run = run_in_executor or default_executor()
+
+    def path_for(self, remote_name: str) -> Path:
+        """The destination path of a remote name; refuses names that climb out of the folder."""
+        parts = [p for p in remote_name.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise SyncError(f"invalid remote name {remote_name!r}")
+        return self._root.joinpath(*parts)
+
+    async def validate(self) -> None:
+        """The folder exists (or can be created) and accepts a write."""
+        try:
+            await self._run(_probe, self._root)
+        except OSError as exc:
+            raise _os_error(exc, f"folder {self._root}") from None
+
+    async def upload(self, local: Path, remote_name: str) -> UploadResult:
+        """Copy, then re-read the copy to check size and MD5."""
+        dest = self.path_for(remote_name)
+        try:
+            size, md5 = await self._run(_copy_hashed, local, dest)
+            remote_size, remote_md5 = await self._run(file_md5, dest)
+        except OSError as exc:
+            raise _os_error(exc, f"copy to {self._root}") from None
+        if remote_size != size or remote_md5 != md5:
+            raise VerifyError(f"{remote_name}: the copy differs from the local file")
+        return UploadResult(remote_name=remote_name, size=size, md5=md5.hex())
+
+    async def exists_verified(self, local: Path, remote_name: str) -> bool:
+        """True when the destination already holds the same bytes."""
+        dest = self.path_for(remote_name)
+        try:
+            local_size = (await self._run(local.stat)).st_size
+            if (await self._run(dest.stat)).st_size != local_size:
+                return False
+            return await self._run(file_md5, dest) == await self._run(file_md5, local)
+        except FileNotFoundError:
+            return False
+
+    async def close(self) -> None:
+        """Nothing to release."""
