@@ -71,7 +71,16 @@ SMALL_BLOCKS = AzureTuning(
 )
 WRONG_KEY = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
 RCLONE = shutil.which("rclone")
-needs_rclone = pytest.mark.skipif(RCLONE is None, reason="rclone is not installed")
+
+
+@pytest.fixture
+def rclone_installed() -> None:
+    """The rclone tests need Debian's rclone (scripts/setup installs it): fail, never skip."""
+    if RCLONE is None:
+        pytest.fail("rclone is not installed: run scripts/setup")
+
+
+needs_rclone = pytest.mark.usefixtures("rclone_installed")
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -1284,3 +1293,20 @@ async def test_azurite_checks_block_md5(azurite: Azurite, session: aiohttp.Clien
                 "0001", b"data", length=4, transactional_content_md5=hashlib.md5(b"other").digest()
             )
         assert excinfo.value.status_code == 400
+
+
+def test_folder_copy_failures_leave_nothing_behind(tmp_path: Path) -> None:
+    """A vanished source is reported as such; a copy that cannot be put in place leaves no temp."""
+    from custom_components.pm_dvr.core.sync.errors import LocalFileMissingError
+    from custom_components.pm_dvr.core.sync.folder import _copy_hashed
+
+    dest_root = tmp_path / "dest"
+    with pytest.raises(LocalFileMissingError):
+        _copy_hashed(tmp_path / "gone.mp4", dest_root / "gone.mp4")
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"x" * 1000)
+    occupied = dest_root / "clip.mp4"
+    (occupied / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        _copy_hashed(source, occupied)
+    assert sorted(p.name for p in dest_root.iterdir()) == ["clip.mp4"]
