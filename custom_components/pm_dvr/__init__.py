@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, Platform
 from homeassistant.core import Event, HomeAssistant
@@ -10,16 +11,30 @@ from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import entity_registry as er
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.restore_state import async_get as async_get_restore_data
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_STORAGE_PATH, DOMAIN, LOGGER, RECORDING_SWITCH_KEY, SUBENTRY_CAMERA
+from .const import (
+    CONF_SEGMENT_SECONDS,
+    CONF_STORAGE_PATH,
+    DEFAULT_SEGMENT_SECONDS,
+    DOMAIN,
+    EVENT_PM_DVR,
+    LOGGER,
+    RECORDING_SWITCH_KEY,
+    SUBENTRY_CAMERA,
+)
 from .coordinator import CameraCoordinator, HubCoordinator
+from .core.capture import CaptureManager, EventInfo
 from .core.clips import ClipIndex
 from .core.errors import StorageError
 from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
+from .services import async_setup_services
+
+CAPTURE_STORE_VERSION = 1
 
 PLATFORMS: list[Platform] = [Platform.CAMERA, Platform.SENSOR, Platform.SWITCH]
 
@@ -27,7 +42,8 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (services are registered here once issue by issue)."""
+    """Register the services (once, whatever the number of hubs)."""
+    async_setup_services(hass)
     return True
 
 
@@ -48,6 +64,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     )
     hub = entry.runtime_data.hub = HubCoordinator(hass, entry)
     entry.async_on_unload(index.add_listener(hub.on_clip_added))
+    await _async_start_capture(hass, entry)
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
             await _async_start_camera(hass, entry, subentry.subentry_id)
@@ -66,7 +83,34 @@ async def async_unload_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bo
     unload_ok = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unload_ok:
         await _async_stop_cameras(entry)
+        if entry.runtime_data.capture is not None:
+            await entry.runtime_data.capture.stop()
     return unload_ok
+
+
+async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
+    """Events: state kept in a Store so events in progress survive a restart."""
+    store: Store[dict[str, Any]] = Store(
+        hass, CAPTURE_STORE_VERSION, f"{DOMAIN}.{entry.entry_id}.events"
+    )
+
+    async def save(state: dict[str, Any]) -> None:
+        await store.async_save(state)
+
+    def announce(event: EventInfo) -> None:
+        hass.bus.async_fire(EVENT_PM_DVR, event.as_dict())
+
+    segment = entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS)
+    capture = CaptureManager(
+        entry.runtime_data.storage,
+        entry.runtime_data.index,
+        save_state=save,
+        on_event=announce,
+        cameras=lambda: {camera.slug for camera in entry.runtime_data.cameras.values()},
+        grace_seconds=float(segment) * 2 + 10,
+    )
+    await capture.start(await store.async_load())
+    entry.runtime_data.capture = capture
 
 
 def _recover_and_scan(storage: Path, index: ClipIndex) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from .core.capture import MAX_WINDOW_SECONDS as CORE_MAX_WINDOW_SECONDS
+from .core.capture import (
+    MAX_LABEL_LENGTH as CORE_MAX_LABEL_LENGTH,
+    MAX_WINDOW_SECONDS as CORE_MAX_WINDOW_SECONDS,
+)
 
 DOMAIN: Final = "pm_dvr"
 LOGGER = logging.getLogger(__package__)
@@ -47,3 +50,5 @@ MAX_WINDOW_SECONDS: Final = int(CORE_MAX_WINDOW_SECONDS)
 
 RECORDING_SWITCH_KEY: Final = "recording"
 HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language
+MAX_LABEL_LENGTH: Final = CORE_MAX_LABEL_LENGTH
+EVENT_PM_DVR: Final = "pm_dvr_event"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 
+from .core.capture import CaptureManager
 from .core.clips import ClipIndex
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class PmDvrData:
     index: ClipIndex
     cameras: dict[str, CameraCoordinator] = field(default_factory=dict)
     hub: HubCoordinator | None = None
+    capture: CaptureManager | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(
         default_factory=dict

@@ -1,0 +1,108 @@
+"""Services: capture an event around now on one or more cameras."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv, entity_registry as er
+import voluptuous as vol
+
+from .const import (
+    CONF_POST_SECONDS,
+    CONF_PRE_SECONDS,
+    DEFAULT_POST_SECONDS,
+    DEFAULT_PRE_SECONDS,
+    DOMAIN,
+)
+from .coordinator import CameraCoordinator
+from .core.errors import PmDvrError
+from .data import PmDvrConfigEntry
+from .errors import translated
+
+SERVICE_CAPTURE_EVENT = "capture_event"
+ATTR_LABEL = "label"
+
+# Ranges and label length are checked by the core, whose errors are translated (not voluptuous').
+CAPTURE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_ENTITY_ID): cv.entity_ids,
+        vol.Optional(CONF_PRE_SECONDS): vol.Coerce(float),
+        vol.Optional(CONF_POST_SECONDS): vol.Coerce(float),
+        vol.Optional(ATTR_LABEL): cv.string,
+    }
+)
+
+
+def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def cameras_for_entities(
+    hass: HomeAssistant, entity_ids: list[str]
+) -> tuple[PmDvrConfigEntry, list[CameraCoordinator]]:
+    """The hub and cameras behind pm_dvr camera entities; one hub per call."""
+    registry = er.async_get(hass)
+    entry: PmDvrConfigEntry | None = None
+    cameras: list[CameraCoordinator] = []
+    for entity_id in entity_ids:
+        entity = registry.async_get(entity_id)
+        owner = (
+            hass.config_entries.async_get_entry(entity.config_entry_id)
+            if entity is not None and entity.platform == DOMAIN and entity.config_entry_id
+            else None
+        )
+        if (
+            entity is None
+            or owner is None
+            or owner.state is not ConfigEntryState.LOADED
+            or entity.config_subentry_id not in owner.runtime_data.cameras
+        ):
+            raise _validation_error("unknown_camera_entity", entity_id=entity_id)
+        if entry is not None and owner is not entry:
+            raise _validation_error("cameras_of_several_hubs")
+        entry = owner
+        cameras.append(owner.runtime_data.cameras[entity.config_subentry_id])
+    assert entry is not None  # cv.entity_ids refuses an empty list
+    return entry, cameras
+
+
+async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
+    """Link the clips around now into a new event folder; answer with its id and folder."""
+    entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
+    for camera in cameras:
+        if camera.recorder is None or not camera.recorder.enabled:
+            raise _validation_error("recording_off", camera=camera.title)
+    first = cameras[0].settings
+    pre = call.data.get(CONF_PRE_SECONDS, first.get(CONF_PRE_SECONDS, DEFAULT_PRE_SECONDS))
+    post = call.data.get(CONF_POST_SECONDS, first.get(CONF_POST_SECONDS, DEFAULT_POST_SECONDS))
+    capture = entry.runtime_data.capture
+    assert capture is not None
+    try:
+        event = await capture.capture(
+            [camera.slug for camera in cameras],
+            float(pre),
+            float(post),
+            call.data.get(ATTR_LABEL),
+            trigger="service",
+        )
+    except PmDvrError as err:
+        raise translated(err, ServiceValidationError) from err
+    response: dict[str, Any] = {"event_id": event.event_id, "path": str(event.path)}
+    return response
+
+
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register pm_dvr's services once, whatever the number of hubs."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CAPTURE_EVENT,
+        _async_capture_event,
+        schema=CAPTURE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
