@@ -18,9 +18,13 @@ from .probe import StreamInfo
 class MotionSink:
     """Hands a session's video packets to a motion worker (runs in the session thread).
 
-    ``MotionWorker.feed`` only queues the packet, and the recorder's ``mux`` takes ownership
-    of a packet's data (the packet is blank afterwards). So each video packet is copied here
-    before it is queued: a memcpy of the compressed packet, cheap next to decoding it.
+    ``MotionWorker.feed`` only queues the packet; the worker decodes it later in its own thread.
+    Meanwhile the recorder (the next sink) rewrites the same packet in place: it sets its
+    stream, rebases its timestamps and muxes it (PyAV 13 muxes a new reference, so the data
+    survives, but the struct is shared with the worker thread). So each video packet is copied
+    here before it is queued: one memcpy of the compressed packet, cheap next to decoding it,
+    and this sink is added to the session before the recorder so the copy has the original
+    times.
     """
 
     def __init__(self, worker: MotionWorker) -> None:
