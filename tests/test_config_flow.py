@@ -205,6 +205,13 @@ async def test_camera_flow_adds_camera(
     assert subentry.data["slug"] == "porch"
     assert subentry.data["pre_seconds"] == 5
     assert subentry.data[CONF_DETECT_STREAM_URL] is None
+    # Motion defaults (the detector's own for threshold and size).
+    assert subentry.data["motion"] is True
+    assert subentry.data["motion_threshold"] == 10
+    assert subentry.data["motion_min_size"] == 0.02
+    assert subentry.data["motion_off_delay"] == 30
+    assert subentry.data["motion_zones"] is None
+    assert subentry.data["motion_events"] is False
     assert subentry.data["stream_info"] == {
         "video_codec": "h264",
         "width": 640,
@@ -410,6 +417,56 @@ async def test_camera_reconfigure_with_substream(
         if str(key) == CONF_DETECT_STREAM_URL
     ]
     assert suggested == [rtsp_server.url("/cam2", "u:***")]
+
+
+@pytest.mark.parametrize(
+    "zones",
+    [
+        "not json",
+        '{"mode": "ignore"}',
+        "[1]",
+        '[{"points": [[0, 0], [1, 0]]}]',
+        '[{"points": [[0, 0], [1, 0], [1, "x"]]}]',
+        '[{"points": [[0, 0], [1, 0], [1, 2]]}]',
+        '[{"mode": "maybe", "points": [[0, 0], [1, 0], [1, 1]]}]',
+    ],
+)
+async def test_camera_flow_invalid_zones(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, zones: str
+) -> None:
+    """Zones that are not a list of polygons in 0..1 show a translated error (no stream test)."""
+    assert await _camera_error(
+        hass, empty_hub, {"stream_url": "rtsp://127.0.0.1:1/x", "motion_zones": zones}
+    ) == {"motion_zones": "invalid_zones"}
+
+
+async def test_camera_flow_motion_settings(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_server: RtspServer
+) -> None:
+    """Motion settings are normalised and stored with the camera."""
+    zones = '[{"mode": "only", "points": [[0, 0.5], [1, 0.5], [1, 1]]}]'
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            **CAMERA_FORM,
+            "stream_url": rtsp_server.url("/cam"),
+            "motion": False,
+            "motion_threshold": 25.0,
+            "motion_min_size": 0.1234,
+            "motion_off_delay": 5.0,
+            "motion_zones": f"  {zones}\n",
+            "motion_events": True,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = next(iter(empty_hub.subentries.values())).data
+    assert data["motion"] is False
+    assert data["motion_threshold"] == 25
+    assert data["motion_min_size"] == 0.123
+    assert data["motion_off_delay"] == 5
+    assert data["motion_zones"] == zones
+    assert data["motion_events"] is True
 
 
 def test_url_helpers() -> None:

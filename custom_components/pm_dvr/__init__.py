@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from .const import (
     DOMAIN,
     EVENT_PM_DVR,
     LOGGER,
+    MOTION_LIVE_KEYS,
+    MOTION_SWITCH_KEY,
     RECORDING_SWITCH_KEY,
     SUBENTRY_CAMERA,
 )
@@ -36,7 +39,14 @@ from .services import async_setup_services
 
 CAPTURE_STORE_VERSION = 1
 
-PLATFORMS: list[Platform] = [Platform.CAMERA, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CAMERA,
+    Platform.IMAGE,
+    Platform.NUMBER,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -120,10 +130,10 @@ def _recover_and_scan(storage: Path, index: ClipIndex) -> None:
     index.scan()
 
 
-def _recording_was_on(hass: HomeAssistant, subentry_id: str) -> bool:
-    """The Recording switch's state before the restart (on when never set)."""
+def _switch_was_on(hass: HomeAssistant, subentry_id: str, key: str) -> bool:
+    """A camera switch's state before the restart (on when never set)."""
     entity_id = er.async_get(hass).async_get_entity_id(
-        Platform.SWITCH, DOMAIN, f"{subentry_id}_{RECORDING_SWITCH_KEY}"
+        Platform.SWITCH, DOMAIN, f"{subentry_id}_{key}"
     )
     last = async_get_restore_data(hass).last_states.get(entity_id) if entity_id else None
     return last is None or last.state.state != STATE_OFF
@@ -136,7 +146,8 @@ async def _async_start_camera(
         hass,
         entry,
         entry.subentries[subentry_id],
-        recording_enabled=_recording_was_on(hass, subentry_id),
+        recording_enabled=_switch_was_on(hass, subentry_id, RECORDING_SWITCH_KEY),
+        motion_enabled=_switch_was_on(hass, subentry_id, MOTION_SWITCH_KEY),
     )
     entry.runtime_data.cameras[subentry_id] = coordinator
     await coordinator.async_start()
@@ -167,10 +178,12 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
     for subentry_id in list(data.cameras):
         subentry = wanted.get(subentry_id)
         coordinator = data.cameras[subentry_id]
-        if subentry is not None and (
-            subentry.data == coordinator.settings and subentry.title == coordinator.title
-        ):
-            continue
+        if subentry is not None and subentry.title == coordinator.title:
+            if subentry.data == coordinator.settings:
+                continue
+            if _only_live_changes(subentry.data, coordinator.settings):
+                coordinator.async_apply_motion_settings(subentry.data)
+                continue
         del data.cameras[subentry_id]
         for entity in list(coordinator.entities):
             await entity.async_remove()
@@ -179,3 +192,9 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
         coordinator = await _async_start_camera(hass, entry, subentry_id)
         for add_entities in data.entity_factories.values():
             add_entities(coordinator)
+
+
+def _only_live_changes(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether only motion tuning changed (applied live: recording is not interrupted)."""
+    changed = {key for key in new.keys() | old.keys() if new.get(key) != old.get(key)}
+    return changed <= MOTION_LIVE_KEYS

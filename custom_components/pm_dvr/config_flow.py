@@ -25,6 +25,12 @@ from .const import (
     CONF_DETECT_STREAM_URL,
     CONF_MAX_AGE_DAYS,
     CONF_MAX_STORAGE_GB,
+    CONF_MOTION,
+    CONF_MOTION_EVENTS,
+    CONF_MOTION_MIN_SIZE,
+    CONF_MOTION_OFF_DELAY,
+    CONF_MOTION_THRESHOLD,
+    CONF_MOTION_ZONES,
     CONF_MQTT_TOPIC,
     CONF_NAME,
     CONF_POST_SECONDS,
@@ -36,12 +42,15 @@ from .const import (
     CONF_STREAM_INFO,
     CONF_STREAM_URL,
     DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_MOTION_OFF_DELAY,
     DEFAULT_MQTT_TOPIC,
     DEFAULT_POST_SECONDS,
     DEFAULT_PRE_SECONDS,
     DEFAULT_SEGMENT_SECONDS,
     DEFAULT_STORAGE_FOLDER,
     DOMAIN,
+    MAX_MOTION_MIN_SIZE,
+    MAX_MOTION_OFF_DELAY,
     MAX_SEGMENT_SECONDS,
     MAX_WINDOW_SECONDS,
     MIN_SEGMENT_SECONDS,
@@ -50,6 +59,8 @@ from .const import (
 )
 from .core.errors import PmDvrError, StorageError
 from .core.layout import ensure_storage, free_bytes, slugify
+from .core.motion import MotionConfig
+from .core.motion_sink import parse_zones
 from .core.probe import probe_stream
 from .core.urls import mask_url
 
@@ -263,8 +274,62 @@ def _camera_schema(defaults: dict[str, Any]) -> vol.Schema:
             vol.Required(
                 CONF_POST_SECONDS, default=defaults.get(CONF_POST_SECONDS, DEFAULT_POST_SECONDS)
             ): WINDOW_SELECTOR,
+            vol.Required(CONF_MOTION, default=defaults.get(CONF_MOTION, True)): bool,
+            vol.Required(
+                CONF_MOTION_THRESHOLD,
+                default=defaults.get(CONF_MOTION_THRESHOLD, MOTION_DEFAULTS.threshold),
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=1, max=255, step=1, mode=selector.NumberSelectorMode.SLIDER
+                )
+            ),
+            vol.Required(
+                CONF_MOTION_MIN_SIZE,
+                default=defaults.get(CONF_MOTION_MIN_SIZE, MOTION_DEFAULTS.min_area_percent),
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=MAX_MOTION_MIN_SIZE,
+                    step=0.01,
+                    unit_of_measurement="%",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Required(
+                CONF_MOTION_OFF_DELAY,
+                default=defaults.get(CONF_MOTION_OFF_DELAY, DEFAULT_MOTION_OFF_DELAY),
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=MAX_MOTION_OFF_DELAY,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Optional(
+                CONF_MOTION_ZONES, description={"suggested_value": defaults.get(CONF_MOTION_ZONES)}
+            ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
+            vol.Required(CONF_MOTION_EVENTS, default=defaults.get(CONF_MOTION_EVENTS, False)): bool,
         }
     )
+
+
+MOTION_DEFAULTS = MotionConfig()
+
+
+def _clean_motion(camera: dict[str, Any]) -> str | None:
+    """Normalise the motion settings in place; the zones' error key, if they are invalid."""
+    camera[CONF_MOTION_THRESHOLD] = int(camera[CONF_MOTION_THRESHOLD])
+    camera[CONF_MOTION_MIN_SIZE] = round(float(camera[CONF_MOTION_MIN_SIZE]), 3)
+    camera[CONF_MOTION_OFF_DELAY] = int(camera[CONF_MOTION_OFF_DELAY])
+    zones = (camera.get(CONF_MOTION_ZONES) or "").strip()
+    camera[CONF_MOTION_ZONES] = zones or None
+    try:
+        parse_zones(zones)
+    except (TypeError, ValueError):
+        return "invalid_zones"
+    return None
 
 
 class CameraSubentryFlow(ConfigSubentryFlow):
@@ -303,6 +368,8 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 return self.async_abort(reason="already_configured")
             if not camera[CONF_NAME]:
                 errors = {CONF_NAME: "name_required"}
+            elif zones_error := _clean_motion(camera):
+                errors = {CONF_MOTION_ZONES: zones_error}
             else:
                 errors = await self._async_test(camera)
             if not errors:

@@ -52,3 +52,26 @@ RECORDING_SWITCH_KEY: Final = "recording"
 HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language
 MAX_LABEL_LENGTH: Final = CORE_MAX_LABEL_LENGTH
 EVENT_PM_DVR: Final = "pm_dvr_event"
+
+# Motion detection (camera subentry data; read with .get: older subentries lack them).
+CONF_MOTION: Final = "motion"
+CONF_MOTION_THRESHOLD: Final = "motion_threshold"
+CONF_MOTION_MIN_SIZE: Final = "motion_min_size"
+CONF_MOTION_OFF_DELAY: Final = "motion_off_delay"
+CONF_MOTION_ZONES: Final = "motion_zones"
+CONF_MOTION_EVENTS: Final = "motion_events"
+DEFAULT_MOTION_OFF_DELAY: Final = 30
+MAX_MOTION_OFF_DELAY: Final = 3600
+MAX_MOTION_MIN_SIZE: Final = 50.0
+# Changing only these keeps the camera running (applied live; the Motion numbers persist them).
+MOTION_LIVE_KEYS: Final = frozenset(
+    {
+        CONF_MOTION_THRESHOLD,
+        CONF_MOTION_MIN_SIZE,
+        CONF_MOTION_OFF_DELAY,
+        CONF_MOTION_ZONES,
+        CONF_MOTION_EVENTS,
+    }
+)
+MOTION_SWITCH_KEY: Final = "motion_detection"
+MOTION_IMAGE_INTERVAL: Final = 1.0  # seconds between "Last motion" pictures

@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+import time
 from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+import numpy as np
+from numpy.typing import NDArray
 
 from .const import (
     CONF_AUDIO,
+    CONF_DETECT_STREAM_URL,
+    CONF_MOTION,
+    CONF_MOTION_MIN_SIZE,
+    CONF_MOTION_OFF_DELAY,
+    CONF_MOTION_THRESHOLD,
+    CONF_MOTION_ZONES,
     CONF_NAME,
     CONF_RECORD,
     CONF_SEGMENT_SECONDS,
     CONF_SLUG,
     CONF_STREAM_URL,
+    DEFAULT_MOTION_OFF_DELAY,
     DEFAULT_SEGMENT_SECONDS,
     DOMAIN,
     LOGGER,
+    MOTION_IMAGE_INTERVAL,
 )
 from .core.clips import Clip
+from .core.motion import MotionConfig, MotionResult, MotionWorker, Zone, draw_outlines
+from .core.motion_sink import MotionSink, motion_config, parse_zones
 from .core.probe import StreamInfo
 from .core.recorder import Recorder, RecorderState
 from .core.stream import SessionState, StreamSession
@@ -46,6 +62,7 @@ class CameraStatus:
     fps: float | None
     recording: RecorderState | None
     recording_enabled: bool
+    motion_enabled: bool
     dropped_packets: int
     clips: int
 
@@ -53,6 +70,31 @@ class CameraStatus:
     def available(self) -> bool:
         """Whether the camera is streaming."""
         return self.state is SessionState.STREAMING
+
+
+@dataclass(slots=True)
+class MotionState:
+    """What the motion entities show; changed on the event loop only."""
+
+    detected: bool = False
+    image: bytes | None = None
+    image_time: datetime | None = None
+
+
+def _zones(settings: Mapping[str, Any]) -> tuple[Zone, ...]:
+    """The camera's zones (the flow validated them; anything else is ignored with a warning)."""
+    try:
+        return parse_zones(settings.get(CONF_MOTION_ZONES))
+    except (TypeError, ValueError) as err:
+        LOGGER.warning("Ignoring invalid motion zones: %s", err)
+        return ()
+
+
+def motion_config_of(settings: Mapping[str, Any]) -> MotionConfig:
+    """The detector configuration stored in a camera's settings."""
+    return motion_config(
+        settings.get(CONF_MOTION_THRESHOLD), settings.get(CONF_MOTION_MIN_SIZE), _zones(settings)
+    )
 
 
 class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
@@ -67,6 +109,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         subentry: ConfigSubentry,
         *,
         recording_enabled: bool = True,
+        motion_enabled: bool = True,
     ) -> None:
         super().__init__(
             hass,
@@ -83,6 +126,30 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self.session = StreamSession(
             subentry.data[CONF_NAME], subentry.data[CONF_STREAM_URL], on_state=self._on_change
         )
+        self.motion = MotionState()
+        self.motion_enabled = False
+        self.motion_worker: MotionWorker | None = None
+        self.motion_sink: MotionSink | None = None
+        self.detect_session: StreamSession | None = None
+        self._motion_off: Callable[[], None] | None = None
+        self._last_image = -MOTION_IMAGE_INTERVAL
+        self._stopped = False
+        if subentry.data.get(CONF_MOTION, True):
+            self.motion_worker = MotionWorker(
+                motion_config_of(subentry.data),
+                self._on_motion_result,
+                name=f"pm_dvr motion {self.slug}",
+            )
+            self.motion_sink = MotionSink(self.motion_worker)
+            if detect_url := subentry.data.get(CONF_DETECT_STREAM_URL):
+                # The cheap path: the camera's sub-stream, its own connection, no recorder.
+                self.detect_session = StreamSession(
+                    f"{subentry.data[CONF_NAME]} (motion)", detect_url
+                )
+            if motion_enabled:
+                # Before the recorder: sinks run in order (the sink copies what it queues anyway).
+                self.motion_enabled = True
+                (self.detect_session or self.session).add_sink(self.motion_sink)
         self.recorder: Recorder | None = None
         if subentry.data.get(CONF_RECORD, True):
             self.recorder = Recorder(
@@ -113,13 +180,27 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             self.hass, self._async_run_session(), f"{DOMAIN} session {self.slug}"
         )
 
+    @property
+    def motion_off_delay(self) -> float:
+        """Seconds the motion sensor stays on after the last motion."""
+        return float(self.settings.get(CONF_MOTION_OFF_DELAY, DEFAULT_MOTION_OFF_DELAY))
+
     async def _async_run_session(self) -> None:
         self.session.start()
+        if self.detect_session is not None:
+            self.detect_session.start()
         try:
             await asyncio.Event().wait()
         finally:
-            # Joining the thread (and closing the clip) is blocking: in the executor.
-            await self.hass.async_add_executor_job(self.session.stop)
+            # Joining the threads (and closing the clip) is blocking: in the executor.
+            await self.hass.async_add_executor_job(self._stop_threads)
+
+    def _stop_threads(self) -> None:
+        if self.detect_session is not None:
+            self.detect_session.stop()
+        self.session.stop()
+        if self.motion_worker is not None:
+            self.motion_worker.stop()
 
     async def async_stop(self) -> None:
         """Stop the session and wait until its thread has ended and its clip is closed."""
@@ -128,6 +209,9 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Results queued by the worker before it stopped must not start a new timer.
+        self._stopped = True
+        self._cancel_motion_off()
 
     async def async_snapshot(self, width: int | None, height: int | None) -> bytes | None:
         """JPEG of the latest keyframe, decoded in the executor."""
@@ -139,6 +223,86 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         if self.recorder is not None:
             self.recorder.set_enabled(enabled)
             self._push()
+
+    @callback
+    def async_set_motion(self, enabled: bool) -> None:
+        """The Motion detection switch: off detaches the sink, so nothing is decoded."""
+        if self.motion_sink is None or enabled == self.motion_enabled:
+            return
+        self.motion_enabled = enabled
+        session = self.detect_session or self.session
+        if enabled:
+            session.add_sink(self.motion_sink)
+        else:
+            session.remove_sink(self.motion_sink)
+            self._cancel_motion_off()
+            self.motion.detected = False
+        self._push()
+
+    @callback
+    def async_apply_motion_settings(self, settings: Mapping[str, Any]) -> None:
+        """Motion-only changes of the camera's settings, applied without a restart."""
+        self.settings = MappingProxyType(dict(settings))
+        if self.motion_worker is not None:
+            self.motion_worker.update_config(motion_config_of(settings))
+        self.async_update_listeners()
+
+    @callback
+    def async_tune_motion(self, **changes: int | float) -> None:
+        """Live tuning from the Motion numbers: the worker now, the subentry for later."""
+        assert self.motion_worker is not None
+        config = self.motion_worker.config
+        self.motion_worker.update_config(
+            motion_config(
+                int(changes.get(CONF_MOTION_THRESHOLD, config.threshold)),
+                float(changes.get(CONF_MOTION_MIN_SIZE, config.min_area_percent)),
+                config.zones,
+            )
+        )
+        entry = self.config_entry
+        subentry = entry.subentries[self.subentry_id]
+        # The update listener sees a motion-only change and applies it without a restart.
+        self.hass.config_entries.async_update_subentry(
+            entry, subentry, data={**subentry.data, **changes}
+        )
+
+    def _on_motion_result(self, result: MotionResult, image: NDArray[np.uint8] | None) -> None:
+        """Called in the motion worker thread: draw (throttled) here, then hop to the loop."""
+        if not result.motion:
+            return
+        jpeg = None
+        now = time.monotonic()
+        if image is not None and now - self._last_image >= MOTION_IMAGE_INTERVAL:
+            self._last_image = now
+            jpeg = draw_outlines(image, result)
+        self.hass.loop.call_soon_threadsafe(self._async_on_motion, jpeg)
+
+    @callback
+    def _async_on_motion(self, jpeg: bytes | None) -> None:
+        if self._stopped or not self.motion_enabled:
+            return
+        changed = not self.motion.detected or jpeg is not None
+        self.motion.detected = True
+        if jpeg is not None:
+            self.motion.image = jpeg
+            self.motion.image_time = dt_util.utcnow()
+        self._cancel_motion_off()
+        self._motion_off = async_call_later(
+            self.hass, self.motion_off_delay, self._async_motion_off
+        )
+        if changed:
+            self.async_update_listeners()
+
+    @callback
+    def _async_motion_off(self, _now: datetime) -> None:
+        self._motion_off = None
+        self.motion.detected = False
+        self.async_update_listeners()
+
+    def _cancel_motion_off(self) -> None:
+        if self._motion_off is not None:
+            self._motion_off()
+            self._motion_off = None
 
     def _on_change(self, *_: object) -> None:
         """Called from the session thread (or the recorder's): hop to the loop."""
@@ -172,6 +336,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             fps=fps,
             recording=recorder.state if recorder else None,
             recording_enabled=bool(recorder and recorder.enabled),
+            motion_enabled=self.motion_enabled,
             dropped_packets=recorder_stats.dropped_packets if recorder_stats else 0,
             clips=recorder_stats.clips if recorder_stats else 0,
         )

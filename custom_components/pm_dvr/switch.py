@@ -1,4 +1,4 @@
-"""Switches of a camera: Recording (restored across restarts)."""
+"""Switches of a camera: Recording and Motion detection (restored across restarts)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 
-from .const import RECORDING_SWITCH_KEY
+from .const import MOTION_SWITCH_KEY, RECORDING_SWITCH_KEY
 from .coordinator import CameraCoordinator, CameraStatus
 from .data import PmDvrConfigEntry
 from .entity import PmDvrCameraEntity, setup_camera_platform
@@ -36,6 +36,13 @@ SWITCHES: tuple[PmDvrSwitchDescription, ...] = (
         is_on_fn=lambda status: status.recording_enabled,
         set_fn=lambda coordinator, on: coordinator.async_set_recording(on),
         exists_fn=lambda coordinator: coordinator.recorder is not None,
+    ),
+    PmDvrSwitchDescription(
+        key=MOTION_SWITCH_KEY,
+        translation_key=MOTION_SWITCH_KEY,
+        is_on_fn=lambda status: status.motion_enabled,
+        set_fn=lambda coordinator, on: coordinator.async_set_motion(on),
+        exists_fn=lambda coordinator: coordinator.motion_worker is not None,
     ),
 )
 
