@@ -146,8 +146,27 @@ def run_pm_dvr(urls: list[str], workdir: Path, warmup: float, duration: float) -
     return result
 
 
+def _import_core_only() -> None:
+    """Import the HA-free core without running the integration's __init__ (which loads HA).
+
+    In Home Assistant, HA itself is already in memory; loading it here would charge ~65 MB of
+    PSS to pm_dvr that ffmpeg is not charged, so only the recorder's own modules are imported.
+    """
+    import types
+
+    for name, path in (
+        ("custom_components", ROOT / "custom_components"),
+        ("custom_components.pm_dvr", ROOT / "custom_components" / "pm_dvr"),
+    ):
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = [str(path)]
+            sys.modules[name] = package
+
+
 def child_main(workdir: Path, urls: list[str]) -> None:
     """pm_dvr as the integration runs it: one StreamSession + Recorder per camera, one process."""
+    _import_core_only()
     from custom_components.pm_dvr.core.clips import ClipIndex
     from custom_components.pm_dvr.core.recorder import Recorder
     from custom_components.pm_dvr.core.stream import StreamSession

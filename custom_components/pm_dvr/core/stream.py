@@ -114,7 +114,8 @@ class StreamSession:
         self._thread: threading.Thread | None = None
         self._streaming_since: float | None = None
         self._lost = False
-        self._keyframe: tuple[int, bytes, str, bytes | None] | None = None
+        # The latest keyframe packet itself (its buffer is refcounted: no copy per keyframe).
+        self._keyframe: tuple[int, av.Packet, str, bytes | None] | None = None
         self._jpeg_cache: tuple[tuple[int, int | None, int | None], bytes] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -162,12 +163,12 @@ class StreamSession:
         keyframe = self._keyframe
         if keyframe is None:
             return None
-        seq, data, codec, extradata = keyframe
+        seq, packet, codec, extradata = keyframe
         key = (seq, width, height)
         cache = self._jpeg_cache
         if cache is not None and cache[0] == key:
             return cache[1]
-        image = decode_keyframe(codec, extradata, data)
+        image = decode_keyframe(codec, extradata, bytes(packet))
         if image is None:
             return None
         jpeg = encode_jpeg(image, width, height)
@@ -258,7 +259,7 @@ class StreamSession:
                     stats.video_bytes += size
                     if packet.is_keyframe:
                         stats.keyframes += 1
-                        self._keyframe = (stats.keyframes, bytes(packet), codec, extradata)
+                        self._keyframe = (stats.keyframes, packet, codec, extradata)
                     if pace and packet.pts is not None and packet.time_base is not None:
                         pace_origin = self._pace(packet, pace_origin)
                 for sink in self._sinks:
