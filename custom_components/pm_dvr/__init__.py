@@ -11,6 +11,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import entity_registry as er
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.restore_state import async_get as async_get_restore_data
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -26,6 +27,7 @@ from .const import (
     MOTION_SWITCH_KEY,
     RECORDING_SWITCH_KEY,
     SUBENTRY_CAMERA,
+    signal_event,
 )
 from .coordinator import CameraCoordinator, HubCoordinator
 from .core.capture import CaptureManager, EventInfo
@@ -109,6 +111,7 @@ async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> 
 
     def announce(event: EventInfo) -> None:
         hass.bus.async_fire(EVENT_PM_DVR, event.as_dict())
+        async_dispatcher_send(hass, signal_event(entry.entry_id), event)
 
     segment = entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS)
     capture = CaptureManager(

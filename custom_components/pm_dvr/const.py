@@ -53,6 +53,12 @@ HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every languag
 MAX_LABEL_LENGTH: Final = CORE_MAX_LABEL_LENGTH
 EVENT_PM_DVR: Final = "pm_dvr_event"
 
+
+def signal_event(entry_id: str) -> str:
+    """Dispatcher signal sent with an `EventInfo` whenever an event of the hub starts or changes."""
+    return f"{DOMAIN}_event_{entry_id}"
+
+
 # Motion detection (camera subentry data; read with .get: older subentries lack them).
 CONF_MOTION: Final = "motion"
 CONF_MOTION_THRESHOLD: Final = "motion_threshold"
