@@ -37,6 +37,8 @@ from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
+from .events import motion_event_listener
+from .mqtt import async_setup_mqtt
 from .services import async_setup_services
 
 CAPTURE_STORE_VERSION = 1
@@ -87,6 +89,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    async_setup_mqtt(hass, entry)
     return True
 
 
@@ -153,6 +156,7 @@ async def _async_start_camera(
         motion_enabled=_switch_was_on(hass, subentry_id, MOTION_SWITCH_KEY),
     )
     entry.runtime_data.cameras[subentry_id] = coordinator
+    coordinator.motion_listeners.append(motion_event_listener(entry, coordinator))
     await coordinator.async_start()
     return coordinator
 

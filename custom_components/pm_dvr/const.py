@@ -49,6 +49,8 @@ DEFAULT_POST_SECONDS: Final = 30
 MAX_WINDOW_SECONDS: Final = int(CORE_MAX_WINDOW_SECONDS)
 
 RECORDING_SWITCH_KEY: Final = "recording"
+PERSISTENT_SWITCH_KEY: Final = "persistent_recording"
+LAST_EVENT_SENSOR_KEY: Final = "last_event"
 HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language
 MAX_LABEL_LENGTH: Final = CORE_MAX_LABEL_LENGTH
 EVENT_PM_DVR: Final = "pm_dvr_event"
