@@ -10,12 +10,13 @@ from typing import Any
 
 import av
 from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PORT, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.pm_dvr.const import CONF_MQTT_TOPIC, DOMAIN
+from custom_components.pm_dvr.const import CONF_MQTT_TOPIC, CONF_STORAGE_PATH, DOMAIN
 
 from .common import wait_for
 from .rig.mosquitto import Mosquitto, Subscriber
@@ -48,8 +49,9 @@ async def mqtt_entry(
     await hass.async_block_till_done()
     await wait_for(lambda: mqtt.is_connected(hass))
     yield entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
 
 
 @pytest.fixture
@@ -238,3 +240,69 @@ async def test_wildcard_topic_is_refused(
     """Events are published under the topic, so it must be a plain one."""
     assert init_integration.runtime_data.mqtt is None
     assert "is not a plain topic" in _logged(caplog)
+
+
+async def test_recording_off_and_storage_failure_are_logged(
+    hass: HomeAssistant,
+    mosquitto: Mosquitto,
+    subscribed: Subscriber,
+    storage_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A camera that does not record, or storage that refuses the event: logged, not raised."""
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": "switch.garden_recording"}, blocking=True
+    )
+    await hass.async_add_executor_job(mosquitto.publish, TOPIC, "garden")
+    await wait_for(lambda: "recording is off for Garden, not captured" in caplog.text, 10)
+
+    events = storage_path / "events"
+    events.rmdir()
+    events.write_text("not a folder")
+    await hass.async_add_executor_job(mosquitto.publish, TOPIC, "front-door")
+    await wait_for(lambda: f"Message on {TOPIC} not captured" in caplog.text, timeout=10)
+    events.unlink()
+
+
+async def test_event_changes_after_mqtt_is_removed(
+    hass: HomeAssistant,
+    subscribed: Subscriber,
+    mqtt_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MQTT unloaded under a running hub: events go on, publishing them is skipped quietly."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.pm_dvr")
+    assert await hass.config_entries.async_unload(mqtt_entry.entry_id)
+    await hass.async_block_till_done()
+    response = await hass.services.async_call(
+        DOMAIN,
+        "capture_event",
+        {"entity_id": ["camera.garden"], "pre_seconds": 0, "post_seconds": 0},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    await wait_for(lambda: f"not published to {EVENTS_TOPIC}" in caplog.text, timeout=10)
+
+
+async def test_message_to_a_hub_without_cameras(  # noqa: PLR0917 (fixtures)
+    hass: HomeAssistant,
+    mosquitto: Mosquitto,
+    mqtt_entry: MockConfigEntry,
+    storage_path: Path,
+    hub_options: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing to capture: the reason is logged."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={CONF_STORAGE_PATH: str(storage_path)}, options=hub_options
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    trigger = entry.runtime_data.mqtt
+    assert trigger is not None
+    await wait_for(lambda: trigger.subscribed)
+    await hass.async_add_executor_job(mosquitto.wait_for_subscription, TOPIC)
+    await hass.async_add_executor_job(mosquitto.publish, TOPIC, "")
+    await wait_for(lambda: "the hub has no cameras" in caplog.text, timeout=10)
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -6,7 +6,7 @@ the cameras' own pre/post settings, whether they record, and telling entities ab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 import math
 import time
 
@@ -26,21 +26,21 @@ from .const import (
 )
 from .coordinator import CameraCoordinator
 from .core.capture import CaptureManager, EventInfo
-from .core.errors import CaptureError, PmDvrError
+from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
 from .errors import translated, validation_error
 
 # Motion results arrive about five times a second; extending the event (and saving the event
-# state) on each would be wasted work. The window still ends post_seconds after the last motion,
-# give or take this interval.
+# state) on each would be wasted work. At most this often, and at least twice per post-roll so
+# the event is extended before its window closes.
 MOTION_EXTEND_INTERVAL = 2.0
+MIN_MOTION_EXTEND_INTERVAL = 0.2
 
 
 def capture_manager(entry: PmDvrConfigEntry) -> CaptureManager:
     """The hub's capture manager (set up before any camera or platform)."""
     capture = entry.runtime_data.capture
-    if capture is None:
-        raise CaptureError("The capture manager is not running")
+    assert capture is not None
     return capture
 
 
@@ -97,25 +97,27 @@ async def async_stop_persistent(
     return list(changed.values())
 
 
+async def _translated[T](work: Awaitable[T]) -> T:
+    """Core errors of a user's request as translated validation errors."""
+    try:
+        return await work
+    except PmDvrError as err:
+        raise translated(err, ServiceValidationError) from err
+
+
 async def async_service_start_persistent(
     entry: PmDvrConfigEntry, cameras: list[CameraCoordinator], label: str | None
 ) -> EventInfo:
     """Start persistent recording for a user (service or switch): errors translated."""
     check_recording(cameras)
-    try:
-        return await async_start_persistent(entry, cameras, label)
-    except PmDvrError as err:
-        raise translated(err, ServiceValidationError) from err
+    return await _translated(async_start_persistent(entry, cameras, label))
 
 
 async def async_service_stop_persistent(
     hass: HomeAssistant, entry: PmDvrConfigEntry, cameras: list[CameraCoordinator]
 ) -> list[EventInfo]:
     """Stop persistent recording for a user (service or switch): errors translated."""
-    try:
-        return await async_stop_persistent(hass, entry, cameras)
-    except PmDvrError as err:
-        raise translated(err, ServiceValidationError) from err
+    return await _translated(async_stop_persistent(hass, entry, cameras))
 
 
 def motion_event_listener(entry: PmDvrConfigEntry, camera: CameraCoordinator) -> Callable[[], None]:
@@ -130,8 +132,10 @@ def motion_event_listener(entry: PmDvrConfigEntry, camera: CameraCoordinator) ->
         nonlocal last
         if not camera.settings.get(CONF_MOTION_EVENTS, False) or not is_recording(camera):
             return
+        _, post = event_window([camera])
+        interval = min(MOTION_EXTEND_INTERVAL, max(post / 2, MIN_MOTION_EXTEND_INTERVAL))
         now = time.monotonic()
-        if now - last < MOTION_EXTEND_INTERVAL:
+        if now - last < interval:
             return
         last = now
         entry.async_create_background_task(

@@ -133,7 +133,7 @@ class MqttTrigger:
                 trigger="mqtt",
             )
         except PmDvrError as err:
-            self._ignore(err)
+            LOGGER.warning("Message on %s not captured: %s", self.topic, err)
 
     @callback
     def _async_event_changed(self, info: EventInfo) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
@@ -62,7 +62,10 @@ def cameras_for_entities(
         entity = registry.async_get(entity_id)
         owner = (
             hass.config_entries.async_get_entry(entity.config_entry_id)
-            if entity is not None and entity.platform == DOMAIN and entity.config_entry_id
+            if entity is not None
+            and entity.platform == DOMAIN
+            and entity.domain == Platform.CAMERA
+            and entity.config_entry_id
             else None
         )
         if (
