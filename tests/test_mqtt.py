@@ -194,7 +194,9 @@ async def test_empty_payload_and_persistent_on_off(
     switch = "switch.garden_persistent_recording"
     assert hass.states.get(switch).state == STATE_OFF
     await hass.async_add_executor_job(
-        mosquitto.publish, TOPIC, '{"camera": "garden", "persistent": "on", "label": "Away"}'
+        mosquitto.publish,
+        TOPIC,
+        '{"camera": "garden", "persistent": "on", "label": "Away", "pre_seconds": 0}',
     )
     await wait_for(lambda: hass.states.get(switch).state == STATE_ON, timeout=10)
     capture = init_integration.runtime_data.capture
@@ -203,14 +205,22 @@ async def test_empty_payload_and_persistent_on_off(
     assert info is not None
     assert info.persistent
     assert info.label == "Away"
+    assert info.created is not None
+    assert info.start == info.created  # the message's pre_seconds, not the camera's 10 s
     assert hass.states.get("switch.front_door_persistent_recording").state == STATE_OFF
     await hass.async_add_executor_job(
-        mosquitto.publish, TOPIC, '{"camera": "garden", "persistent": "off"}'
+        mosquitto.publish, TOPIC, '{"camera": "garden", "persistent": "off", "post_seconds": 0}'
     )
     await wait_for(lambda: hass.states.get(switch).state == STATE_OFF, timeout=10)
     # The stop (window end now known) is published at once, before the post-roll completes it.
     await wait_for(
         lambda: any(not m["persistent"] for m in _published(subscribed, info.event_id)), timeout=10
+    )
+    stopped = next(m for m in _published(subscribed, info.event_id) if not m["persistent"])
+    assert stopped["end"] is not None
+    # Post-roll 0: the event completes with the clip that covers the stop.
+    await wait_for(
+        lambda: "complete" in [m["state"] for m in _published(subscribed, info.event_id)], 20
     )
 
 

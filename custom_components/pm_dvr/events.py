@@ -70,16 +70,20 @@ async def async_start_persistent(
     cameras: list[CameraCoordinator],
     label: str | None = None,
     trigger: str = "persistent",
+    pre_seconds: float | None = None,
 ) -> EventInfo:
     """One event for the cameras, from their pre-roll until stopped (core errors raised as is)."""
-    pre, _ = event_window(cameras)
+    pre = event_window(cameras)[0] if pre_seconds is None else pre_seconds
     return await capture_manager(entry).start_persistent(
         [camera.slug for camera in cameras], label, pre, trigger
     )
 
 
 async def async_stop_persistent(
-    hass: HomeAssistant, entry: PmDvrConfigEntry, cameras: list[CameraCoordinator]
+    hass: HomeAssistant,
+    entry: PmDvrConfigEntry,
+    cameras: list[CameraCoordinator],
+    post_seconds: float | None = None,
 ) -> list[EventInfo]:
     """End the cameras' persistent recording after each one's post-roll; returns changed events.
 
@@ -89,7 +93,7 @@ async def async_stop_persistent(
     capture = capture_manager(entry)
     changed: dict[str, EventInfo] = {}
     for camera in cameras:
-        _, post = event_window([camera])
+        post = event_window([camera])[1] if post_seconds is None else post_seconds
         for info in await capture.stop_persistent([camera.slug], post):
             changed[info.event_id] = info
     for info in changed.values():

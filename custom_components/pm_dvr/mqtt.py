@@ -109,7 +109,7 @@ class MqttTrigger:
     async def _async_run(self, request: CaptureRequest, cameras: list[CameraCoordinator]) -> None:
         try:
             if request.persistent is False:
-                await async_stop_persistent(self.hass, self.entry, cameras)
+                await async_stop_persistent(self.hass, self.entry, cameras, request.post_seconds)
                 return
             recording = [camera for camera in cameras if is_recording(camera)]
             for camera in cameras:
@@ -122,7 +122,9 @@ class MqttTrigger:
             if not recording:
                 return
             if request.persistent:
-                await async_start_persistent(self.entry, recording, request.label, "mqtt")
+                await async_start_persistent(
+                    self.entry, recording, request.label, "mqtt", request.pre_seconds
+                )
                 return
             pre, post = event_window(recording)
             await capture_manager(self.entry).capture(
