@@ -35,6 +35,7 @@ from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
+from .issues import async_setup_repairs
 from .services import async_setup_services
 
 CAPTURE_STORE_VERSION = 1
@@ -85,6 +86,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(async_setup_repairs(hass, entry))
     return True
 
 
