@@ -289,9 +289,10 @@ class PmDvrMediaSource(MediaSource):
             _event_title(summary, titles),
             MediaClass.VIDEO,
         )
-        folder.thumbnail = (
-            f"/api/pm_dvr/media/{entry.entry_id}/thumbnail/{summary.event_id}/thumbnail.jpg"
-        )
+        if any(summary.clips.values()):  # the first frame of its first clip
+            folder.thumbnail = (
+                f"/api/pm_dvr/media/{entry.entry_id}/thumbnail/{summary.event_id}/thumbnail.jpg"
+            )
         return folder
 
     async def _event(self, entry: PmDvrConfigEntry, event_id: str) -> BrowseMediaSource:
@@ -376,7 +377,8 @@ def _event_title(summary: EventSummary, titles: dict[str, str]) -> str:
     cameras = ", ".join(titles.get(camera, camera) for camera in summary.cameras)
     when = _local(summary.start) if summary.start is not None else summary.event_id[:15]
     label = summary.label or summary.trigger
-    return " · ".join(part for part in (when, label, cameras) if part)
+    title = " · ".join(part for part in (when, label, cameras) if part)
+    return f"{title} (recording)" if summary.state == "recording" else title
 
 
 def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | None:
