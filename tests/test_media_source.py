@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from http import HTTPStatus
 import io
+import json
 import os
 from pathlib import Path
 import shutil
@@ -51,6 +53,29 @@ def plant_clips(storage: Path, camera: str, starts: list[float], seconds: float 
         shutil.copyfile(source, path)
         os.utime(path, (start + seconds, start + seconds))
     source.unlink()
+
+
+def plant_events(storage: Path, count: int) -> None:
+    """event.json documents as core/capture.py writes them, one a minute."""
+    for i in range(count):
+        start = time.mktime((2025, 3, 1, 9, 50 + i, 0, 0, 0, -1))
+        local = time.localtime(start)
+        event_id = time.strftime("%Y%m%d-%H%M%S", local) + f"-000_visitor-{i}"
+        folder = storage / "events" / event_id
+        (folder / "porch").mkdir(parents=True)
+        doc = {
+            "id": event_id,
+            "label": f"Visitor {i}",
+            "trigger": "service",
+            "cameras": ["porch"],
+            "requested": {
+                "start": datetime.fromtimestamp(start).astimezone().isoformat(),
+                "end": datetime.fromtimestamp(start + 3900).astimezone().isoformat(),
+            },
+            "clips": {"porch": [{"name": "20250301-095000.mp4"}] if i == 0 else []},
+            "state": "recording" if i == count - 2 else "complete",
+        }
+        (folder / "event.json").write_text(json.dumps(doc))
 
 
 def ids(node: BrowseMediaSource) -> list[str]:
@@ -256,6 +281,18 @@ async def test_paging_a_year(
 
     events = await async_browse_media(hass, f"{ROOT}/{entry_id}/events")
     assert events.children == []
+    await hass.async_add_executor_job(plant_events, storage_path, 130)
+    events = await async_browse_media(hass, f"{ROOT}/{entry_id}/events")
+    assert len(events.children or []) == PAGE_SIZE + 1
+    assert titles(events)[0] == "2025-03-01 11:59:00 · Visitor 129 · porch"  # newest first
+    assert titles(events)[1] == "2025-03-01 11:58:00 · Visitor 128 · porch (recording)"
+    assert events.children is not None
+    assert events.children[0].thumbnail is None  # no footage: no picture
+    older = await async_browse_media(hass, ids(events)[-1])
+    assert len(older.children or []) == 30
+    assert titles(older)[-1].startswith("2025-03-01 09:50:00 · Visitor 0")
+    event = await async_browse_media(hass, ids(older)[-1])
+    assert titles(event) == ["porch (1 h 05 min)"]
     assert await hass.config_entries.async_unload(entry_id)
 
 
