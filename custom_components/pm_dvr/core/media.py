@@ -237,14 +237,16 @@ class EventCatalog:
     def __init__(self, storage: Path) -> None:
         self.root = events_dir(storage)
         self._lock = threading.Lock()
-        self._stamp: int | None = None
+        self._stamp: tuple[int, int] | None = None
         self._ids: list[str] = []
         self._docs: dict[str, tuple[int, EventSummary]] = {}
 
     def ids(self) -> list[str]:
         """Event ids, newest first. Blocking."""
         try:
-            stamp = self.root.stat().st_mtime_ns
+            st = self.root.stat()
+            # The link count changes with every folder added or removed, even within one mtime tick.
+            stamp = (st.st_mtime_ns, st.st_nlink)
         except OSError:
             return []
         with self._lock:
