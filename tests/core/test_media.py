@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 from pathlib import Path
+import shutil
 import time
 
 import av
@@ -121,6 +122,10 @@ def test_catalog_lists_newest_first_and_caches(tmp_path: Path) -> None:
             },
         },
     )
+    folder = tmp_path / "events" / later / "cam"
+    folder.mkdir()
+    (tmp_path / "secret.mp4").write_text("x")
+    (folder / "20251026-020000.mp4").symlink_to(tmp_path / "secret.mp4")
     (tmp_path / "events" / "not-an-event").mkdir()
     (tmp_path / "events" / "20251026-030000-000_file").write_text("x")
     ids = catalog.ids()
@@ -132,6 +137,10 @@ def test_catalog_lists_newest_first_and_caches(tmp_path: Path) -> None:
     assert summary.clips == {"cam": ("20251026-020000.mp4",)}
     assert summary.duration() == 60
     assert summary.trigger == "motion"
+    assert catalog.clip_paths(summary, "cam") == []  # a symlink out of the events folder
+    (folder / "20251026-020000.mp4").unlink()
+    (folder / "20251026-020000.mp4").write_text("clip")
+    assert catalog.clip_paths(summary, "cam") == [(folder / "20251026-020000.mp4").resolve()]
     assert catalog.summary(later) is summary  # event.json unchanged: not parsed again
     night = catalog.summary(EVENT)
     assert night is not None
@@ -145,8 +154,7 @@ def test_catalog_lists_newest_first_and_caches(tmp_path: Path) -> None:
     assert catalog.summary("20251026-060000-000_none") is None
     with pytest.raises(MediaPathError):
         catalog.summary("../events")
-    (tmp_path / "events" / later / "event.json").unlink()
-    (tmp_path / "events" / later).rmdir()
+    shutil.rmtree(tmp_path / "events" / later)
     assert later not in catalog.ids()
     assert event_time(EVENT) == time.mktime((2025, 10, 26, 1, 30, 0, 0, 0, -1))
     assert event_time("nonsense") is None

@@ -287,11 +287,21 @@ class EventCatalog:
         return summary
 
     def clip_paths(self, summary: EventSummary, camera: str) -> list[Path]:
-        """The event's clips of one camera that are on disk, in time order. Blocking."""
+        """The event's clips of one camera that are on disk, in time order. Blocking.
+
+        A clip that resolves outside the events folder (a planted symlink) is left out.
+        """
         check_part(camera, CAMERA_SLUG, "camera")
         names = sorted(summary.clips.get(camera, ()), key=lambda n: clip_start_from_name(n) or 0)
-        folder = self.root / summary.event_id / camera
-        return [folder / name for name in names if (folder / name).is_file()]
+        paths = []
+        for name in names:
+            try:
+                path = inside(self.root, summary.event_id, camera, name)
+            except MediaPathError:
+                continue
+            if path.is_file():
+                paths.append(path)
+        return paths
 
 
 # ----------------------------------------------------------------------------------- videos
