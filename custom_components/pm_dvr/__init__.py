@@ -38,6 +38,7 @@ from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
 from .events import motion_event_listener
+from .issues import async_setup_repairs
 from .mqtt import async_setup_mqtt
 from .services import async_setup_services
 
@@ -90,6 +91,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_setup_mqtt(hass, entry)
+    entry.async_on_unload(async_setup_repairs(hass, entry))
     return True
 
 
