@@ -61,6 +61,7 @@ from .core.clips import Clip
 from .core.layout import events_dir
 from .core.sync import (
     AzureBlobConfig,
+    AzureTuning,
     Backoff,
     FolderConfig,
     FolderTarget,
@@ -84,6 +85,9 @@ SAVE_DELAY = 1.0
 # A target failing this long (seconds) gets a repair issue.
 FAILING_ISSUE_AFTER = 3600.0
 BACKOFF = Backoff()
+# The engine retries with its own backoff (30 s doubling to 1 h, shown on the entities), so the
+# SDK only retries a request twice, briefly, to ride out a blip without restarting the file.
+AZURE_TUNING = AzureTuning(retry_total=2, retry_backoff=2.0)
 # Names the target in the hub's reauth flow (entry.async_start_reauth's data).
 REAUTH_TARGET = "target_subentry_id"
 ISSUE_TARGET_FAILING = "target_failing"
@@ -112,7 +116,9 @@ async def async_create_target(hass: HomeAssistant, data: Mapping[str, Any]) -> S
     run = hass.async_add_executor_job
     kind = data[CONF_TARGET_TYPE]
     if kind == TARGET_AZURE:
-        return await create_azure_target(azure_config(data), async_get_clientsession(hass), run)
+        return await create_azure_target(
+            azure_config(data), async_get_clientsession(hass), run, AZURE_TUNING
+        )
     if kind == TARGET_FOLDER:
         return FolderTarget(FolderConfig(Path(data[CONF_PATH])), run)
     binary = await hass.async_add_executor_job(rclone_binary)
@@ -367,14 +373,8 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
     def _enqueue_recording(self, path: Path) -> None:
         if self._engine is not None:
             self.config_entry.async_create_task(
-                self.hass, self._async_enqueue_recording(path), f"{DOMAIN} sync enqueue"
+                self.hass, self.engine.enqueue_recording(path), f"{DOMAIN} sync enqueue"
             )
-
-    async def _async_enqueue_recording(self, path: Path) -> None:
-        try:
-            await self.engine.enqueue_recording(path)
-        except ValueError as err:
-            LOGGER.warning("Cannot queue recording %s for upload: %s", path.name, err)
 
     @callback
     def _queue_changed(self, length: int) -> None:

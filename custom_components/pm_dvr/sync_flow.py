@@ -81,7 +81,9 @@ PASSWORD = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 # A flow answers fast: one SDK retry, short timeouts (the engine keeps the patient defaults).
-FLOW_TUNING = AzureTuning(retry_total=1, connection_timeout=10.0, read_timeout=20.0)
+FLOW_TUNING = AzureTuning(
+    retry_total=1, retry_backoff=1.0, connection_timeout=10.0, read_timeout=20.0
+)
 URL = selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.URL))
 
 
