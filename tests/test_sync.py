@@ -25,6 +25,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pm_dvr import sync as sync_module
 from custom_components.pm_dvr.const import (
@@ -564,4 +565,25 @@ async def test_sync_now_unknown_hub(hass: HomeAssistant, storage_path: Path) -> 
             DOMAIN, "sync_now", {"config_entry_id": "nope"}, blocking=True
         )
     assert err.value.translation_key == "hub_not_loaded"
+    await unload(hass, entry)
+
+
+async def test_sync_entities_snapshot(
+    hass: HomeAssistant, storage_path: Path, tmp_path: Path, snapshot: SnapshotAssertion
+) -> None:
+    """The hub's sync entities: registry entries and states."""
+    entry = hub_entry(storage_path, folder_target("t_nas", tmp_path / "nas"))
+    await setup(hass, entry)
+    registry = er.async_get(hass)
+    entities = [
+        e
+        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if e.unique_id.endswith(("_sync_queue", "_last_upload", "_problem"))
+    ]
+    assert len(entities) == 3
+    for entity_entry in sorted(entities, key=lambda e: e.entity_id):
+        assert entity_entry == snapshot(name=f"{entity_entry.entity_id}-entry")
+        assert hass.states.get(entity_entry.entity_id) == snapshot(
+            name=f"{entity_entry.entity_id}-state"
+        )
     await unload(hass, entry)
