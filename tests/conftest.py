@@ -58,10 +58,9 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 def blockbuster() -> Iterator[BlockBuster]:
     """Fail any test in which pm_dvr makes a blocking call (file, socket, sleep) on the loop.
 
-    HA's own detector skips file calls under pytest, so this is what catches them. Logging is
-    left out: HA logs through a queue handler, so a log call never blocks the loop there.
+    HA's own detector skips file calls under pytest, so this is what catches them.
     """
-    with blockbuster_ctx("custom_components.pm_dvr", excluded_modules=["logging"]) as bb:
+    with blockbuster_ctx("custom_components.pm_dvr") as bb:
         yield bb
 
 

@@ -107,11 +107,11 @@ async def unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 def azure_target(
-    target_id: str, connection_string: str, container: str, **options: Any
+    target_id: str, connection_string: str, container: str, title: str = "Cloud", **options: Any
 ) -> ConfigSubentryData:
     return target_subentry(
         target_id,
-        "Cloud",
+        title,
         {
             "target_type": "azure_blob",
             "connection_string": connection_string,
@@ -356,39 +356,57 @@ async def test_wrong_key_starts_reauth(
     hass: HomeAssistant, storage_path: Path, azurite: Azurite, uploads: list[Event]
 ) -> None:
     """A refused key holds the target and opens the hub's reauth flow for it; the new key
-    resumes the upload."""
+    resumes the upload. Two refused targets get their reauth one after the other."""
+    bad = azurite.connection_string_with_key(BAD_KEY)
     entry = hub_entry(
-        storage_path, azure_target("t_cloud", azurite.connection_string_with_key(BAD_KEY), "rauth")
+        storage_path,
+        azure_target("t_cloud", bad, "rauth"),
+        azure_target("t_cloud2", bad, "rauth2", title="Cloud 2"),
     )
     sync = await setup(hass, entry)
     event_id = "20260101-000000-000_reauth"
     files = await hass.async_add_executor_job(
         make_event, storage_path, event_id, {"porch": [5 * MIB]}
     )
-    await sync.async_enqueue_event(event_id)
-    await wait_for(lambda: state(hass, "binary_sensor", "t_cloud_problem") == STATE_ON)
-    problem = hass.states.get(entity_id(hass, "binary_sensor", "t_cloud_problem"))
-    assert problem is not None
-    assert problem.attributes["reason"] == "auth_failed"
+    assert await sync.async_enqueue_event(event_id) == 2
+    for target_id in ("t_cloud", "t_cloud2"):
+        unique_id = f"{target_id}_problem"
+        await wait_for(lambda: state(hass, "binary_sensor", unique_id) == STATE_ON)  # noqa: B023
+        problem = hass.states.get(entity_id(hass, "binary_sensor", unique_id))
+        assert problem is not None
+        assert problem.attributes["reason"] == "auth_failed"
     await hass.async_block_till_done()
-    flows = [
-        flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_REAUTH
-    ]
-    assert len(flows) == 1
-    assert flows[0]["context"]["title_placeholders"] == {"name": "Cloud"}
-    assert flows[0]["context"]["entry_id"] == ENTRY_ID
-    assert not uploads  # held, not given up
-    result = await hass.config_entries.flow.async_configure(
-        flows[0]["flow_id"], {"connection_string": azurite.connection_string}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "reauth_successful"
-    await wait_for(lambda: bool(uploads), timeout=30)
-    assert uploads[0].data["result"] == "success"
+
+    def reauth_flows() -> list[Any]:
+        return [
+            flow
+            for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+            if flow["context"]["source"] == SOURCE_REAUTH
+        ]
+
+    names = {"Cloud": "t_cloud", "Cloud 2": "t_cloud2"}
+    fixed: list[str] = []
+    for _ in range(2):
+        await wait_for(lambda: len(reauth_flows()) == 1)
+        [flow] = reauth_flows()
+        assert flow["context"]["entry_id"] == ENTRY_ID
+        target_id = names.pop(flow["context"]["title_placeholders"]["name"])
+        assert not [e for e in uploads if e.data["target_id"] == target_id]  # held, not failed
+        result = await hass.config_entries.flow.async_configure(
+            flow["flow_id"], {"connection_string": azurite.connection_string}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reauth_successful"
+        fixed.append(target_id)
+        await wait_for(lambda: {e.data["target_id"] for e in uploads} == set(fixed), 30)
+        await hass.async_block_till_done()
+    assert sorted(fixed) == ["t_cloud", "t_cloud2"]
+    assert all(e.data["result"] == "success" for e in uploads)
     assert_uploaded(await blobs(azurite, "rauth"), f"dvr/{event_id}", files)
+    assert_uploaded(await blobs(azurite, "rauth2"), f"dvr/{event_id}", files)
     assert state(hass, "binary_sensor", "t_cloud_problem") == STATE_OFF
+    assert state(hass, "binary_sensor", "t_cloud2_problem") == STATE_OFF
+    assert not reauth_flows()
     await unload(hass, entry)
 
 

@@ -288,7 +288,10 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
             for add_entities in self.target_entity_factories.values():
                 add_entities(target_id)
         self._update_wants_recordings()
-        self.async_set_updated_data(self._status())
+        status = self._status()
+        for target_id, target_status in status.targets.items():
+            self._reauth_if_refused(target_id, target_status)
+        self.async_set_updated_data(status)
 
     async def _async_update_data(self) -> SyncStatus:
         return self._status()
@@ -413,18 +416,26 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
                 self._failing_since[target_id] = time.time()
                 self._save_later()
             self._schedule_issue(target_id)
-            target = self._targets.get(target_id)
-            if (
-                status.reason == TargetAuthError.reason
-                and target is not None
-                and target.data.get(CONF_TARGET_TYPE) == TARGET_AZURE
-            ):
-                self.config_entry.async_start_reauth(
-                    self.hass,
-                    context={"title_placeholders": {"name": target.title}},
-                    data={REAUTH_TARGET: target_id},
-                )
+            self._reauth_if_refused(target_id, status)
         self.async_set_updated_data(self._status())
+
+    def _reauth_if_refused(self, target_id: str, status: TargetStatus) -> None:
+        """Open the hub's reauth flow for an Azure target whose credentials were refused.
+
+        HA runs one reauth flow per entry at a time: another refused target gets its turn when
+        the targets change (see async_apply_targets).
+        """
+        target = self._targets.get(target_id)
+        if (
+            status.reason == TargetAuthError.reason
+            and target is not None
+            and target.data.get(CONF_TARGET_TYPE) == TARGET_AZURE
+        ):
+            self.config_entry.async_start_reauth(
+                self.hass,
+                context={"title_placeholders": {"name": target.title}},
+                data={REAUTH_TARGET: target_id},
+            )
 
     def _schedule_issue(self, target_id: str) -> None:
         if target_id in self._issue_timers:
