@@ -23,6 +23,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
@@ -31,10 +32,11 @@ from custom_components.pm_dvr import sync as sync_module
 from custom_components.pm_dvr.const import (
     CONF_STORAGE_PATH,
     DOMAIN,
-    EVENT_PM_DVR,
     EVENT_PM_DVR_UPLOAD,
     SUBENTRY_TARGET,
+    signal_event,
 )
+from custom_components.pm_dvr.core.capture import EventInfo
 from custom_components.pm_dvr.core.sync import Backoff
 from custom_components.pm_dvr.sync import SyncCoordinator, issue_id
 
@@ -481,15 +483,20 @@ async def test_rclone_and_folder_targets_with_filters(
     files = await hass.async_add_executor_job(
         make_event, storage_path, event_id, {"porch": [200_000, 5 * MIB]}, "person"
     )
-    # The capture manager announces the completed event on the bus; another hub's is ignored.
-    hass.bus.async_fire(
-        EVENT_PM_DVR, {"state": "complete", "path": str(tmp_path / "other" / "events" / "x")}
-    )
-    hass.bus.async_fire(EVENT_PM_DVR, {"state": "recording", "path": str(storage_path)})
-    hass.bus.async_fire(
-        EVENT_PM_DVR,
-        {"state": "complete", "path": str(storage_path / "events" / event_id)},
-    )
+    # The capture manager announces the event as it starts and once it is complete.
+    for event_state in ("recording", "complete"):
+        info = EventInfo(
+            event_id=event_id,
+            label="person",
+            trigger="service",
+            cameras=("porch",),
+            state=event_state,
+            path=storage_path / "events" / event_id,
+            start=0.0,
+            end=1.0,
+            persistent=False,
+        )
+        async_dispatcher_send(hass, signal_event(ENTRY_ID), info)
     await wait_for(lambda: len(uploads) == 3, timeout=60)
     assert {e.data["target_id"] for e in uploads} == {"rc_local", "rc_azure", "t_nas"}
     assert all(e.data["result"] == "success" for e in uploads)

@@ -1,11 +1,11 @@
-"""Services: capture an event around now on one or more cameras; retry uploads now."""
+"""Services: capture an event around now on one or more cameras; persistent recording; sync now."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
@@ -22,8 +22,11 @@ from .coordinator import CameraCoordinator
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
 from .errors import translated
+from .events import async_service_start_persistent, async_service_stop_persistent
 
 SERVICE_CAPTURE_EVENT = "capture_event"
+SERVICE_START_PERSISTENT = "start_persistent_recording"
+SERVICE_STOP_PERSISTENT = "stop_persistent_recording"
 ATTR_LABEL = "label"
 
 # Ranges and label length are checked by the core, whose errors are translated (not voluptuous').
@@ -35,6 +38,11 @@ CAPTURE_SCHEMA = vol.Schema(
         vol.Optional(ATTR_LABEL): cv.string,
     }
 )
+
+START_PERSISTENT_SCHEMA = vol.Schema(
+    {vol.Required(ATTR_ENTITY_ID): cv.entity_ids, vol.Optional(ATTR_LABEL): cv.string}
+)
+STOP_PERSISTENT_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
 
 
 def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
@@ -54,7 +62,10 @@ def cameras_for_entities(
         entity = registry.async_get(entity_id)
         owner = (
             hass.config_entries.async_get_entry(entity.config_entry_id)
-            if entity is not None and entity.platform == DOMAIN and entity.config_entry_id
+            if entity is not None
+            and entity.platform == DOMAIN
+            and entity.domain == Platform.CAMERA
+            and entity.config_entry_id
             else None
         )
         if (
@@ -97,6 +108,24 @@ async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+async def _async_start_persistent(call: ServiceCall) -> ServiceResponse:
+    """Link every clip of the cameras (from their pre-roll on) into one event until stopped."""
+    entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
+    event = await async_service_start_persistent(entry, cameras, call.data.get(ATTR_LABEL))
+    response: dict[str, Any] = {"event_id": event.event_id, "path": str(event.path)}
+    return response
+
+
+async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
+    """End the cameras' persistent recording after their post-roll (no-op when not recording)."""
+    entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
+    events = await async_service_stop_persistent(call.hass, entry, cameras)
+    response: dict[str, Any] = {
+        "events": [{"event_id": event.event_id, "path": str(event.path)} for event in events]
+    }
+    return response
+
+
 SERVICE_SYNC_NOW = "sync_now"
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 SYNC_NOW_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
@@ -124,6 +153,20 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_CAPTURE_EVENT,
         _async_capture_event,
         schema=CAPTURE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_START_PERSISTENT,
+        _async_start_persistent,
+        schema=START_PERSISTENT_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_STOP_PERSISTENT,
+        _async_stop_persistent,
+        schema=STOP_PERSISTENT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(DOMAIN, SERVICE_SYNC_NOW, _async_sync_now, schema=SYNC_NOW_SCHEMA)

@@ -2,8 +2,8 @@
 
 Targets are the hub's `target` subentries. The queue lives in a Store (so it survives restarts);
 the engine (core/sync) uploads with bounded concurrency and retries, off the event loop. Completed
-events are queued when the capture manager announces them (the `pm_dvr_event` bus event with state
-`complete`); recordings are queued as clips close, for targets that want them.
+events are queued when the capture manager announces them (the hub's event dispatcher signal, with
+state `complete`); recordings are queued as clips close, for targets that want them.
 
 A target whose login fails (Azure refusing the key or SAS) is held by the engine and gets a reauth
 flow on the hub (subentries have no reauth of their own); a target that keeps failing for an hour
@@ -24,9 +24,10 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
@@ -48,17 +49,16 @@ from .const import (
     CONF_TARGET_TYPE,
     CONF_UPLOAD,
     DOMAIN,
-    EVENT_PM_DVR,
     EVENT_PM_DVR_UPLOAD,
     LOGGER,
     SUBENTRY_TARGET,
     TARGET_AZURE,
     TARGET_FOLDER,
     UPLOAD_ALL,
+    signal_event,
 )
-from .core.capture import STATE_COMPLETE
+from .core.capture import STATE_COMPLETE, EventInfo
 from .core.clips import Clip
-from .core.layout import events_dir
 from .core.sync import (
     AzureBlobConfig,
     AzureTuning,
@@ -239,7 +239,9 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
         self._engine.start(
             lambda coro: entry.async_create_background_task(self.hass, coro, f"{DOMAIN} sync")
         )
-        entry.async_on_unload(self.hass.bus.async_listen(EVENT_PM_DVR, self._on_pm_dvr_event))
+        entry.async_on_unload(
+            async_dispatcher_connect(self.hass, signal_event(entry.entry_id), self._on_event)
+        )
         entry.async_on_unload(entry.runtime_data.index.add_listener(self._on_clip))
         self.async_set_updated_data(self._status())
 
@@ -355,17 +357,12 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
         self._store.async_delay_save(self._snapshot, SAVE_DELAY)
 
     @callback
-    def _on_pm_dvr_event(self, event: Event) -> None:
-        """A completed event of this hub: queue it for upload."""
-        data = event.data
-        if data.get("state") != STATE_COMPLETE or not data.get("path"):
-            return
-        folder = Path(str(data["path"]))
-        if folder.parent != events_dir(self._storage):
-            return  # another hub's event
-        self.config_entry.async_create_task(
-            self.hass, self.async_enqueue_event(folder.name), f"{DOMAIN} sync enqueue"
-        )
+    def _on_event(self, info: EventInfo) -> None:
+        """An event of this hub started or changed: queue it once it is complete."""
+        if info.state == STATE_COMPLETE:
+            self.config_entry.async_create_task(
+                self.hass, self.async_enqueue_event(info.event_id), f"{DOMAIN} sync enqueue"
+            )
 
     def _on_clip(self, clip: Clip) -> None:
         """Called from recorder threads when a clip closes."""
