@@ -334,7 +334,7 @@ def rclone_conf(tmp_path: Path) -> Path:
 
 @pytest.mark.usefixtures("rclone_installed", "no_secrets_logged")
 async def test_rclone_flow_and_reconfigure(
-    hass: HomeAssistant, hub: MockConfigEntry, tmp_path: Path
+    hass: HomeAssistant, hub: MockConfigEntry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A named remote is listed (and its path created) before it is saved."""
     conf = rclone_conf(tmp_path)
@@ -371,6 +371,7 @@ async def test_rclone_flow_and_reconfigure(
     assert result["reason"] == "reconfigure_successful"
     assert only_subentry(hub).data["remote"] == inline
     assert only_subentry(hub).title == "Inline"
+    assert "s3cr3tvalue" not in caplog.text
 
 
 @pytest.mark.usefixtures("rclone_installed")
