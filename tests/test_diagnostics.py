@@ -109,10 +109,12 @@ def secret_subentries(rtsp_auth: RtspServer) -> list[Any]:
         ),
         ConfigSubentryDataWithId(
             data={
-                "type": "azure",
+                "target_type": "azure_blob",
                 "container": "events",
-                "connection_string": "DefaultEndpointsProtocol=https;AccountName=dvr;"
-                f"AccountKey={AZURE_KEY};EndpointSuffix=core.windows.net",
+                # A closed loopback port: nothing in this test may reach a real Azure host.
+                "connection_string": "DefaultEndpointsProtocol=http;AccountName=dvr;"
+                f"AccountKey={AZURE_KEY};BlobEndpoint=http://127.0.0.1:9/dvr;",
+                "credential": AZURE_KEY,
                 "account_key": AZURE_KEY,
                 "sas_url": f"https://dvr.blob.core.windows.net/events?sv=2024-05-04&sig={SAS_SIG}",
                 "endpoint": f"https://dvr.blob.core.windows.net/?sig={SAS_SIG}",
@@ -144,7 +146,9 @@ async def test_no_secret_survives(
         assert secret not in text, secret
     target = next(s for s in diagnostics["entry"]["subentries"] if s["subentry_type"] == "target")
     assert target["data"]["container"] == "events"  # what is not secret stays readable
-    assert target["data"]["type"] == "azure"
+    assert target["data"]["target_type"] == "azure_blob"
+    assert target["data"]["credential"] == "**REDACTED**"
+    assert "Azure" in diagnostics["sync"]["targets"]
     assert target["data"]["account_key"] == "**REDACTED**"
     camera = next(s for s in diagnostics["entry"]["subentries"] if s["subentry_type"] == "camera")
     assert camera["data"]["stream_url"] == f"rtsp://**REDACTED**@127.0.0.1:{rtsp_auth.port}/cam"
@@ -155,6 +159,8 @@ def test_scrub_keeps_what_is_not_secret() -> None:
     """Paths, words and numbers survive; an empty secret field stays visibly empty."""
     path = "/media/pm_dvr/recordings/frontdoorcameraoverthegaragedoorentrance"
     assert scrub_text(path) == path
+    words = "clip frontdoorcameraoverthegaragedoorentrance"  # long, but no digits or capitals
+    assert scrub_text(words) == words
     assert scrub({"password": "", "token": None, "n": 3, "items": ("a",)}) == {
         "password": "",
         "token": None,

@@ -14,6 +14,7 @@ from typing import Any, Final
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .const import TARGET_SECRET_KEYS
 from .core.layout import free_bytes
 from .core.media import EventCatalog
 from .data import PmDvrConfigEntry
@@ -30,7 +31,14 @@ _AZURE_SECRET: Final = re.compile(
 _LONG_BASE64: Final = re.compile(r"(?<![\w/.-])[A-Za-z0-9+/]{40,}={0,2}")
 LATEST_EVENTS: Final = 10
 # The names pm_dvr and its sync targets use for secrets (SECRET_KEY also catches others).
-TO_REDACT: Final = {"password", "account_key", "connection_string", "sas_token", "sas_url"}
+TO_REDACT: Final = {
+    "password",
+    "account_key",
+    "connection_string",
+    "sas_token",
+    "sas_url",
+    *TARGET_SECRET_KEYS,
+}
 
 type Section = Callable[[HomeAssistant, PmDvrConfigEntry], Awaitable[Any]]
 
@@ -181,11 +189,33 @@ async def _events(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, Any
     }
 
 
+async def _sync(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, Any] | None:
+    """The upload queue and each target's health (None when the hub has no sync)."""
+    sync = entry.runtime_data.sync
+    if sync is None:
+        return None
+    status = sync.data
+    return {
+        "queue_length": status.queue_length,
+        "last_upload": status.last_upload.isoformat() if status.last_upload else None,
+        "targets": {
+            sync.target_title(target_id): {
+                "ok": target.ok,
+                "reason": target.reason,
+                "message": target.message,
+                "held": target.held,
+            }
+            for target_id, target in status.targets.items()
+        },
+    }
+
+
 SECTIONS: dict[str, Section] = {
     "entry": _entry,
     "cameras": _cameras,
     "storage": _storage,
     "events": _events,
+    "sync": _sync,
 }
 
 

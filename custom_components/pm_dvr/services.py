@@ -1,4 +1,4 @@
-"""Services: capture an event around now on one or more cameras; persistent recording."""
+"""Services: capture an event around now on one or more cameras; persistent recording; sync now."""
 
 from __future__ import annotations
 
@@ -126,6 +126,26 @@ async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+SERVICE_SYNC_NOW = "sync_now"
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+SYNC_NOW_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+
+async def _async_sync_now(call: ServiceCall) -> None:
+    """Retry every queued upload now, on one hub or on every loaded hub."""
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    entries: list[PmDvrConfigEntry] = [
+        entry
+        for entry in call.hass.config_entries.async_loaded_entries(DOMAIN)
+        if entry_id is None or entry.entry_id == entry_id
+    ]
+    if entry_id is not None and not entries:
+        raise _validation_error("hub_not_loaded", entry_id=entry_id)
+    for entry in entries:
+        if entry.runtime_data.sync is not None:
+            await entry.runtime_data.sync.async_sync_now()
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register pm_dvr's services once, whatever the number of hubs."""
     hass.services.async_register(
@@ -149,3 +169,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=STOP_PERSISTENT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    hass.services.async_register(DOMAIN, SERVICE_SYNC_NOW, _async_sync_now, schema=SYNC_NOW_SCHEMA)
