@@ -82,12 +82,13 @@ _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the prev
 _MAX_BLOBS = 64
 _WEAK = 0.5  # x the threshold: weak evidence, counted only when it persists along a slow path
 _WEAK_NOISE_K = 3.0  # ... and at least this x the noise level (the user threshold may be far lower)
+_COARSE = 0.8  # x the averaged threshold: coarse evidence (noisy pictures, half size)
 _RUN_FRAMES = 3  # analysed frames in a row a weak pixel's neighbourhood must have changed
 _RUN_CAP = 16
 _WEAK_FRAMES = 3  # a weak blob must be followed over this many frames ...
 _WEAK_FILL = 0.3  # a weak blob is compact (loose flakes or streaks drifting together are not)
 _WEAK_SPEED = 1.8  # blob sizes per second: weak evidence only holds along a slow path
-_FALL_TAN = 0.58  # tan(30 deg): weak evidence falling more steeply is snow or rain
+_FALL_TAN = 0.84  # tan(40 deg): weak evidence falling more steeply is snow or rain
 _TRAVEL = 0.4  # ... and have moved this many times its size since it was first seen
 _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
 
@@ -239,7 +240,7 @@ class _Track:
     oy: float
 
     def falling(self) -> bool:
-        """Whether the blob moves down, within 30 degrees of vertical: what snow and rain do."""
+        """Whether the blob moves down, within 40 degrees of vertical: what snow and rain do."""
         return self.vy > 0 and abs(self.vx) < _FALL_TAN * self.vy
 
     def travelled(self) -> float:
@@ -266,6 +267,8 @@ class MotionDetector:
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._tracks: list[_Track] = []
         self._weak_tracks: list[_Track] = []
+        self._coarse_tracks: list[_Track] = []
+        self._prev_coarse: Gray = np.zeros((1, 1), np.uint8)
         self._run: Gray = np.zeros((1, 1), np.uint8)
         self._prev_weak: Gray = np.zeros((1, 1), np.uint8)
         self._near = np.ones((5, 5), np.uint8)
@@ -318,6 +321,7 @@ class MotionDetector:
         self._prev = f
         self._tracks = []
         self._weak_tracks = []
+        self._coarse_tracks = []
         self._prev_fg = np.zeros(f.shape, np.uint8)
         self._run = np.zeros(f.shape, np.uint8)
         self._prev_weak = np.zeros(f.shape, np.uint8)
@@ -504,6 +508,37 @@ class MotionDetector:
         self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, _WEAK_SPEED)
         self._prev_weak = weak
 
+        # Coarse evidence (noisy pictures only): half-size averages of the difference and the
+        # threshold, so that a big, faint person at night shows as one blob, not as fragments.
+        coarse: list[_Track] = []
+        if self._smooth:
+            ch, cw = fg.shape[0] // 2, fg.shape[1] // 2
+            cdiff = cv2.resize(diff, (cw, ch), interpolation=cv2.INTER_AREA)
+            cthr = cv2.resize(thr, (cw, ch), interpolation=cv2.INTER_AREA) * _COARSE
+            cmask_fg = cast(Gray, cv2.compare(cdiff, cthr, cv2.CMP_GT))
+            if mask is not None:
+                czone = cv2.resize(mask, (cw, ch), interpolation=cv2.INTER_NEAREST)
+                cmask_fg = cast(Gray, cv2.bitwise_and(cmask_fg, czone))
+            cstep = cv2.resize(step, (cw, ch), interpolation=cv2.INTER_AREA)
+            if self._prev_coarse.shape != cmask_fg.shape:
+                self._prev_coarse = np.zeros_like(cmask_fg)
+            cmoving = cast(
+                Gray,
+                cv2.bitwise_and(
+                    cv2.compare(cstep, level * _COARSE, cv2.CMP_GT),  # type: ignore[call-overload]
+                    cv2.bitwise_and(cmask_fg, cv2.bitwise_not(self._prev_coarse)),
+                ),
+            )
+            cblobs = self._blobs(
+                cmask_fg, cmask_fg, cmoving, min_px / 4 * (1.0 + self._clutter / 2.0)
+            )
+            self._prev_coarse = cmask_fg
+            self._coarse_tracks, _ = self._track([] if gap else self._coarse_tracks, cblobs, dt)
+            coarse = self._coarse_tracks
+        else:
+            self._coarse_tracks = []
+            self._prev_coarse = np.zeros((1, 1), np.uint8)
+
         h, w = fg.shape
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
@@ -520,6 +555,12 @@ class MotionDetector:
                 and not tr.falling()
             ):
                 tr.confirmed = True
+        for tr in coarse:
+            if tr.missed == 0 and not tr.falling() and (tr.age >= need or tr.confirmed):
+                tr.confirmed = True
+                b = tr.blob
+                boxes.append((2 * b.x / w, 2 * b.y / h, 2 * b.w / w, 2 * b.h / h))
+                confirmed[2 * b.y : 2 * (b.y + b.h), 2 * b.x : 2 * (b.x + b.w)] = 255
         for tr in (*self._tracks, *self._weak_tracks):
             if tr.confirmed and tr.missed == 0:
                 b = tr.blob
