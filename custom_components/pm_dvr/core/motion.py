@@ -511,7 +511,8 @@ class MotionDetector:
         # Coarse evidence (noisy pictures only): half-size averages of the difference and the
         # threshold, so that a big, faint person at night shows as one blob, not as fragments.
         coarse: list[_Track] = []
-        if self._smooth:
+        learning = timestamp < self._recal_until + _LEARN_S
+        if self._smooth and not learning:  # (not while the deviations are still being learned)
             ch, cw = fg.shape[0] // 2, fg.shape[1] // 2
             cdiff = cv2.resize(diff, (cw, ch), interpolation=cv2.INTER_AREA)
             cthr = cv2.resize(thr, (cw, ch), interpolation=cv2.INTER_AREA) * _COARSE
@@ -573,7 +574,6 @@ class MotionDetector:
         rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
-        learning = timestamp < self._recal_until + _LEARN_S
         cv2.accumulateWeighted(
             diff,
             self._dev,
