@@ -18,7 +18,17 @@ second. Per frame it:
    frame (a flipped clock digit, a fading compression ghost or a parked car do not);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
    followed over two analysed frames (three or four while rain or snow make many blobs pop up),
-   at a plausible speed for its size (drops and flakes near the lens fall too fast).
+   at a plausible speed for its size (drops and flakes near the lens fall too fast);
+6. accumulates weak evidence for what one frame cannot show (a far-away person at night or in
+   rain: a few gray levels above the noise): pixels above half the threshold whose
+   neighbourhood changed three analysed frames in a row, in compact blobs followed over three
+   frames along a slow path that has really moved and does not fall (noise, rain and snow are
+   short-lived or fall);
+7. in noisy pictures, also looks at half-size averages of the difference, where a big, faint
+   person shows as one blob instead of fragments (again: not falling).
+
+``analysis_frame`` scales a decoded frame straight from its Y plane by halving steps (OpenCV's
+fast path), several times cheaper than converting and resizing the full picture.
 """
 
 from __future__ import annotations
