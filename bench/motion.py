@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from custom_components.pm_dvr.core.motion import (  # noqa: E402
     MotionConfig,
     MotionDetector,
-    analysis_size,
+    to_analysis,
 )
 from tests.rig.scenes import WARMUP_S, SceneTruth, load_truth, make_scene  # noqa: E402
 
@@ -114,9 +114,7 @@ class PmDvr:
         self.det = MotionDetector(MotionConfig(analysis_fps=ANALYSIS_FPS))
 
     def __call__(self, gray: Gray, t: float) -> bool:
-        size = analysis_size(gray.shape[1], gray.shape[0])
-        small = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
-        return self.det.process(small, t).motion
+        return self.det.process(to_analysis(gray), t).motion
 
 
 class FrameDiff:

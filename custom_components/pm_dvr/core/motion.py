@@ -18,7 +18,17 @@ second. Per frame it:
    frame (a flipped clock digit, a fading compression ghost or a parked car do not);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
    followed over two analysed frames (three or four while rain or snow make many blobs pop up),
-   at a plausible speed for its size (drops and flakes near the lens fall too fast).
+   at a plausible speed for its size (drops and flakes near the lens fall too fast);
+6. accumulates weak evidence for what one frame cannot show (a far-away person at night or in
+   rain: a few gray levels above the noise): pixels above half the threshold whose
+   neighbourhood changed three analysed frames in a row, in compact blobs followed over three
+   frames along a slow path that has really moved and does not fall (noise, rain and snow are
+   short-lived or fall);
+7. in noisy pictures, also looks at half-size averages of the difference, where a big, faint
+   person shows as one blob instead of fragments (again: not falling).
+
+``analysis_frame`` scales a decoded frame straight from its Y plane by halving steps (OpenCV's
+fast path), several times cheaper than converting and resizing the full picture.
 """
 
 from __future__ import annotations
@@ -80,6 +90,16 @@ _COAST_FRAMES = 1  # a followed track survives this many frames without a blob
 _MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
 _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
 _MAX_BLOBS = 64
+_WEAK = 0.5  # x the threshold: weak evidence, counted only when it persists along a slow path
+_WEAK_NOISE_K = 3.0  # ... and at least this x the noise level (the user threshold may be far lower)
+_COARSE = 0.8  # x the averaged threshold: coarse evidence (noisy pictures, half size)
+_RUN_FRAMES = 3  # analysed frames in a row a weak pixel's neighbourhood must have changed
+_RUN_CAP = 16
+_WEAK_FRAMES = 3  # a weak blob must be followed over this many frames ...
+_WEAK_FILL = 0.3  # a weak blob is compact (loose flakes or streaks drifting together are not)
+_WEAK_SPEED = 1.8  # blob sizes per second: weak evidence only holds along a slow path
+_FALL_TAN = 0.84  # tan(40 deg): weak evidence falling more steeply is snow or rain
+_TRAVEL = 0.4  # ... and have moved this many times its size since it was first seen
 _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
 
 
@@ -155,6 +175,43 @@ def analysis_size(width: int, height: int) -> tuple[int, int]:
     return w, h - h % 2
 
 
+_LIMITED_RANGE = frozenset(("yuv420p", "yuv422p", "yuv444p", "nv12", "nv21"))
+_FULL_RANGE = frozenset(("yuvj420p", "yuvj422p", "yuvj444p", "gray"))
+_EXPAND = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+"""Video luma 16..235 to gray 0..255, as swscale's conversion to gray does it."""
+
+
+def analysis_frame(frame: av.VideoFrame) -> Gray:
+    """A decoded frame as ``process`` wants it: gray, full range, at ``analysis_size``.
+
+    8-bit YUV frames are scaled straight from a view of their Y plane (no conversion of the
+    full-size picture), then brought to full range on the small picture.
+    """
+    name = frame.format.name
+    if name not in _LIMITED_RANGE and name not in _FULL_RANGE:
+        return to_analysis(cast(Gray, frame.to_ndarray(format="gray")))
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    small = to_analysis(rows[: frame.height, : frame.width])
+    return cast(Gray, cv2.LUT(small, _EXPAND)) if name in _LIMITED_RANGE else small
+
+
+def to_analysis(gray: Gray) -> Gray:
+    """Scale a full-size gray picture down to its ``analysis_size``, cheaply.
+
+    Halving steps with area averaging (OpenCV's fast path for exact factors of two: 0.07 ms for
+    720p against 0.4 ms for one area resize by four), then one bilinear step for the rest.
+    """
+    w, h = analysis_size(gray.shape[1], gray.shape[0])
+    img = gray
+    while img.shape[0] >= 2 * h and img.shape[1] >= 2 * w:
+        half = (img.shape[1] // 2, img.shape[0] // 2)
+        img = cast(Gray, cv2.resize(img, half, interpolation=cv2.INTER_AREA))
+    if img.shape != (h, w):
+        img = cast(Gray, cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
+    return np.ascontiguousarray(img)
+
+
 @dataclass(slots=True)
 class _Blob:
     """A moving blob in analysis pixels."""
@@ -164,6 +221,11 @@ class _Blob:
     w: int
     h: int
     area: int
+
+    @property
+    def core(self) -> int:
+        """The area of the box before the join dilation grew it by 2 px on each side."""
+        return max(1, self.w - 4) * max(1, self.h - 4)
 
     @property
     def cx(self) -> float:
@@ -184,6 +246,16 @@ class _Track:
     age: int  # frames seen
     missed: int  # consecutive frames coasted without a blob
     confirmed: bool
+    ox: float  # where the track was born
+    oy: float
+
+    def falling(self) -> bool:
+        """Whether the blob moves down, within 40 degrees of vertical: what snow and rain do."""
+        return self.vy > 0 and abs(self.vx) < _FALL_TAN * self.vy
+
+    def travelled(self) -> float:
+        """How far the blob has moved since the track was born (analysis pixels)."""
+        return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
 
 
 def _rate(dt: float, tau: float) -> float:
@@ -204,6 +276,12 @@ class MotionDetector:
         self._dev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._tracks: list[_Track] = []
+        self._weak_tracks: list[_Track] = []
+        self._coarse_tracks: list[_Track] = []
+        self._prev_coarse: Gray = np.zeros((1, 1), np.uint8)
+        self._run: Gray = np.zeros((1, 1), np.uint8)
+        self._prev_weak: Gray = np.zeros((1, 1), np.uint8)
+        self._near = np.ones((5, 5), np.uint8)
         self._clutter = 0.0
         self._smooth = False
         self._noise = 0.0
@@ -252,29 +330,36 @@ class MotionDetector:
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
         self._tracks = []
+        self._weak_tracks = []
+        self._coarse_tracks = []
         self._prev_fg = np.zeros(f.shape, np.uint8)
+        self._run = np.zeros(f.shape, np.uint8)
+        self._prev_weak = np.zeros(f.shape, np.uint8)
         self._recal_until = ts + seconds
         self._frames = 0
         self._last_ts = ts
         return MotionResult(False, (), 1.0, True, ts)
 
-    def _track(self, blobs: list[_Blob], dt: float) -> list[_Track]:
-        """Link blobs to last frame's tracks.
+    @staticmethod
+    def _track(
+        tracks: list[_Track], blobs: list[_Blob], dt: float, max_speed: float = _MAX_SPEED
+    ) -> tuple[list[_Track], int]:
+        """Link blobs to last frame's tracks: the new tracks and how many of them were born.
 
         A link needs a plausible size change, a plausible speed (people and cars move less than
         a few times their own size per second; rain and snow near the lens fall much faster) and,
         once the track has a velocity, a position close to the predicted one.
         """
         pairs: list[tuple[float, int, int]] = []
-        for ti, tr in enumerate(self._tracks):
+        for ti, tr in enumerate(tracks):
             px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
             for bi, b in enumerate(blobs):
                 ratio = b.area / tr.blob.area
                 if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
                     continue
-                size = math.sqrt(max(tr.blob.w * tr.blob.h, b.w * b.h))
+                size = math.sqrt(max(tr.blob.core, b.core))
                 step = math.hypot(b.cx - tr.blob.cx, b.cy - tr.blob.cy)
-                if step > _MAX_SPEED * dt * size + 1.5:
+                if step > max_speed * dt * size + 1.5:
                     continue
                 d = 0.0
                 if tr.age > 1:
@@ -291,24 +376,51 @@ class MotionDetector:
                 continue
             used_t.add(ti)
             used_b.add(bi)
-            tr, b = self._tracks[ti], blobs[bi]
+            tr, b = tracks[ti], blobs[bi]
             vx, vy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
             if tr.age > 1:
                 vx, vy = 0.5 * (vx + tr.vx), 0.5 * (vy + tr.vy)
-            out.append(_Track(b, vx, vy, tr.age + 1, 0, tr.confirmed))
+            out.append(_Track(b, vx, vy, tr.age + 1, 0, tr.confirmed, tr.ox, tr.oy))
         births = 0
         for bi, b in enumerate(blobs):
             if bi not in used_b:
                 births += 1
-                out.append(_Track(b, 0.0, 0.0, 1, 0, False))
-        for ti, tr in enumerate(self._tracks):
+                out.append(_Track(b, 0.0, 0.0, 1, 0, False, b.cx, b.cy))
+        for ti, tr in enumerate(tracks):
             if ti not in used_t and tr.missed < _COAST_FRAMES and tr.age > 1:
                 b = tr.blob
                 ahead = _Blob(round(b.x + tr.vx), round(b.y + tr.vy), b.w, b.h, b.area)
-                out.append(_Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed))
-        self._clutter += _CLUTTER_RATE * (births - self._clutter)
-        self._tracks = out[:_MAX_BLOBS]
-        return self._tracks
+                out.append(
+                    _Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed, tr.ox, tr.oy)
+                )
+        return out[:_MAX_BLOBS], births
+
+    def _blobs(
+        self, seed: Gray, fg: Gray, moving: Gray, min_px: float, min_fill: float = _MIN_FILL
+    ) -> list[_Blob]:
+        """Blobs around ``seed`` whose ``fg`` is big and dense enough and covers new ground.
+
+        Outer contours of the dilated seed mask (much cheaper than labelling); the dilation
+        joins the fragments of one person (legs, torso, head).
+        """
+        contours, _ = cv2.findContours(
+            cv2.dilate(seed, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        rects = [cv2.boundingRect(c) for c in contours]
+        rects = [r for r in rects if r[2] * r[3] >= min_px]
+        if len(rects) > _MAX_BLOBS:
+            rects = sorted(rects, key=lambda r: r[2] * r[3])[-_MAX_BLOBS:]
+        blobs: list[_Blob] = []
+        for x, y, bw, bh in rects:
+            area = cv2.countNonZero(fg[y : y + bh, x : x + bw])
+            # (the box grew by the join dilation: measure the fill inside the undilated box)
+            if area < min_px or area < min_fill * max(1, bw - 4) * max(1, bh - 4):
+                continue
+            moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
+            if moved < max(2.0, _MIN_MOVING_FRACTION * area):
+                continue
+            blobs.append(_Blob(x, y, bw, bh, area))
+        return blobs
 
     def process(self, frame: Gray, timestamp: float) -> MotionResult:
         """Analyse one gray frame (``analysis_size`` of the camera) taken at ``timestamp`` s."""
@@ -363,44 +475,105 @@ class MotionDetector:
         if mask is not None:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
-        moving = cv2.compare(cv2.absdiff(f, self._prev * prev_gain), level, cv2.CMP_GT)  # type: ignore[call-overload]
+        step = cast(F32, cv2.absdiff(f, self._prev * prev_gain))
+        moving = cv2.compare(step, level, cv2.CMP_GT)  # type: ignore[call-overload]
         # Moving = changed now, changed since the last analysed frame, and not changed before
         # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
         # covers no new ground on the next frame.
         moving = cv2.bitwise_and(cv2.bitwise_and(moving, fg), cv2.bitwise_not(self._prev_fg))
 
-        # Blobs: outer contours of the dilated mask (much cheaper than labelling); the
-        # dilation joins the fragments of one person (legs, torso, head).
-        contours, _ = cv2.findContours(
-            cv2.dilate(fg, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-        )
         # In clutter (snow, rain) small blobs need to be bigger to count.
-        min_px = max(3.0, cfg.min_area_percent / 100.0 * total) * (1.0 + self._clutter / 2.0)
-        rects = [cv2.boundingRect(c) for c in contours]
-        rects = [r for r in rects if r[2] * r[3] >= min_px]
-        if len(rects) > _MAX_BLOBS:
-            rects = sorted(rects, key=lambda r: r[2] * r[3])[-_MAX_BLOBS:]
-        blobs: list[_Blob] = []
-        for x, y, bw, bh in rects:
-            sel = fg[y : y + bh, x : x + bw]
-            area = cv2.countNonZero(sel)
-            # (the box grew by the join dilation: measure the fill inside the undilated box)
-            if area < min_px or area < _MIN_FILL * max(1, bw - 4) * max(1, bh - 4):
-                continue
-            moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
-            if moved < max(2.0, _MIN_MOVING_FRACTION * area):
-                continue
-            blobs.append(_Blob(x, y, bw, bh, area))
+        min_px = max(3.0, cfg.min_area_percent / 100.0 * total)
+        blobs = self._blobs(
+            cast(Gray, fg),
+            cast(Gray, fg),
+            cast(Gray, moving),
+            min_px * (1.0 + self._clutter / 2.0),
+        )
         if gap:
             self._tracks = []
-        tracks = self._track(blobs, dt)
+        self._tracks, births = self._track(self._tracks, blobs, dt)
+        self._clutter += _CLUTTER_RATE * (births - self._clutter)
+        # Weak evidence: pixels changed a little, but along a slow path for several analysed
+        # frames in a row (far-away people at night or in rain; noise, rain and snow flakes
+        # rarely hit the same neighbourhood three frames running).
+        weak_thr = np.maximum(thr * _WEAK, _WEAK_NOISE_K * noise)
+        weak = cast(Gray, cv2.compare(diff, weak_thr, cv2.CMP_GT))
+        if mask is not None:
+            weak = cast(Gray, cv2.bitwise_and(weak, mask))
+        # per pixel: for how many analysed frames in a row its 5x5 neighbourhood changed
+        run = np.minimum(cast(Gray, cv2.dilate(self._run, self._near)) + 1, _RUN_CAP)
+        self._run = cast(Gray, cv2.bitwise_and(run, weak))
+        steady = cast(Gray, cv2.compare(self._run, _RUN_FRAMES, cv2.CMP_GE))  # type: ignore[call-overload]
+        weak_moving = cast(
+            Gray,
+            cv2.bitwise_and(
+                cv2.compare(step, level * _WEAK, cv2.CMP_GT),  # type: ignore[call-overload]
+                cv2.bitwise_and(weak, cv2.bitwise_not(self._prev_weak)),
+            ),
+        )
+        weak_blobs = self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
+        if gap:
+            self._weak_tracks = []
+        self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, _WEAK_SPEED)
+        self._prev_weak = weak
+
+        # Coarse evidence (noisy pictures only): half-size averages of the difference and the
+        # threshold, so that a big, faint person at night shows as one blob, not as fragments.
+        coarse: list[_Track] = []
+        learning = timestamp < self._recal_until + _LEARN_S
+        if self._smooth and not learning:  # (not while the deviations are still being learned)
+            ch, cw = fg.shape[0] // 2, fg.shape[1] // 2
+            cdiff = cv2.resize(diff, (cw, ch), interpolation=cv2.INTER_AREA)
+            cthr = cv2.resize(thr, (cw, ch), interpolation=cv2.INTER_AREA) * _COARSE
+            cmask_fg = cast(Gray, cv2.compare(cdiff, cthr, cv2.CMP_GT))
+            if mask is not None:
+                czone = cv2.resize(mask, (cw, ch), interpolation=cv2.INTER_NEAREST)
+                cmask_fg = cast(Gray, cv2.bitwise_and(cmask_fg, czone))
+            cstep = cv2.resize(step, (cw, ch), interpolation=cv2.INTER_AREA)
+            if self._prev_coarse.shape != cmask_fg.shape:
+                self._prev_coarse = np.zeros_like(cmask_fg)
+            cmoving = cast(
+                Gray,
+                cv2.bitwise_and(
+                    cv2.compare(cstep, level * _COARSE, cv2.CMP_GT),  # type: ignore[call-overload]
+                    cv2.bitwise_and(cmask_fg, cv2.bitwise_not(self._prev_coarse)),
+                ),
+            )
+            cblobs = self._blobs(
+                cmask_fg, cmask_fg, cmoving, min_px / 4 * (1.0 + self._clutter / 2.0)
+            )
+            self._prev_coarse = cmask_fg
+            self._coarse_tracks, _ = self._track([] if gap else self._coarse_tracks, cblobs, dt)
+            coarse = self._coarse_tracks
+        else:
+            self._coarse_tracks = []
+            self._prev_coarse = np.zeros((1, 1), np.uint8)
+
         h, w = fg.shape
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        for tr in tracks:
+        for tr in self._tracks:
             if tr.missed == 0 and (tr.age >= need or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
+        for tr in self._weak_tracks:
+            size = math.sqrt(tr.blob.core)
+            if (
+                tr.missed == 0
+                and tr.age >= _WEAK_FRAMES
+                and tr.travelled() >= _TRAVEL * size
+                and not tr.falling()
+            ):
+                tr.confirmed = True
+        for tr in coarse:
+            if tr.missed == 0 and not tr.falling() and (tr.age >= need or tr.confirmed):
+                tr.confirmed = True
+                b = tr.blob
+                boxes.append((2 * b.x / w, 2 * b.y / h, 2 * b.w / w, 2 * b.h / h))
+                confirmed[2 * b.y : 2 * (b.y + b.h), 2 * b.x : 2 * (b.x + b.w)] = 255
+        for tr in (*self._tracks, *self._weak_tracks):
+            if tr.confirmed and tr.missed == 0:
                 b = tr.blob
                 boxes.append((b.x / w, b.y / h, b.w / w, b.h / h))
                 confirmed[b.y : b.y + b.h, b.x : b.x + b.w] = 255
@@ -411,7 +584,6 @@ class MotionDetector:
         rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
-        learning = timestamp < self._recal_until + _LEARN_S
         cv2.accumulateWeighted(
             diff,
             self._dev,
@@ -619,11 +791,7 @@ class MotionWorker:
 
     def _analyse(self, frame: av.VideoFrame, ts: float) -> None:
         c0 = time.thread_time()
-        w, h = analysis_size(frame.width, frame.height)
-        small = cast(
-            Gray,
-            frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray(),
-        )
+        small = analysis_frame(frame)
         result = self._detector.process(small, ts)
         image: NDArray[np.uint8] | None = None
         if result.motion:
