@@ -35,12 +35,18 @@ from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
+from .retention import (
+    async_apply_retention_options,
+    async_retention_event,
+    async_setup_retention,
+)
 from .services import async_setup_services
 
 CAPTURE_STORE_VERSION = 1
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.BUTTON,
     Platform.CAMERA,
     Platform.IMAGE,
     Platform.NUMBER,
@@ -74,6 +80,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     )
     hub = entry.runtime_data.hub = HubCoordinator(hass, entry)
     entry.async_on_unload(index.add_listener(hub.on_clip_added))
+    await async_setup_retention(hass, entry)
     await _async_start_capture(hass, entry)
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
@@ -108,6 +115,7 @@ async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> 
         await store.async_save(state)
 
     def announce(event: EventInfo) -> None:
+        async_retention_event(entry, event)
         hass.bus.async_fire(EVENT_PM_DVR, event.as_dict())
 
     segment = entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS)
@@ -168,7 +176,8 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
     """
     data = entry.runtime_data
     if (dict(entry.data), dict(entry.options)) != data.settings_snapshot:
-        hass.config_entries.async_schedule_reload(entry.entry_id)
+        if not async_apply_retention_options(entry):
+            hass.config_entries.async_schedule_reload(entry.entry_id)
         return
     wanted = {
         subentry_id: subentry

@@ -15,6 +15,7 @@ from .core.clips import ClipIndex
 
 if TYPE_CHECKING:
     from .coordinator import CameraCoordinator, HubCoordinator
+    from .retention import RetentionManager
 
 type PmDvrConfigEntry = ConfigEntry[PmDvrData]
 type CameraEntitiesFactory = Callable[[CameraCoordinator], list[Any]]
@@ -29,6 +30,7 @@ class PmDvrData:
     cameras: dict[str, CameraCoordinator] = field(default_factory=dict)
     hub: HubCoordinator | None = None
     capture: CaptureManager | None = None
+    retention: RetentionManager | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(
         default_factory=dict

@@ -1,7 +1,8 @@
-"""Services: capture an event around now on one or more cameras."""
+"""Services: capture an event around now on one or more cameras; clean up storage now."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -24,7 +25,10 @@ from .data import PmDvrConfigEntry
 from .errors import translated
 
 SERVICE_CAPTURE_EVENT = "capture_event"
+SERVICE_CLEANUP = "cleanup"
 ATTR_LABEL = "label"
+ATTR_TARGET_GB = "target_gb"
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 
 # Ranges and label length are checked by the core, whose errors are translated (not voluptuous').
 CAPTURE_SCHEMA = vol.Schema(
@@ -33,6 +37,15 @@ CAPTURE_SCHEMA = vol.Schema(
         vol.Optional(CONF_PRE_SECONDS): vol.Coerce(float),
         vol.Optional(CONF_POST_SECONDS): vol.Coerce(float),
         vol.Optional(ATTR_LABEL): cv.string,
+    }
+)
+
+
+# The target's range is checked below, with a translated error.
+CLEANUP_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_TARGET_GB): vol.Coerce(float),
     }
 )
 
@@ -97,6 +110,38 @@ async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
+    """The hub a call names, or the only loaded hub when it names none."""
+    if entry_id is not None:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+            raise _validation_error("unknown_hub", config_entry_id=entry_id)
+        hub: PmDvrConfigEntry = entry
+        return hub
+    hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not hubs:
+        raise _validation_error("no_hub_loaded")
+    if len(hubs) > 1:
+        raise _validation_error("several_hubs")
+    return hubs[0]
+
+
+async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
+    """Run retention now; answer with what it deleted."""
+    target = call.data.get(ATTR_TARGET_GB)
+    if target is not None and not (math.isfinite(target) and target >= 0):
+        raise _validation_error("invalid_target", target_gb=str(target))
+    entry = loaded_hub(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    retention = entry.runtime_data.retention
+    assert retention is not None
+    result = await retention.async_cleanup(target)
+    return {
+        "files_deleted": result.files_deleted,
+        "bytes_freed": result.bytes_freed,
+        "events_deleted": result.events_deleted,
+    }
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register pm_dvr's services once, whatever the number of hubs."""
     hass.services.async_register(
@@ -104,5 +149,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_CAPTURE_EVENT,
         _async_capture_event,
         schema=CAPTURE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CLEANUP,
+        _async_cleanup,
+        schema=CLEANUP_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
