@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import json
 import os
 from pathlib import Path
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -19,8 +21,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.pm_dvr.const import (
     CONF_MAX_AGE_DAYS,
@@ -507,3 +510,78 @@ async def test_emergency_on_a_full_disk(
     assert sorted(event.rglob("*.mp4")) == event_clips
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+# The worker
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+async def test_worker_runs_every_minute_one_run_at_a_time(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs come every minute without a trigger, never overlap, and a failing run does not
+    stop the worker."""
+    manager = await set_up(hass, mock_config_entry)
+    retention = manager.retention
+    active = 0
+    overlaps: list[int] = []
+    lock = threading.Lock()
+    real_enforce, real_cleanup = retention.enforce, retention.cleanup
+
+    def tracked(real: Any) -> Any:
+        def run(*args: Any) -> Any:
+            nonlocal active
+            with lock:
+                active += 1
+                overlaps.append(active)
+            time.sleep(0.2)
+            with lock:
+                active -= 1
+            return real(*args)
+
+        return run
+
+    monkeypatch.setattr(retention, "enforce", tracked(real_enforce))
+    monkeypatch.setattr(retention, "cleanup", tracked(real_cleanup))
+    runs = manager.runs
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await asyncio.gather(cleanup(hass), cleanup(hass), wait_for(lambda: manager.runs >= runs + 3))
+    assert overlaps
+    assert max(overlaps) == 1
+
+    def broken(*args: Any) -> Any:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(retention, "enforce", broken)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=125))
+    await hass.async_block_till_done()
+    await asyncio.sleep(0.1)
+    monkeypatch.setattr(retention, "enforce", real_enforce)
+    runs = manager.runs
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=190))
+    await wait_for(lambda: manager.runs > runs)
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+async def test_unload_waits_for_the_run_in_progress(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unloading while a run deletes files lets it finish in its thread first."""
+    manager = await set_up(hass, mock_config_entry)
+    started = threading.Event()
+    finished = threading.Event()
+    real_enforce = manager.retention.enforce
+
+    def slow(*args: Any) -> Any:
+        started.set()
+        time.sleep(0.5)
+        result = real_enforce(*args)
+        finished.set()
+        return result
+
+    monkeypatch.setattr(manager.retention, "enforce", slow)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await hass.async_add_executor_job(started.wait, 5)
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert finished.is_set()

@@ -111,11 +111,6 @@ class RetentionManager:
         # The issue describes a running hub; nothing would clear it once the hub is unloaded.
         ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
 
-    @callback
-    def async_request_run(self) -> None:
-        """Ask the worker for a run as soon as the current one (if any) ends."""
-        self._wake.set()
-
     def _request_threadsafe(self) -> None:
         """Called from recorder threads when a closing clip takes a limit over."""
         loop = self.hass.loop
