@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import threading
 import time
@@ -223,6 +224,13 @@ async def test_quota_oldest_first_events_counted_once(
     assert manager.usage is not None
     assert manager.usage.events_bytes == event_bytes(storage_path)
     assert manager.retention.config.max_event_storage_gb == gb(3 * SIZE)
+
+    # Another part of pm_dvr (sync) deletes an event itself and says so: it is forgotten.
+    await hass.async_add_executor_job(shutil.rmtree, planted["busy"])
+    manager.async_refresh_event(planted["busy"].name)
+    await wait_for(lambda: manager.usage is not None and manager.usage.events_protected == 1)
+    assert manager.usage is not None
+    assert manager.usage.events_bytes == event_bytes(storage_path)
 
 
 @pytest.mark.parametrize("camera_subentries", [[]])

@@ -120,7 +120,13 @@ class RetentionManager:
     @callback
     def async_event_changed(self, event: EventInfo) -> None:
         """An event started, linked clips or completed: account for it on the next run."""
-        self._pending_events.add(event.event_id)
+        self.async_refresh_event(event.event_id)
+
+    @callback
+    def async_refresh_event(self, event_id: str) -> None:
+        """Re-read one event folder on the next run (for code that changes or deletes events,
+        such as sync removing uploaded events): a folder that is gone is forgotten."""
+        self._pending_events.add(event_id)
         self._wake.set()
 
     @callback
