@@ -220,8 +220,9 @@ async def test_quota_oldest_first_events_counted_once(
     await wait_for(lambda: not planted["done"].exists())
     assert planted["keep"].exists()
     assert planted["busy"].exists()
-    await wait_for(lambda: manager.usage is not None and manager.usage.events_protected == 2)
+    await wait_for(lambda: manager.usage is not None and manager.usage.events_count == 2)
     assert manager.usage is not None
+    assert manager.usage.events_protected == 2
     assert manager.usage.events_bytes == event_bytes(storage_path)
     assert manager.retention.config.max_event_storage_gb == gb(3 * SIZE)
 
@@ -472,7 +473,7 @@ async def test_emergency_on_a_full_disk(
     entry = hub_entry(
         storage,
         {CONF_MAX_STORAGE_GB: 100.0, CONF_MIN_FREE_GB: gb(floor)},
-        subentries_data=[camera_subentry("Garden", rtsp_server.url("/cam2"), "garden")],
+        subentries_data=[camera_subentry("Yard", rtsp_server.url("/cam2"), "yard")],
     )
     manager = await set_up(hass, entry)
     issue_id = f"low_disk_space_{entry.entry_id}"
@@ -486,13 +487,17 @@ async def test_emergency_on_a_full_disk(
     event_clips = sorted(event / c.parent.parent.name / c.name for c in clips[:8])
     assert sorted(event.rglob("*.mp4")) == event_clips
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
-    assert float(sensor(hass, "free_space")) * 1e9 >= floor * 0.99
+    assert manager.usage is not None
+    assert float(sensor(hass, "free_space")) == pytest.approx(manager.usage.free_bytes / 1e9)
 
     # Something else fills the disk: every recording no event holds goes, and that is not enough
     # (the filler and the event footage leave less than the floor).
     filler = small_fs / "other.bin"
     await hass.async_add_executor_job(filler.write_bytes, b"\0" * (free_bytes(small_fs) - 4 * big))
     await cleanup(hass)
+    recorder = entry.runtime_data.cameras["sub_yard"].recorder
+    assert recorder is not None
+    clips_recorded = recorder.stats.clips
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_key == "low_disk_space"
@@ -500,14 +505,13 @@ async def test_emergency_on_a_full_disk(
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["storage"] == str(storage)
     assert issue.translation_placeholders["floor"] == format_gb(floor)
+    assert issue.translation_placeholders["events"] == format_gb(event_bytes(storage))
     assert sorted(event.rglob("*.mp4")) == event_clips
-    assert set(recordings(storage)) <= set(clips[:8]) | set(
-        recordings_dir(storage).glob("garden/*/*.mp4")
-    )
-    # Recording carries on into what is left.
-    garden = recordings_dir(storage) / "garden"
-    await wait_for(lambda: len(list(garden.glob("*/*.mp4"))) >= 2, timeout=30)
-    assert entry.runtime_data.cameras
+    # Only event footage and the camera's newest clips are left.
+    assert all(p in clips[:8] or p.parent.parent.name == "yard" for p in recordings(storage))
+    # Recording carries on into what is left (each new clip is pruned while space is short).
+    await wait_for(lambda: recorder.stats.clips >= clips_recorded + 2, timeout=30)
+    assert hass.states.get("sensor.yard_recording_state").state == "recording"
 
     # The user frees space: the next run clears the issue.
     await hass.async_add_executor_job(filler.unlink)
