@@ -12,10 +12,10 @@ from homeassistant.const import Platform
 
 from .core.capture import CaptureManager
 from .core.clips import ClipIndex
+from .retention import RetentionManager
 
 if TYPE_CHECKING:
     from .coordinator import CameraCoordinator, HubCoordinator
-    from .retention import RetentionManager
 
 type PmDvrConfigEntry = ConfigEntry[PmDvrData]
 type CameraEntitiesFactory = Callable[[CameraCoordinator], list[Any]]

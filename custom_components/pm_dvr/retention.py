@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import contextlib
 from dataclasses import dataclass
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
@@ -40,7 +40,9 @@ from .core.retention import (
     RetentionResult,
     RetentionUsage,
 )
-from .data import PmDvrConfigEntry
+
+if TYPE_CHECKING:
+    from .data import PmDvrConfigEntry
 
 ENFORCE_INTERVAL = 60.0  # seconds between runs when nothing asks for one sooner
 
