@@ -11,6 +11,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import entity_registry as er
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.restore_state import async_get as async_get_restore_data
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -26,6 +27,7 @@ from .const import (
     MOTION_SWITCH_KEY,
     RECORDING_SWITCH_KEY,
     SUBENTRY_CAMERA,
+    signal_event,
 )
 from .coordinator import CameraCoordinator, HubCoordinator
 from .core.capture import CaptureManager, EventInfo
@@ -35,11 +37,9 @@ from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
-from .retention import (
-    async_apply_retention_options,
-    async_retention_event,
-    async_setup_retention,
-)
+from .events import motion_event_listener
+from .mqtt import async_setup_mqtt
+from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
 
 CAPTURE_STORE_VERSION = 1
@@ -92,6 +92,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    async_setup_mqtt(hass, entry)
     return True
 
 
@@ -115,8 +116,8 @@ async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> 
         await store.async_save(state)
 
     def announce(event: EventInfo) -> None:
-        async_retention_event(entry, event)
         hass.bus.async_fire(EVENT_PM_DVR, event.as_dict())
+        async_dispatcher_send(hass, signal_event(entry.entry_id), event)
 
     segment = entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS)
     capture = CaptureManager(
@@ -158,6 +159,7 @@ async def _async_start_camera(
         motion_enabled=_switch_was_on(hass, subentry_id, MOTION_SWITCH_KEY),
     )
     entry.runtime_data.cameras[subentry_id] = coordinator
+    coordinator.motion_listeners.append(motion_event_listener(entry, coordinator))
     await coordinator.async_start()
     return coordinator
 

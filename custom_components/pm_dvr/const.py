@@ -65,9 +65,17 @@ DEFAULT_POST_SECONDS: Final = 30
 MAX_WINDOW_SECONDS: Final = int(CORE_MAX_WINDOW_SECONDS)
 
 RECORDING_SWITCH_KEY: Final = "recording"
+PERSISTENT_SWITCH_KEY: Final = "persistent_recording"
+LAST_EVENT_SENSOR_KEY: Final = "last_event"
 HUB_DEVICE_NAME: Final = "pm_dvr"  # the product name, the same in every language
 MAX_LABEL_LENGTH: Final = CORE_MAX_LABEL_LENGTH
 EVENT_PM_DVR: Final = "pm_dvr_event"
+
+
+def signal_event(entry_id: str) -> str:
+    """Dispatcher signal sent with an `EventInfo` whenever an event of the hub starts or changes."""
+    return f"{DOMAIN}_event_{entry_id}"
+
 
 # Motion detection (camera subentry data; read with .get: older subentries lack them).
 CONF_MOTION: Final = "motion"

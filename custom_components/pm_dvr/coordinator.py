@@ -132,6 +132,8 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self.motion_sink: MotionSink | None = None
         self.detect_session: StreamSession | None = None
         self._motion_off: Callable[[], None] | None = None
+        # Called on the loop for every motion result (motion events open and extend from here).
+        self.motion_listeners: list[Callable[[], None]] = []
         self._last_image = -MOTION_IMAGE_INTERVAL
         self._stopped = False
         if subentry.data.get(CONF_MOTION, True):
@@ -290,6 +292,8 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self._motion_off = async_call_later(
             self.hass, self.motion_off_delay, self._async_motion_off
         )
+        for listener in self.motion_listeners:
+            listener()
         if changed:
             self.async_update_listeners()
 

@@ -16,6 +16,7 @@ from .retention import RetentionManager
 
 if TYPE_CHECKING:
     from .coordinator import CameraCoordinator, HubCoordinator
+    from .mqtt import MqttTrigger
 
 type PmDvrConfigEntry = ConfigEntry[PmDvrData]
 type CameraEntitiesFactory = Callable[[CameraCoordinator], list[Any]]
@@ -30,6 +31,7 @@ class PmDvrData:
     cameras: dict[str, CameraCoordinator] = field(default_factory=dict)
     hub: HubCoordinator | None = None
     capture: CaptureManager | None = None
+    mqtt: MqttTrigger | None = None
     retention: RetentionManager | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(

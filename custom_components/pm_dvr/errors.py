@@ -6,7 +6,7 @@ translated message and no secret (core messages mask URLs; the placeholders carr
 
 from __future__ import annotations
 
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN
 from .core.errors import PmDvrError
@@ -22,4 +22,13 @@ def translated(
         translation_domain=DOMAIN,
         translation_key=err.translation_key,
         translation_placeholders={"error": str(err), **placeholders},
+    )
+
+
+def validation_error(translation_key: str, **placeholders: str) -> ServiceValidationError:
+    """A translated validation error found by the glue itself (no core error behind it)."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
     )

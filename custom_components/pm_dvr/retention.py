@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .const import (
     CONF_MAX_AGE_DAYS,
@@ -31,6 +32,7 @@ from .const import (
     ISSUE_LOW_DISK_SPACE,
     LOGGER,
     RETENTION_KEYS,
+    signal_event,
 )
 from .core.capture import EventInfo
 from .core.retention import (
@@ -98,6 +100,12 @@ class RetentionManager:
     async def async_start(self) -> None:
         """Account for what is on disk (after the index scan), then start the worker."""
         self.entry.async_on_unload(self._async_on_unload)
+        # Every event change the capture manager announces (start, clips linked, completion).
+        self.entry.async_on_unload(
+            async_dispatcher_connect(
+                self.hass, signal_event(self.entry.entry_id), self.async_event_changed
+            )
+        )
         await self.hass.async_add_executor_job(self.retention.load)
         self.usage = await self.hass.async_add_executor_job(self.retention.usage)
         if (hub := self.entry.runtime_data.hub) is not None:
@@ -241,13 +249,6 @@ async def async_setup_retention(hass: HomeAssistant, entry: PmDvrConfigEntry) ->
     manager = RetentionManager(hass, entry)
     entry.runtime_data.retention = manager
     await manager.async_start()
-
-
-@callback
-def async_retention_event(entry: PmDvrConfigEntry, event: EventInfo) -> None:
-    """Tell the hub's retention about an event change (from the capture manager's callback)."""
-    if (manager := entry.runtime_data.retention) is not None:
-        manager.async_event_changed(event)
 
 
 @callback

@@ -1,23 +1,28 @@
-"""Sensors: a camera's recording state and stream figures; the hub's storage figures."""
+"""Sensors: a camera's recording state, stream figures and last event; the hub's storage figures."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory, Platform, UnitOfDataRate, UnitOfInformation
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .const import LAST_EVENT_SENSOR_KEY, signal_event
 from .coordinator import CameraCoordinator, CameraStatus, HubStatus
+from .core.capture import EventInfo, iso_time
 from .core.recorder import RecorderState
 from .data import PmDvrConfigEntry
 from .entity import PmDvrCameraEntity, PmDvrHubEntity, setup_camera_platform
@@ -137,9 +142,12 @@ async def async_setup_entry(
         Platform.SENSOR,
         async_add_entities,
         lambda coordinator: [
-            PmDvrCameraSensor(coordinator, description)
-            for description in CAMERA_SENSORS
-            if description.exists_fn(coordinator)
+            *(
+                PmDvrCameraSensor(coordinator, description)
+                for description in CAMERA_SENSORS
+                if description.exists_fn(coordinator)
+            ),
+            *last_event_sensors(coordinator),
         ],
     )
 
@@ -164,3 +172,76 @@ class PmDvrHubSensor(PmDvrHubEntity, SensorEntity):
     def native_value(self) -> StateType | datetime:
         """The value from the hub's latest status."""
         return self.entity_description.value_fn(self.coordinator.data)
+
+
+LAST_EVENT_SENSOR = SensorEntityDescription(
+    key=LAST_EVENT_SENSOR_KEY,
+    translation_key=LAST_EVENT_SENSOR_KEY,
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+# What an automation needs to tell events apart and follow them; no file paths.
+LAST_EVENT_ATTRIBUTES = ("event_id", "label", "trigger", "state", "cameras", "start", "end")
+
+
+def last_event_sensors(coordinator: CameraCoordinator) -> list[LastEventSensor]:
+    """Events link clips, so only cameras that record have a Last event."""
+    if coordinator.recorder is None:
+        return []
+    return [LastEventSensor(coordinator, LAST_EVENT_SENSOR)]
+
+
+class LastEventSensor(PmDvrCameraEntity, RestoreSensor):
+    """When the camera's latest event was triggered; its id, label, trigger and state alongside.
+
+    The state changes with each new event and the `state` attribute goes from `recording` to
+    `complete`, so automations can notify on either. Restored across restarts.
+    """
+
+    _attr_native_value: datetime | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Take the capture manager's last event, else what was shown before the restart."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_event(self.coordinator.config_entry.entry_id),
+                self._async_event_changed,
+            )
+        )
+        capture = self.coordinator.config_entry.runtime_data.capture
+        info = capture.last_event(self.coordinator.slug) if capture is not None else None
+        if info is not None:
+            self._show(info)
+            return
+        last_state = await self.async_get_last_state()
+        last_data = await self.async_get_last_sensor_data()
+        if last_state is None or last_data is None:
+            return
+        if isinstance(last_data.native_value, datetime):
+            self._attr_native_value = last_data.native_value
+        self._attr_extra_state_attributes = {
+            key: last_state.attributes[key]
+            for key in LAST_EVENT_ATTRIBUTES
+            if key in last_state.attributes
+        }
+
+    @callback
+    def _async_event_changed(self, info: EventInfo) -> None:
+        if self.coordinator.slug in info.cameras:
+            self._show(info)
+            self.async_write_ha_state()
+
+    def _show(self, info: EventInfo) -> None:
+        created = info.start if info.created is None else info.created
+        self._attr_native_value = datetime.fromtimestamp(created, tz=UTC)
+        attributes: dict[str, Any] = {
+            "event_id": info.event_id,
+            "label": info.label,
+            "trigger": info.trigger,
+            "state": info.state,
+            "cameras": list(info.cameras),
+            "start": iso_time(info.start),
+            "end": None if info.end is None else iso_time(info.end),
+        }
+        self._attr_extra_state_attributes = attributes

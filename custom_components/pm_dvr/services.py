@@ -1,4 +1,4 @@
-"""Services: capture an event around now on one or more cameras; clean up storage now."""
+"""Services: capture an event around now on cameras, persistent recording, clean up storage."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
@@ -23,8 +23,11 @@ from .coordinator import CameraCoordinator
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
 from .errors import translated
+from .events import async_service_start_persistent, async_service_stop_persistent
 
 SERVICE_CAPTURE_EVENT = "capture_event"
+SERVICE_START_PERSISTENT = "start_persistent_recording"
+SERVICE_STOP_PERSISTENT = "stop_persistent_recording"
 SERVICE_CLEANUP = "cleanup"
 ATTR_LABEL = "label"
 ATTR_TARGET_GB = "target_gb"
@@ -39,6 +42,11 @@ CAPTURE_SCHEMA = vol.Schema(
         vol.Optional(ATTR_LABEL): cv.string,
     }
 )
+
+START_PERSISTENT_SCHEMA = vol.Schema(
+    {vol.Required(ATTR_ENTITY_ID): cv.entity_ids, vol.Optional(ATTR_LABEL): cv.string}
+)
+STOP_PERSISTENT_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
 
 
 # The target's range is checked below, with a translated error.
@@ -67,7 +75,10 @@ def cameras_for_entities(
         entity = registry.async_get(entity_id)
         owner = (
             hass.config_entries.async_get_entry(entity.config_entry_id)
-            if entity is not None and entity.platform == DOMAIN and entity.config_entry_id
+            if entity is not None
+            and entity.platform == DOMAIN
+            and entity.domain == Platform.CAMERA
+            and entity.config_entry_id
             else None
         )
         if (
@@ -110,6 +121,24 @@ async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+async def _async_start_persistent(call: ServiceCall) -> ServiceResponse:
+    """Link every clip of the cameras (from their pre-roll on) into one event until stopped."""
+    entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
+    event = await async_service_start_persistent(entry, cameras, call.data.get(ATTR_LABEL))
+    response: dict[str, Any] = {"event_id": event.event_id, "path": str(event.path)}
+    return response
+
+
+async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
+    """End the cameras' persistent recording after their post-roll (no-op when not recording)."""
+    entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
+    events = await async_service_stop_persistent(call.hass, entry, cameras)
+    response: dict[str, Any] = {
+        "events": [{"event_id": event.event_id, "path": str(event.path)} for event in events]
+    }
+    return response
+
+
 def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
     """The hub a call names, or the only loaded hub when it names none."""
     if entry_id is not None:
@@ -149,6 +178,20 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_CAPTURE_EVENT,
         _async_capture_event,
         schema=CAPTURE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_START_PERSISTENT,
+        _async_start_persistent,
+        schema=START_PERSISTENT_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_STOP_PERSISTENT,
+        _async_stop_persistent,
+        schema=STOP_PERSISTENT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(

@@ -75,6 +75,7 @@ class EventInfo:
     end: float | None
     persistent: bool
     offline: tuple[str, ...] = ()
+    created: float | None = None  # when it was triggered (start is that minus the pre-roll)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form for HA's bus and MQTT."""
@@ -89,6 +90,7 @@ class EventInfo:
             "end": None if self.end is None else iso_time(self.end),
             "persistent": self.persistent,
             "offline": list(self.offline),
+            "created": None if self.created is None else iso_time(self.created),
         }
 
 
@@ -824,6 +826,7 @@ class CaptureManager:
             offline=tuple(_offline(event, self.gap_tolerance))
             if event.state == STATE_COMPLETE
             else (),
+            created=event.created,
         )
 
     def _schedule_save(self) -> None:
