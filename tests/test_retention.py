@@ -597,3 +597,49 @@ async def test_unload_waits_for_the_run_in_progress(
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert finished.is_set()
+
+
+@pytest.mark.parametrize(
+    "hub_options",
+    [
+        {
+            CONF_SEGMENT_SECONDS: 2,
+            CONF_MAX_STORAGE_GB: 5.0,
+            CONF_MAX_EVENT_STORAGE_GB: gb(1),
+            CONF_MAX_AGE_DAYS: 0,
+            **NO_FLOOR,
+        }
+    ],
+)
+async def test_event_quota_spares_events_in_progress_and_kept(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Over the event quota, captured events survive while recording; once complete the
+    ordinary one goes and the kept one stays."""
+    capture = init_integration.runtime_data.capture
+    assert capture is not None
+    manager = manager_of(init_integration)
+    events = []
+    for label in ("kept", "plain"):
+        response = await hass.services.async_call(
+            DOMAIN,
+            "capture_event",
+            {
+                ATTR_ENTITY_ID: ["camera.garden"],
+                "pre_seconds": 0,
+                "post_seconds": 3,
+                "label": label,
+            },
+            blocking=True,
+            return_response=True,
+        )
+        assert isinstance(response, dict)
+        events.append(Path(response["path"]))
+    capture.set_keep(events[0].name, True)
+    assert (await cleanup(hass))["events_deleted"] == 0
+    assert all(event.is_dir() for event in events)
+    await wait_for(lambda: not capture.active_events(), timeout=30)
+    await wait_for(lambda: not events[1].exists())
+    assert json.loads((events[0] / "event.json").read_text())["keep"] is True
+    assert list(events[0].rglob("*.mp4"))
+    await wait_for(lambda: manager.usage is not None and manager.usage.events_count == 1)
