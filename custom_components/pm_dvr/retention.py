@@ -115,11 +115,11 @@ class RetentionManager:
             self.hass, self._async_worker(), f"{DOMAIN} retention {self.entry.entry_id}"
         )
 
-    @callback
-    def _async_on_unload(self) -> None:
-        self.retention.close()
+    async def _async_on_unload(self) -> None:
         # The issue describes a running hub; nothing would clear it once the hub is unloaded.
         ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
+        # Its lock may be held by a run finishing in its thread: not on the event loop.
+        await self.hass.async_add_executor_job(self.retention.close)
 
     def _request_threadsafe(self) -> None:
         """Called from recorder threads when a closing clip takes a limit over."""
