@@ -21,7 +21,10 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pm_dvr.const import (
     CONF_AUDIO,
+    CONF_CAMERAS,
+    CONF_DELETE_AFTER_UPLOAD,
     CONF_DETECT_STREAM_URL,
+    CONF_LABELS,
     CONF_MAX_AGE_DAYS,
     CONF_MAX_STORAGE_GB,
     CONF_MQTT_TOPIC,
@@ -34,11 +37,15 @@ from custom_components.pm_dvr.const import (
     CONF_STORAGE_PATH,
     CONF_STREAM_INFO,
     CONF_STREAM_URL,
+    CONF_UPLOAD,
     DOMAIN,
     SUBENTRY_CAMERA,
+    SUBENTRY_TARGET,
+    UPLOAD_EVENTS,
 )
 
 from .common import wait_for
+from .rig.azurite import Azurite
 from .rig.rtsp import RtspServer
 
 
@@ -212,3 +219,30 @@ async def init_integration(
     if mock_config_entry.state.recoverable:
         await hass.config_entries.async_unload(mock_config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One in-memory Azurite (Microsoft's Azure Storage emulator) for the session."""
+    with Azurite(memory_limit_mb=512) as server:
+        yield server
+
+
+def target_subentry(
+    target_id: str, title: str, data: dict[str, Any], **options: Any
+) -> ConfigSubentryData:
+    """A sync target subentry for MockConfigEntry, as the target flow stores it."""
+    return ConfigSubentryDataWithId(
+        data={
+            **data,
+            CONF_UPLOAD: UPLOAD_EVENTS,
+            CONF_CAMERAS: [],
+            CONF_LABELS: [],
+            CONF_DELETE_AFTER_UPLOAD: False,
+            **options,
+        },
+        subentry_type=SUBENTRY_TARGET,
+        subentry_id=target_id,
+        title=title,
+        unique_id=f"test:{target_id}",
+    )

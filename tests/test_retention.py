@@ -325,8 +325,8 @@ async def test_cleanup_service_errors(
     assert err.value.translation_key == "invalid_target"
     with pytest.raises(ServiceValidationError) as err:
         await cleanup(hass, config_entry_id="nope")
-    assert err.value.translation_key == "unknown_hub"
-    assert err.value.translation_placeholders == {"config_entry_id": "nope"}
+    assert err.value.translation_key == "hub_not_loaded"
+    assert err.value.translation_placeholders == {"entry_id": "nope"}
     await set_up(hass, second)
     with pytest.raises(ServiceValidationError) as err:
         await cleanup(hass)

@@ -38,9 +38,11 @@ from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
 from .errors import translated
 from .events import motion_event_listener
+from .issues import async_setup_repairs
 from .mqtt import async_setup_mqtt
 from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
+from .sync import async_setup_sync
 
 CAPTURE_STORE_VERSION = 1
 
@@ -82,6 +84,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(index.add_listener(hub.on_clip_added))
     await async_setup_retention(hass, entry)
     await _async_start_capture(hass, entry)
+    await async_setup_sync(hass, entry)
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
             await _async_start_camera(hass, entry, subentry.subentry_id)
@@ -93,6 +96,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_setup_mqtt(hass, entry)
+    entry.async_on_unload(async_setup_repairs(hass, entry))
     return True
 
 
@@ -103,6 +107,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bo
         await _async_stop_cameras(entry)
         if entry.runtime_data.capture is not None:
             await entry.runtime_data.capture.stop()
+        if entry.runtime_data.sync is not None:
+            await entry.runtime_data.sync.async_stop()
     return unload_ok
 
 
@@ -203,6 +209,8 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
         coordinator = await _async_start_camera(hass, entry, subentry_id)
         for add_entities in data.entity_factories.values():
             add_entities(coordinator)
+    if data.sync is not None:
+        await data.sync.async_apply_targets()
 
 
 def _only_live_changes(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:

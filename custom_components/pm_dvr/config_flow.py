@@ -61,6 +61,7 @@ from .const import (
     MIN_SEGMENT_SECONDS,
     QUOTA_SHARE_OF_FREE,
     SUBENTRY_CAMERA,
+    SUBENTRY_TARGET,
 )
 from .core.errors import PmDvrError, StorageError
 from .core.layout import ensure_storage, free_bytes, slugify
@@ -68,6 +69,7 @@ from .core.motion import MotionConfig
 from .core.motion_sink import parse_zones
 from .core.probe import probe_stream
 from .core.urls import mask_url
+from .sync_flow import TargetReauthFlow, TargetSubentryFlow
 
 MASK = "***"
 WINDOW_SELECTOR = selector.NumberSelector(
@@ -198,8 +200,8 @@ def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class PmDvrConfigFlow(ConfigFlow, domain=DOMAIN):
-    """The hub: where footage is stored."""
+class PmDvrConfigFlow(TargetReauthFlow, ConfigFlow, domain=DOMAIN):
+    """The hub: where footage is stored (and the reauth of its sync targets)."""
 
     VERSION = 1
 
@@ -267,8 +269,8 @@ class PmDvrConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Cameras are subentries of the hub."""
-        return {SUBENTRY_CAMERA: CameraSubentryFlow}
+        """Cameras and sync targets are subentries of the hub."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow, SUBENTRY_TARGET: TargetSubentryFlow}
 
 
 class PmDvrOptionsFlow(OptionsFlow):

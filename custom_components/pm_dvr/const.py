@@ -99,3 +99,28 @@ MOTION_LIVE_KEYS: Final = frozenset(
 )
 MOTION_SWITCH_KEY: Final = "motion_detection"
 MOTION_IMAGE_INTERVAL: Final = 1.0  # seconds between "Last motion" pictures
+
+# Sync targets (subentries of type "target"; see sync.py and sync_flow.py).
+SUBENTRY_TARGET: Final = "target"
+EVENT_PM_DVR_UPLOAD: Final = "pm_dvr_upload"
+CONF_TARGET_TYPE: Final = "target_type"
+TARGET_AZURE: Final = "azure_blob"
+TARGET_FOLDER: Final = "folder"
+TARGET_RCLONE: Final = "rclone"
+TARGET_TYPES: Final = [TARGET_AZURE, TARGET_FOLDER, TARGET_RCLONE]
+CONF_CONNECTION_STRING: Final = "connection_string"
+CONF_ACCOUNT_URL: Final = "account_url"
+CONF_CREDENTIAL: Final = "credential"
+CONF_CONTAINER: Final = "container"
+CONF_PREFIX: Final = "prefix"
+CONF_PATH: Final = "path"
+CONF_REMOTE: Final = "remote"
+CONF_RCLONE_CONFIG: Final = "rclone_config"
+CONF_UPLOAD: Final = "upload"
+UPLOAD_EVENTS: Final = "events"
+UPLOAD_ALL: Final = "all"
+UPLOAD_MODES: Final = [UPLOAD_EVENTS, UPLOAD_ALL]
+CONF_CAMERAS: Final = "cameras"
+CONF_LABELS: Final = "labels"
+CONF_DELETE_AFTER_UPLOAD: Final = "delete_after_upload"
+TARGET_SECRET_KEYS: Final = frozenset({CONF_CONNECTION_STRING, CONF_CREDENTIAL})

@@ -17,6 +17,7 @@ from .retention import RetentionManager
 if TYPE_CHECKING:
     from .coordinator import CameraCoordinator, HubCoordinator
     from .mqtt import MqttTrigger
+    from .sync import SyncCoordinator
 
 type PmDvrConfigEntry = ConfigEntry[PmDvrData]
 type CameraEntitiesFactory = Callable[[CameraCoordinator], list[Any]]
@@ -32,6 +33,7 @@ class PmDvrData:
     hub: HubCoordinator | None = None
     capture: CaptureManager | None = None
     mqtt: MqttTrigger | None = None
+    sync: SyncCoordinator | None = None
     retention: RetentionManager | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(

@@ -13,6 +13,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .const import CONF_STREAM_INFO, DOMAIN, HUB_DEVICE_NAME
 from .coordinator import CameraCoordinator, HubCoordinator
 from .data import PmDvrConfigEntry
+from .sync import SyncCoordinator
 
 
 def camera_device_info(coordinator: CameraCoordinator) -> DeviceInfo:
@@ -84,3 +85,58 @@ class PmDvrHubEntity(CoordinatorEntity[HubCoordinator]):
             manufacturer="pm_dvr",
             model="DVR hub",
         )
+
+
+def hub_device_info(entry: PmDvrConfigEntry) -> DeviceInfo:
+    """The hub's device (the same one PmDvrHubEntity uses)."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, entry.entry_id)},
+        name=HUB_DEVICE_NAME,
+        manufacturer="pm_dvr",
+        model="DVR hub",
+    )
+
+
+class PmDvrSyncEntity(CoordinatorEntity[SyncCoordinator]):
+    """An entity of the hub's device that shows sync state (queue, targets)."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        coordinator: SyncCoordinator,
+        description: EntityDescription,
+        target_id: str | None = None,
+    ) -> None:
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self.entity_description = description
+        self.target_id = target_id
+        self._attr_unique_id = f"{target_id or entry.entry_id}_{description.key}"
+        self._attr_device_info = hub_device_info(entry)
+        if target_id is not None:
+            self._attr_translation_placeholders = {"target": coordinator.target_title(target_id)}
+
+    async def async_added_to_hass(self) -> None:
+        """A target's entity is removed with its target (see SyncCoordinator)."""
+        await super().async_added_to_hass()
+        if self.target_id is not None:
+            self.coordinator.target_entities.setdefault(self.target_id, []).append(self)
+
+
+def setup_target_platform(
+    entry: PmDvrConfigEntry,
+    platform: Platform,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[SyncCoordinator, str], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every sync target now, and for targets added later."""
+    sync = entry.runtime_data.sync
+    assert sync is not None
+
+    def add(target_id: str) -> None:
+        async_add_entities(list(build(sync, target_id)), config_subentry_id=target_id)
+
+    sync.target_entity_factories[platform] = add
+    for target_id in sync.target_ids():
+        add(target_id)

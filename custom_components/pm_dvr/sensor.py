@@ -25,7 +25,8 @@ from .coordinator import CameraCoordinator, CameraStatus, HubStatus
 from .core.capture import EventInfo, iso_time
 from .core.recorder import RecorderState
 from .data import PmDvrConfigEntry
-from .entity import PmDvrCameraEntity, PmDvrHubEntity, setup_camera_platform
+from .entity import PmDvrCameraEntity, PmDvrHubEntity, PmDvrSyncEntity, setup_camera_platform
+from .sync import SyncStatus
 
 PARALLEL_UPDATES = 0
 
@@ -128,6 +129,29 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SyncSensorDescription(SensorEntityDescription):
+    """A sync sensor of the hub."""
+
+    value_fn: Callable[[SyncStatus], StateType | datetime]
+
+
+SYNC_SENSORS: tuple[SyncSensorDescription, ...] = (
+    SyncSensorDescription(
+        key="sync_queue",
+        translation_key="sync_queue",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda status: status.queue_length,
+    ),
+    SyncSensorDescription(
+        key="last_upload",
+        translation_key="last_upload",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda status: status.last_upload,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PmDvrConfigEntry,
@@ -137,6 +161,9 @@ async def async_setup_entry(
     hub = entry.runtime_data.hub
     assert hub is not None
     async_add_entities(PmDvrHubSensor(hub, description) for description in HUB_SENSORS)
+    sync = entry.runtime_data.sync
+    assert sync is not None
+    async_add_entities(PmDvrSyncSensor(sync, description) for description in SYNC_SENSORS)
     setup_camera_platform(
         entry,
         Platform.SENSOR,
@@ -171,6 +198,17 @@ class PmDvrHubSensor(PmDvrHubEntity, SensorEntity):
     @property
     def native_value(self) -> StateType | datetime:
         """The value from the hub's latest status."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+
+class PmDvrSyncSensor(PmDvrSyncEntity, SensorEntity):
+    """The upload queue's length or the time of the last verified upload."""
+
+    entity_description: SyncSensorDescription
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """The value from the sync coordinator's latest status."""
         return self.entity_description.value_fn(self.coordinator.data)
 
 

@@ -1,4 +1,4 @@
-"""Services: capture an event around now on cameras, persistent recording, clean up storage."""
+"""Services: capture an event around now on cameras, persistent recording, sync now, clean up."""
 
 from __future__ import annotations
 
@@ -139,12 +139,31 @@ async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+SERVICE_SYNC_NOW = "sync_now"
+SYNC_NOW_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+
+async def _async_sync_now(call: ServiceCall) -> None:
+    """Retry every queued upload now, on one hub or on every loaded hub."""
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    entries: list[PmDvrConfigEntry] = [
+        entry
+        for entry in call.hass.config_entries.async_loaded_entries(DOMAIN)
+        if entry_id is None or entry.entry_id == entry_id
+    ]
+    if entry_id is not None and not entries:
+        raise _validation_error("hub_not_loaded", entry_id=entry_id)
+    for entry in entries:
+        if entry.runtime_data.sync is not None:
+            await entry.runtime_data.sync.async_sync_now()
+
+
 def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
     """The hub a call names, or the only loaded hub when it names none."""
     if entry_id is not None:
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
-            raise _validation_error("unknown_hub", config_entry_id=entry_id)
+            raise _validation_error("hub_not_loaded", entry_id=entry_id)
         hub: PmDvrConfigEntry = entry
         return hub
     hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
@@ -194,6 +213,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=STOP_PERSISTENT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    hass.services.async_register(DOMAIN, SERVICE_SYNC_NOW, _async_sync_now, schema=SYNC_NOW_SCHEMA)
     hass.services.async_register(
         DOMAIN,
         SERVICE_CLEANUP,

@@ -83,12 +83,16 @@ class AzureTuning:
     Block List only stores the whole-file MD5, it does not check it). Off by default: on Azure
     (https) TLS already protects the bytes in transit, and it costs a second MD5 pass; turn it
     on for plain-http endpoints.
+
+    retry_backoff is the SDK's first wait before retrying a failed request (its default, 15 s,
+    then 18 s and 24 s); callers with their own retry loop shorten it so an outage surfaces fast.
     """
 
     block_size: int = BLOCK_SIZE
     single_put_max: int = SINGLE_PUT_MAX
     max_concurrency: int = MAX_CONCURRENCY
     retry_total: int = 3
+    retry_backoff: float = 15.0
     validate_blocks: bool = False
     connection_timeout: float = 20.0
     read_timeout: float = 60.0
@@ -104,6 +108,7 @@ def build_client(
         "max_block_size": tuning.block_size,
         "max_single_put_size": tuning.single_put_max,
         "retry_total": tuning.retry_total,
+        "initial_backoff": tuning.retry_backoff,
         "connection_timeout": tuning.connection_timeout,
         "read_timeout": tuning.read_timeout,
     }

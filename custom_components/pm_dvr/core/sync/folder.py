@@ -111,7 +111,7 @@ class FolderTarget:
             if (await self._run(dest.stat)).st_size != local_size:
                 return False
             return await self._run(file_md5, dest) == await self._run(file_md5, local)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a file where a folder should be
             return False
 
     async def close(self) -> None:

@@ -1,0 +1,493 @@
+"""Footage for a media browser: day/hour buckets of the clip index, the event catalog, safe paths,
+and event videos made by stream copy.
+
+Listings come from the in-memory clip index by bisection (one step per day or hour shown, never a
+pass over every clip) and from the events folder's names (re-listed only when the folder changed),
+so a year of footage lists as fast as a day. Everything that touches files is blocking: the glue
+runs it in the executor.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from fractions import Fraction
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import re
+import shutil
+import threading
+import time
+from typing import Any, Final, cast
+
+import av
+
+from .clips import Clip, clip_start_from_name
+from .layout import EVENT_FILE, events_dir, recordings_dir
+from .stream import Image, encode_jpeg
+
+_LOGGER = logging.getLogger(__name__)
+
+CACHE: Final = "cache"
+DAY_FORMAT: Final = "%Y-%m-%d"
+CAMERA_SLUG: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DAY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HOUR: Final = re.compile(r"^(?:[01]\d|2[0-3])$")
+EVENT_ID: Final = re.compile(r"^\d{8}-\d{6}-\d{3}_[a-z0-9-]+$")  # core/capture.py's ids
+THUMBNAIL_WIDTH: Final = 320
+CACHE_MAX_AGE: Final = 24 * 3600.0
+CACHE_MAX_BYTES: Final = 2 * 1024**3
+
+
+class MediaPathError(ValueError):
+    """An identifier that does not name footage inside the storage folder."""
+
+
+def _start_of(clip: Clip) -> float:
+    return clip.start
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A run of consecutive clips sharing a day (key `YYYY-mm-dd`) or an hour (key `HH`)."""
+
+    key: str
+    start: float
+    first: int
+    count: int
+
+
+def day_buckets(clips: Sequence[Clip]) -> list[Bucket]:
+    """Days with footage, oldest first: one bisection per day, whatever the number of clips."""
+    buckets: list[Bucket] = []
+    i, n = 0, len(clips)
+    while i < n:
+        start = clips[i].start
+        local = time.localtime(start)
+        tomorrow = time.mktime((local.tm_year, local.tm_mon, local.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+        j = bisect_left(clips, tomorrow, lo=i + 1, key=_start_of)
+        buckets.append(Bucket(time.strftime(DAY_FORMAT, local), start, i, j - i))
+        i = j
+    return buckets
+
+
+def hour_buckets(clips: Sequence[Clip], lo: int = 0, hi: int | None = None) -> list[Bucket]:
+    """Hours with footage among clips[lo:hi], oldest first.
+
+    The next hour comes from mktime, so the hour repeated by a DST change is one bucket.
+    """
+    buckets: list[Bucket] = []
+    i, n = lo, len(clips) if hi is None else hi
+    while i < n:
+        start = clips[i].start
+        local = time.localtime(start)
+        next_hour = time.mktime(
+            (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour + 1, 0, 0, 0, 0, -1)
+        )
+        j = bisect_left(clips, next_hour, lo=i + 1, hi=n, key=_start_of)
+        buckets.append(Bucket(f"{local.tm_hour:02d}", start, i, j - i))
+        i = j
+    return buckets
+
+
+def day_range(clips: Sequence[Clip], day: str) -> tuple[int, int]:
+    """The slice of clips that start on a local day (`YYYY-mm-dd`)."""
+    if not DAY.match(day):
+        raise MediaPathError(f"not a day: {day!r}")
+    year, month, mday = (int(part) for part in day.split("-"))
+    try:
+        date(year, month, mday)
+        t0 = time.mktime((year, month, mday, 0, 0, 0, 0, 0, -1))
+        t1 = time.mktime((year, month, mday + 1, 0, 0, 0, 0, 0, -1))
+    except (OverflowError, ValueError) as err:
+        raise MediaPathError(f"not a day: {day!r}") from err
+    return bisect_left(clips, t0, key=_start_of), bisect_left(clips, t1, key=_start_of)
+
+
+def hour_range(clips: Sequence[Clip], day: str, hour: str) -> tuple[int, int]:
+    """The slice of clips that start in one local hour of a day."""
+    if not HOUR.match(hour):
+        raise MediaPathError(f"not an hour: {hour!r}")
+    lo, hi = day_range(clips, day)
+    for bucket in hour_buckets(clips, lo, hi):
+        if bucket.key == hour:
+            return bucket.first, bucket.first + bucket.count
+    return lo, lo
+
+
+def check_part(value: str, pattern: re.Pattern[str], what: str) -> str:
+    """One identifier component, refused unless it matches its strict form (no `..`, no `/`)."""
+    if not pattern.fullmatch(value):
+        raise MediaPathError(f"invalid {what}: {value[:80]!r}")
+    return value
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """root/parts, refused when any part is not a plain name or the result leaves root. Blocking."""
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise MediaPathError(f"invalid path component: {part[:80]!r}")
+    path = root.joinpath(*parts)
+    resolved_root = root.resolve()
+    resolved = path.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise MediaPathError("path leaves the storage folder")
+    return resolved
+
+
+def clip_file(storage: Path, clip: Clip) -> Path:
+    """The file of an indexed clip, checked to be inside the recordings folder. Blocking."""
+    root = recordings_dir(storage)
+    try:
+        relative = clip.path.relative_to(root)
+    except ValueError as err:
+        raise MediaPathError("clip outside the recordings folder") from err
+    path = inside(root, *relative.parts)
+    if not path.is_file():
+        raise MediaPathError("clip missing")
+    return path
+
+
+# ----------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """What a listing shows of one event, read from its event.json."""
+
+    event_id: str
+    label: str
+    trigger: str
+    cameras: tuple[str, ...]
+    start: float | None
+    end: float | None
+    state: str
+    clips: dict[str, tuple[str, ...]]
+
+    def duration(self) -> float | None:
+        """Seconds requested (the window), None while it has no end."""
+        if self.start is None or self.end is None:
+            return None
+        return max(0.0, self.end - self.start)
+
+
+def _time(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _dict(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _summary(event_id: str, doc: dict[str, Any]) -> EventSummary:
+    requested = _dict(doc.get("requested"))
+    raw_clips = _dict(doc.get("clips"))
+    clips: dict[str, tuple[str, ...]] = {}
+    for camera, entries in raw_clips.items():
+        if not isinstance(camera, str) or not CAMERA_SLUG.match(camera):
+            continue
+        if not isinstance(entries, list):
+            continue
+        names = [e.get("name") for e in entries if isinstance(e, dict)]
+        clips[camera] = tuple(
+            n for n in names if isinstance(n, str) and clip_start_from_name(n) is not None
+        )
+    cameras = doc.get("cameras")
+    return EventSummary(
+        event_id=event_id,
+        label=str(doc.get("label") or ""),
+        trigger=str(doc.get("trigger") or ""),
+        cameras=tuple(c for c in cameras if isinstance(c, str))
+        if isinstance(cameras, list)
+        else tuple(clips),
+        start=_time(requested.get("start")),
+        end=_time(requested.get("end")),
+        state=str(doc.get("state") or ""),
+        clips=clips,
+    )
+
+
+def event_time(event_id: str) -> float | None:
+    """When an event started, from its id (`YYYYmmdd-HHMMSS-mmm_...`, local time)."""
+    try:
+        parsed = time.strptime(event_id[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return None
+    return time.mktime(parsed) + int(event_id[16:19]) / 1000
+
+
+class EventCatalog:
+    """The events of a storage folder, newest first, from folder names and cached event.json.
+
+    A listing costs one stat of the events folder (its names are re-read only when it changed)
+    plus one stat per event shown (its event.json is parsed again only when it changed).
+    """
+
+    def __init__(self, storage: Path) -> None:
+        self.root = events_dir(storage)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._ids: list[str] = []
+        self._docs: dict[str, tuple[int, EventSummary]] = {}
+
+    def ids(self) -> list[str]:
+        """Event ids, newest first. Blocking."""
+        try:
+            st = self.root.stat()
+            # The link count changes with every folder added or removed, even within one mtime tick.
+            stamp = (st.st_mtime_ns, st.st_nlink)
+        except OSError:
+            return []
+        with self._lock:
+            if stamp == self._stamp:
+                return self._ids
+        with os.scandir(self.root) as entries:
+            ids = sorted(
+                (e.name for e in entries if EVENT_ID.match(e.name) and e.is_dir()),
+                reverse=True,
+            )
+        with self._lock:
+            self._stamp, self._ids = stamp, ids
+            for gone in self._docs.keys() - set(ids):
+                del self._docs[gone]
+        return ids
+
+    def summary(self, event_id: str) -> EventSummary | None:
+        """One event as its event.json says now, None when it has none. Blocking."""
+        check_part(event_id, EVENT_ID, "event id")
+        path = self.root / event_id / EVENT_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._docs.get(event_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        summary = _summary(event_id, doc)
+        with self._lock:
+            self._docs[event_id] = (stamp, summary)
+        return summary
+
+    def clip_paths(self, summary: EventSummary, camera: str) -> list[Path]:
+        """The event's clips of one camera that are on disk, in time order. Blocking.
+
+        A clip that resolves outside the events folder (a planted symlink) is left out.
+        """
+        check_part(camera, CAMERA_SLUG, "camera")
+        names = sorted(summary.clips.get(camera, ()), key=lambda n: clip_start_from_name(n) or 0)
+        paths = []
+        for name in names:
+            try:
+                path = inside(self.root, summary.event_id, camera, name)
+            except MediaPathError:
+                continue
+            if path.is_file():
+                paths.append(path)
+        return paths
+
+
+# ----------------------------------------------------------------------------------- videos
+
+
+class MediaCache:
+    """Event videos and thumbnails made on demand under `<storage>/cache`, pruned by age/size."""
+
+    def __init__(self, storage: Path) -> None:
+        self.root = storage / CACHE
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def event_video(self, event_id: str, camera: str, clips: Sequence[Path]) -> Path:
+        """One MP4 of a camera's clips in an event, back to back, by stream copy. Blocking.
+
+        Named after the clips it holds, so an event still recording gets a fresh file.
+        """
+        check_part(event_id, EVENT_ID, "event id")
+        check_part(camera, CAMERA_SLUG, "camera")
+        if not clips:
+            raise MediaPathError("no clips")
+        signature = hashlib.sha1(
+            "\n".join(f"{p.name}:{p.stat().st_size}" for p in clips).encode(),
+            usedforsecurity=False,
+        ).hexdigest()[:12]
+        folder = self.root / event_id
+        dest = folder / f"{camera}-{signature}.mp4"
+        with self._lock(str(dest)):
+            if dest.is_file():
+                os.utime(dest)
+                return dest
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob(f"{camera}-*.mp4"):
+                stale.unlink(missing_ok=True)
+            remux(clips, dest)
+        return dest
+
+    def thumbnail(self, event_id: str, clip: Path) -> bytes | None:
+        """A small JPEG of the first frame of `clip`, cached per event. Blocking."""
+        check_part(event_id, EVENT_ID, "event id")
+        dest = self.root / event_id / "thumbnail.jpg"
+        with self._lock(str(dest)):
+            if dest.is_file():
+                return dest.read_bytes()
+            jpeg = first_frame_jpeg(clip, THUMBNAIL_WIDTH)
+            if jpeg is None:
+                return None
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".part")
+            tmp.write_bytes(jpeg)
+            tmp.replace(dest)
+        return jpeg
+
+    def prune(
+        self,
+        events: set[str] | None = None,
+        max_age: float = CACHE_MAX_AGE,
+        max_bytes: int = CACHE_MAX_BYTES,
+        now: float | None = None,
+        keep: Path | None = None,
+    ) -> int:
+        """Delete what is older than max_age or of events not in `events`, then the oldest
+        over max_bytes; never `keep` (the file being served). Returns the bytes freed. Blocking."""
+        if not self.root.is_dir():
+            return 0
+        now = time.time() if now is None else now
+        freed = 0
+        kept: list[tuple[float, int, Path]] = []
+        for folder in self.root.iterdir():
+            gone = events is not None and folder.name not in events
+            files = list(folder.iterdir()) if folder.is_dir() else [folder]
+            for file in files:
+                try:
+                    st = file.stat()
+                except OSError:
+                    continue
+                if file == keep:
+                    continue
+                if gone or now - st.st_mtime > max_age:
+                    file.unlink(missing_ok=True)
+                    freed += st.st_size
+                else:
+                    kept.append((st.st_mtime, st.st_size, file))
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        total = sum(size for _, size, _ in kept)
+        for _, size, file in sorted(kept):
+            if total <= max_bytes:
+                break
+            file.unlink(missing_ok=True)
+            total -= size
+            freed += size
+        return freed
+
+    def clear(self) -> None:
+        """Remove the whole cache. Blocking."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remux(sources: Sequence[Path], dest: Path) -> None:
+    """Concatenate clips into one MP4 by stream copy (no re-encoding); timestamps made continuous.
+
+    Streams come from the first clip that opens (video, and audio if it has some); a clip that
+    cannot be read is skipped. Written to `<dest>.part` and renamed, so a reader never sees half.
+    """
+    tmp = dest.with_name(dest.name + ".part")
+    out = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+    try:
+        outputs: dict[str, av.stream.Stream] = {}
+        last_dts: dict[int, Fraction] = {}
+        base = Fraction(0)
+        for source in sources:
+            try:
+                inp = av.open(str(source))
+            except (av.error.FFmpegError, OSError) as err:
+                _LOGGER.warning("Skipping unreadable clip %s: %s", source.name, err)
+                continue
+            with inp:
+                if not outputs:
+                    for stream in (*inp.streams.video[:1], *inp.streams.audio[:1]):
+                        outputs[stream.type] = _add_template(out, stream)
+                base = _copy(inp, out, outputs, base, last_dts)
+        _check_some(outputs)
+    except BaseException:
+        out.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    out.close()
+    tmp.replace(dest)
+
+
+def _check_some(outputs: dict[str, av.stream.Stream]) -> None:
+    if not outputs:
+        raise MediaPathError("no readable clip")
+
+
+def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14)."""
+    if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
+        return cast(av.stream.Stream, out.add_stream_from_template(stream))
+    return out.add_stream(template=stream)
+
+
+def _copy(
+    inp: av.container.InputContainer,
+    out: av.container.OutputContainer,
+    outputs: dict[str, av.stream.Stream],
+    base: Fraction,
+    last_dts: dict[int, Fraction],
+) -> Fraction:
+    """Mux one clip's packets shifted to start at `base` (seconds); returns where it ends."""
+    streams = [s for s in (*inp.streams.video[:1], *inp.streams.audio[:1]) if s.type in outputs]
+    start = Fraction(inp.start_time or 0, 1_000_000)
+    end = base
+    for packet in inp.demux(*streams):
+        if packet.dts is None or packet.pts is None or packet.time_base is None:
+            continue
+        tb = packet.time_base
+        out_stream = outputs[packet.stream.type]
+        shift = round((base - start) / tb)
+        dts, pts = packet.dts + shift, packet.pts + shift
+        previous = last_dts.get(out_stream.index)
+        if previous is not None and dts * tb <= previous:
+            bump = math.floor((previous - dts * tb) / tb) + 1
+            dts, pts = dts + bump, pts + bump
+        packet.dts, packet.pts = dts, pts
+        last_dts[out_stream.index] = dts * tb
+        end = max(end, (dts + (packet.duration or 0)) * tb)
+        packet.stream = out_stream
+        out.mux_one(packet)
+    return end
+
+
+def first_frame_jpeg(path: Path, width: int) -> bytes | None:
+    """JPEG of the first decodable video frame of a clip, None when it has none. Blocking."""
+    try:
+        with av.open(str(path)) as inp:
+            if not inp.streams.video:
+                return None
+            for frame in inp.decode(inp.streams.video[0]):
+                return encode_jpeg(cast(Image, frame.to_ndarray(format="bgr24")), width)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None

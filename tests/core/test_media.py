@@ -1,0 +1,247 @@
+"""core/media.py: buckets by bisection, safe paths, the event catalog, event videos by stream copy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import itertools
+import json
+import os
+from pathlib import Path
+import shutil
+import time
+
+import av
+import pytest
+
+from custom_components.pm_dvr.core.clips import Clip
+from custom_components.pm_dvr.core.media import (
+    EventCatalog,
+    MediaCache,
+    MediaPathError,
+    clip_file,
+    day_buckets,
+    day_range,
+    event_time,
+    first_frame_jpeg,
+    hour_buckets,
+    hour_range,
+    inside,
+    remux,
+)
+
+from ..rig.clipfiles import make_clip
+
+EVENT = "20251026-013000-000_night"
+
+
+@pytest.fixture
+def berlin() -> Iterator[None]:
+    """Local time with a DST change (Europe/Berlin: 26 Oct 2025, 03:00 back to 02:00)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def clips_every(start: float, step: float, count: int) -> list[Clip]:
+    return [
+        Clip(start + i * step, start + i * step + step, "cam", Path(f"/x/{i}.mp4"), 1)
+        for i in range(count)
+    ]
+
+
+def test_buckets_across_a_dst_night(berlin: None) -> None:
+    """The repeated 02:00 hour is one bucket; days and hours count every clip once."""
+    start = time.mktime((2025, 10, 25, 22, 0, 0, 0, 0, -1))
+    clips = clips_every(start, 600, 6 * 8)  # 22:00 .. 05:00 (local), one clip per 10 min
+    days = day_buckets(clips)
+    assert [(d.key, d.count) for d in days] == [("2025-10-25", 12), ("2025-10-26", 36)]
+    hours = hour_buckets(clips, days[1].first, days[1].first + days[1].count)
+    assert [h.key for h in hours] == ["00", "01", "02", "03", "04"]
+    assert {h.key: h.count for h in hours}["02"] == 12  # 02:00-03:00 twice
+    assert sum(h.count for h in hours) == 36
+    lo, hi = hour_range(clips, "2025-10-26", "02")
+    assert hi - lo == 12
+    assert hour_range(clips, "2025-10-26", "21") == (day_range(clips, "2025-10-26")[0],) * 2
+    assert day_range(clips, "2025-10-27") == (len(clips), len(clips))
+
+
+@pytest.mark.parametrize("day", ["2025-13-01", "2025-02-30", "../..", "2025-1-1"])
+def test_bad_days_refused(day: str) -> None:
+    with pytest.raises(MediaPathError):
+        day_range([], day)
+
+
+def test_bad_hour_refused() -> None:
+    with pytest.raises(MediaPathError):
+        hour_range([], "2025-01-01", "24")
+
+
+def test_inside_refuses_escapes(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    (root / "recordings").mkdir(parents=True)
+    (tmp_path / "secret").write_text("x")
+    (root / "recordings" / "link").symlink_to(tmp_path / "secret")
+    assert inside(root, "recordings") == (root / "recordings").resolve()
+    for parts in (("..",), ("a/../..",), ("",), ("recordings", "link"), (".",), ("a\\b",)):
+        with pytest.raises(MediaPathError):
+            inside(root, *parts)
+    with pytest.raises(MediaPathError):
+        clip_file(root, Clip(0, 1, "cam", tmp_path / "secret", 1))
+    with pytest.raises(MediaPathError):
+        clip_file(root, Clip(0, 1, "cam", root / "recordings" / "cam" / "gone.mp4", 1))
+
+
+def write_event(storage: Path, event_id: str, doc: object) -> Path:
+    folder = storage / "events" / event_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "event.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_catalog_lists_newest_first_and_caches(tmp_path: Path) -> None:
+    catalog = EventCatalog(tmp_path)
+    assert catalog.ids() == []
+    write_event(tmp_path, EVENT, {"label": "Night", "cameras": ["cam"], "clips": {}})
+    later = "20251026-020000-000_later"
+    write_event(
+        tmp_path,
+        later,
+        {
+            "trigger": "motion",
+            "requested": {"start": "2025-10-26T02:00:00+00:00", "end": "2025-10-26T02:01:00+00:00"},
+            "clips": {
+                "cam": [{"name": "20251026-020000.mp4"}, {"name": "../x"}, "junk"],
+                "../bad": [{"name": "20251026-020000.mp4"}],
+                "other": "junk",
+            },
+        },
+    )
+    folder = tmp_path / "events" / later / "cam"
+    folder.mkdir()
+    (tmp_path / "secret.mp4").write_text("x")
+    (folder / "20251026-020000.mp4").symlink_to(tmp_path / "secret.mp4")
+    (tmp_path / "events" / "not-an-event").mkdir()
+    (tmp_path / "events" / "20251026-030000-000_file").write_text("x")
+    ids = catalog.ids()
+    assert ids == [later, EVENT]
+    assert catalog.ids() is ids  # folder unchanged: no listing
+    summary = catalog.summary(later)
+    assert summary is not None
+    assert summary.cameras == ("cam",)  # no list of cameras: those with clips
+    assert summary.clips == {"cam": ("20251026-020000.mp4",)}
+    assert summary.duration() == 60
+    assert summary.trigger == "motion"
+    assert catalog.clip_paths(summary, "cam") == []  # a symlink out of the events folder
+    (folder / "20251026-020000.mp4").unlink()
+    (folder / "20251026-020000.mp4").write_text("clip")
+    assert catalog.clip_paths(summary, "cam") == [(folder / "20251026-020000.mp4").resolve()]
+    assert catalog.summary(later) is summary  # event.json unchanged: not parsed again
+    night = catalog.summary(EVENT)
+    assert night is not None
+    assert night.duration() is None
+    assert night.cameras == ("cam",)
+    write_event(tmp_path, "20251026-040000-000_broken", None)
+    (tmp_path / "events" / "20251026-050000-000_bad").mkdir()
+    (tmp_path / "events" / "20251026-050000-000_bad" / "event.json").write_text("{")
+    assert catalog.summary("20251026-040000-000_broken") is None
+    assert catalog.summary("20251026-050000-000_bad") is None
+    assert catalog.summary("20251026-060000-000_none") is None
+    with pytest.raises(MediaPathError):
+        catalog.summary("../events")
+    shutil.rmtree(tmp_path / "events" / later)
+    assert later not in catalog.ids()
+    assert event_time(EVENT) == time.mktime((2025, 10, 26, 1, 30, 0, 0, 0, -1))
+    assert event_time("nonsense") is None
+
+
+def frames_and_times(path: Path) -> tuple[int, list[float], bool]:
+    with av.open(str(path)) as inp:
+        stream = inp.streams.video[0]
+        dts = [float(p.dts * p.time_base) for p in inp.demux(stream) if p.dts is not None]
+    with av.open(str(path)) as inp:
+        frames = sum(1 for _ in inp.decode(inp.streams.video[0]))
+        has_audio = bool(inp.streams.audio)
+    return frames, dts, has_audio
+
+
+def test_event_video_is_a_stream_copy_of_the_clips(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    cam = storage / "events" / EVENT / "cam"
+    clips = [cam / f"20251026-01300{i}.mp4" for i in range(3)]
+    for clip in clips:
+        make_clip(clip, seconds=2.0, audio=True)
+    broken = cam / "20251026-013009.mp4"
+    broken.write_bytes(b"not a video")
+    cache = MediaCache(storage)
+    video = cache.event_video(EVENT, "cam", [*clips[:2], broken, clips[2]])
+    frames, dts, has_audio = frames_and_times(video)
+    assert frames == 60
+    assert has_audio
+    assert dts == sorted(dts)
+    assert len(set(dts)) == len(dts)
+    assert max(b - a for a, b in itertools.pairwise(dts)) < 0.5  # back to back
+    assert 5.9 <= dts[-1] < 6.6  # each clip's audio (a little longer) keeps A/V in step
+    with av.open(str(video)) as inp, av.open(str(clips[0])) as first:
+        assert inp.streams.video[0].codec_context.extradata == (
+            first.streams.video[0].codec_context.extradata
+        )  # same bitstream: copied, not re-encoded
+    mtime = video.stat().st_mtime_ns
+    os.utime(video, (1, 1))
+    again = cache.event_video(EVENT, "cam", [*clips[:2], broken, clips[2]])
+    assert again == video
+    assert video.stat().st_mtime_ns != 1  # touched: the cache keeps what is watched
+    shorter = cache.event_video(EVENT, "cam", clips[:1])
+    assert shorter != video
+    assert not video.exists()  # the stale video of the same camera is gone
+    assert frames_and_times(shorter)[0] == 20
+    assert mtime
+    with pytest.raises(MediaPathError):
+        cache.event_video(EVENT, "cam", [])
+    with pytest.raises(MediaPathError):
+        cache.event_video(EVENT, "../cam", clips)
+    with pytest.raises(MediaPathError):
+        remux([broken], tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+    assert not (tmp_path / "out.mp4.part").exists()
+
+
+def test_thumbnail_and_prune(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    clip = storage / "events" / EVENT / "cam" / "20251026-013000.mp4"
+    make_clip(clip)
+    cache = MediaCache(storage)
+    jpeg = cache.thumbnail(EVENT, clip)
+    assert jpeg is not None
+    assert jpeg[:2] == b"\xff\xd8"
+    assert cache.thumbnail(EVENT, tmp_path / "missing.mp4") == jpeg  # cached per event
+    assert first_frame_jpeg(tmp_path / "missing.mp4", 100) is None
+    assert cache.thumbnail("20251026-020000-000_x", tmp_path / "missing.mp4") is None
+    audio_only = tmp_path / "audio.mp4"
+    with av.open(str(audio_only), "w", format="mp4") as out:
+        out.add_stream("aac", rate=8000, layout="mono")
+    assert first_frame_jpeg(audio_only, 100) is None
+
+    video = cache.event_video(EVENT, "cam", [clip])
+    other = cache.event_video("20251026-020000-000_x", "cam", [clip])
+    now = time.time()
+    assert cache.prune({EVENT, "20251026-020000-000_x"}, now=now) == 0
+    assert cache.prune({EVENT}, now=now) > 0  # an event that is gone loses its cache
+    assert not other.exists()
+    assert video.exists()
+    assert cache.prune(None, max_bytes=0, now=now, keep=video) > 0  # over size: oldest first
+    assert video.exists()  # but never the file being served
+    assert not (cache.root / EVENT / "thumbnail.jpg").exists()
+    assert cache.prune(None, max_age=-1, now=now) > 0
+    assert not cache.root.exists() or not any(cache.root.iterdir())
+    (cache.root / "stray.bin").write_bytes(b"x")
+    os.utime(cache.root / "stray.bin", (0, 0))
+    assert cache.prune(None, now=now) == 1
+    cache.clear()
+    assert not cache.root.exists()
+    assert cache.prune() == 0
