@@ -61,10 +61,6 @@ def blockbuster() -> Iterator[BlockBuster]:
     HA's own detector skips file calls under pytest, so this is what catches them.
     """
     with blockbuster_ctx("custom_components.pm_dvr") as bb:
-        # pytest-cov's tracer takes its own lock when it first meets a code object; contended by
-        # an executor thread it would be reported as pm_dvr blocking the loop.
-        for name in ("threading.Lock.acquire", "threading.Lock.acquire_lock"):
-            bb.functions[name].can_block_functions.append(("coverage/collector.py", {"lock_data"}))
         yield bb
 
 

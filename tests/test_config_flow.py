@@ -29,6 +29,7 @@ from custom_components.pm_dvr.const import (
     SUBENTRY_CAMERA,
 )
 
+from .common import wait_for
 from .conftest import as_subentry, camera_subentry
 from .rig.rtsp import RtspServer
 
@@ -181,6 +182,9 @@ async def test_options_flow_retention_limits(
     goes back to automatic; limits alone apply without reloading the hub."""
     entry = init_integration
     data = entry.runtime_data
+    assert data.retention is not None
+    retention = data.retention
+    runs = retention.runs
     result = await hass.config_entries.options.async_init(entry.entry_id)
     form = {
         CONF_SEGMENT_SECONDS: 2,
@@ -197,8 +201,9 @@ async def test_options_flow_retention_limits(
     assert entry.options[CONF_MAX_EVENT_AGE_DAYS] == 30
     assert entry.options[CONF_MIN_FREE_GB] == 1.5
     assert entry.runtime_data is data  # not reloaded: the cameras kept recording
-    assert data.retention is not None
-    assert data.retention.retention.config.min_free_gb == 1.5
+    await wait_for(lambda: retention.runs > runs)  # the new limits were applied on a run
+    assert retention.retention.config.min_free_gb == 1.5
+    runs = retention.runs
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     schema = result["data_schema"].schema
@@ -214,7 +219,8 @@ async def test_options_flow_retention_limits(
     result = await hass.config_entries.options.async_configure(result["flow_id"], form)
     await hass.async_block_till_done()
     assert entry.options[CONF_MIN_FREE_GB] is None
-    assert data.retention.retention.config.min_free_gb is None
+    await wait_for(lambda: retention.runs > runs)
+    assert retention.retention.config.min_free_gb is None
 
 
 async def _start_camera_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
