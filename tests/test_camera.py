@@ -13,6 +13,9 @@ from syrupy.filters import props
 
 from .rig.rtsp import RtspServer
 
+# States that depend on the test disk and on when the first clip closed (checked elsewhere).
+VOLATILE_STATES = {"sensor.pm_dvr_free_space", "sensor.pm_dvr_oldest_recording"}
+
 
 async def test_entities_and_devices(
     hass: HomeAssistant,
@@ -27,8 +30,10 @@ async def test_entities_and_devices(
     for entity_entry in sorted(entries, key=lambda e: e.entity_id):
         assert entity_entry == snapshot(name=f"{entity_entry.entity_id}-entry")
         state = hass.states.get(entity_entry.entity_id)
+        volatile = ("state",) if entity_entry.entity_id in VOLATILE_STATES else ()
         assert state == snapshot(
-            name=f"{entity_entry.entity_id}-state", exclude=props("access_token", "entity_picture")
+            name=f"{entity_entry.entity_id}-state",
+            exclude=props("access_token", "entity_picture", *volatile),
         )
     devices = dr.async_entries_for_config_entry(device_registry, init_integration.entry_id)
     for device in sorted(devices, key=lambda d: d.name or ""):

@@ -12,12 +12,16 @@ from homeassistant.data_entry_flow import FlowResultType
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous as vol
 
 from custom_components.pm_dvr.config_flow import default_storage_path, strip_credentials, unmask
 from custom_components.pm_dvr.const import (
     CONF_DETECT_STREAM_URL,
     CONF_MAX_AGE_DAYS,
+    CONF_MAX_EVENT_AGE_DAYS,
+    CONF_MAX_EVENT_STORAGE_GB,
     CONF_MAX_STORAGE_GB,
+    CONF_MIN_FREE_GB,
     CONF_MQTT_TOPIC,
     CONF_SEGMENT_SECONDS,
     CONF_STORAGE_PATH,
@@ -25,6 +29,7 @@ from custom_components.pm_dvr.const import (
     SUBENTRY_CAMERA,
 )
 
+from .common import wait_for
 from .conftest import as_subentry, camera_subentry
 from .rig.rtsp import RtspServer
 
@@ -163,8 +168,59 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
         CONF_MAX_STORAGE_GB: 12.3,
         CONF_MAX_AGE_DAYS: 7,
         CONF_MQTT_TOPIC: "home/dvr",
+        CONF_MAX_EVENT_STORAGE_GB: 0,
+        CONF_MAX_EVENT_AGE_DAYS: 0,
+        CONF_MIN_FREE_GB: None,
     }
     assert entry.runtime_data.settings_snapshot[1] == entry.options
+
+
+async def test_options_flow_retention_limits(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Event limits and the free-space floor are stored, shown again, and clearing the floor
+    goes back to automatic; limits alone apply without reloading the hub."""
+    entry = init_integration
+    data = entry.runtime_data
+    assert data.retention is not None
+    retention = data.retention
+    runs = retention.runs
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    form = {
+        CONF_SEGMENT_SECONDS: 2,
+        CONF_MAX_STORAGE_GB: 5.0,
+        CONF_MAX_AGE_DAYS: 0,
+        CONF_MAX_EVENT_STORAGE_GB: 2.26,
+        CONF_MAX_EVENT_AGE_DAYS: 30.0,
+        CONF_MIN_FREE_GB: 1.54,
+    }
+    result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] == 2.3
+    assert entry.options[CONF_MAX_EVENT_AGE_DAYS] == 30
+    assert entry.options[CONF_MIN_FREE_GB] == 1.5
+    assert entry.runtime_data is data  # not reloaded: the cameras kept recording
+    await wait_for(lambda: retention.runs > runs)  # the new limits were applied on a run
+    assert retention.retention.config.min_free_gb == 1.5
+    runs = retention.runs
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = result["data_schema"].schema
+    suggested = {
+        str(key): key.description.get("suggested_value")
+        for key in schema
+        if getattr(key, "description", None)
+    }
+    assert suggested[CONF_MIN_FREE_GB] == 1.5
+    defaults = {str(key): key.default() for key in schema if key.default is not vol.UNDEFINED}
+    assert defaults[CONF_MAX_EVENT_STORAGE_GB] == 2.3
+    form.pop(CONF_MIN_FREE_GB)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+    await hass.async_block_till_done()
+    assert entry.options[CONF_MIN_FREE_GB] is None
+    await wait_for(lambda: retention.runs > runs)
+    assert retention.retention.config.min_free_gb is None
 
 
 async def _start_camera_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:

@@ -286,6 +286,10 @@ async def test_azurite_stopped_mid_upload(
         make_event, storage_path, event_id, {"front-door": [MIB, 48 * MIB]}
     )
     folder = storage_path / "events" / event_id
+    retention = entry.runtime_data.retention
+    assert retention is not None
+    retention.async_refresh_event(event_id)
+    await wait_for(lambda: retention.usage is not None and retention.usage.events_count == 1)
     assert await sync.async_enqueue_event(event_id) == 1
     first = f"dvr/{event_id}/front-door/20260101-000000.mp4"
     deadline = time.monotonic() + 30
@@ -313,6 +317,8 @@ async def test_azurite_stopped_mid_upload(
     assert uploads[0].data["deleted_local"] is True
     assert_uploaded(await blobs(server, "fault"), f"dvr/{event_id}", files)
     assert not folder.exists()
+    # Retention hears of the deletion: the event's footage no longer counts toward events.
+    await wait_for(lambda: retention.usage is not None and retention.usage.events_count == 0)
     await wait_for(lambda: state(hass, "binary_sensor", "t_cloud_problem") == STATE_OFF)
     assert state(hass, "sensor", f"{ENTRY_ID}_sync_queue") == "0"
     await unload(hass, entry)

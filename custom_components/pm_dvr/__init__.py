@@ -40,6 +40,7 @@ from .errors import translated
 from .events import motion_event_listener
 from .issues import async_setup_repairs
 from .mqtt import async_setup_mqtt
+from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
 from .sync import async_setup_sync
 
@@ -47,6 +48,7 @@ CAPTURE_STORE_VERSION = 1
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.BUTTON,
     Platform.CAMERA,
     Platform.IMAGE,
     Platform.NUMBER,
@@ -80,6 +82,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     )
     hub = entry.runtime_data.hub = HubCoordinator(hass, entry)
     entry.async_on_unload(index.add_listener(hub.on_clip_added))
+    await async_setup_retention(hass, entry)
     await _async_start_capture(hass, entry)
     await async_setup_sync(hass, entry)
     for subentry in entry.subentries.values():
@@ -181,7 +184,8 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
     """
     data = entry.runtime_data
     if (dict(entry.data), dict(entry.options)) != data.settings_snapshot:
-        hass.config_entries.async_schedule_reload(entry.entry_id)
+        if not async_apply_retention_options(entry):
+            hass.config_entries.async_schedule_reload(entry.entry_id)
         return
     wanted = {
         subentry_id: subentry

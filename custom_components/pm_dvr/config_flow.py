@@ -24,7 +24,10 @@ from .const import (
     CONF_AUDIO,
     CONF_DETECT_STREAM_URL,
     CONF_MAX_AGE_DAYS,
+    CONF_MAX_EVENT_AGE_DAYS,
+    CONF_MAX_EVENT_STORAGE_GB,
     CONF_MAX_STORAGE_GB,
+    CONF_MIN_FREE_GB,
     CONF_MOTION,
     CONF_MOTION_EVENTS,
     CONF_MOTION_MIN_SIZE,
@@ -42,6 +45,8 @@ from .const import (
     CONF_STREAM_INFO,
     CONF_STREAM_URL,
     DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_MAX_EVENT_AGE_DAYS,
+    DEFAULT_MAX_EVENT_STORAGE_GB,
     DEFAULT_MOTION_OFF_DELAY,
     DEFAULT_MQTT_TOPIC,
     DEFAULT_POST_SECONDS,
@@ -134,11 +139,55 @@ def _hub_options_schema(defaults: dict[str, Any]) -> vol.Schema:
                     mode=selector.NumberSelectorMode.BOX,
                 )
             ),
+            **_retention_options_schema(defaults),
             vol.Optional(
                 CONF_MQTT_TOPIC, description={"suggested_value": defaults[CONF_MQTT_TOPIC]}
             ): selector.TextSelector(),
         }
     )
+
+
+def _gb_selector(minimum: float) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=minimum, step=0.1, unit_of_measurement="GB", mode=selector.NumberSelectorMode.BOX
+        )
+    )
+
+
+def _retention_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
+    """Event quota and age, and the free-space floor (empty: automatic)."""
+    return {
+        vol.Required(
+            CONF_MAX_EVENT_STORAGE_GB,
+            default=defaults.get(CONF_MAX_EVENT_STORAGE_GB, DEFAULT_MAX_EVENT_STORAGE_GB),
+        ): _gb_selector(0),
+        vol.Required(
+            CONF_MAX_EVENT_AGE_DAYS,
+            default=defaults.get(CONF_MAX_EVENT_AGE_DAYS, DEFAULT_MAX_EVENT_AGE_DAYS),
+        ): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0,
+                max=3650,
+                step=1,
+                unit_of_measurement="d",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+        vol.Optional(
+            CONF_MIN_FREE_GB, description={"suggested_value": defaults.get(CONF_MIN_FREE_GB)}
+        ): _gb_selector(0),
+    }
+
+
+def _clean_retention_options(user_input: dict[str, Any]) -> dict[str, Any]:
+    min_free = user_input.get(CONF_MIN_FREE_GB)
+    return {
+        CONF_MAX_EVENT_STORAGE_GB: round(float(user_input[CONF_MAX_EVENT_STORAGE_GB]), 1),
+        CONF_MAX_EVENT_AGE_DAYS: int(user_input[CONF_MAX_EVENT_AGE_DAYS]),
+        # None (the field left empty) is the automatic floor, and replaces a value set before.
+        CONF_MIN_FREE_GB: None if min_free is None else round(float(min_free), 1),
+    }
 
 
 def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +196,7 @@ def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
         CONF_MAX_STORAGE_GB: round(float(user_input[CONF_MAX_STORAGE_GB]), 1),
         CONF_MAX_AGE_DAYS: int(user_input[CONF_MAX_AGE_DAYS]),
         CONF_MQTT_TOPIC: (user_input.get(CONF_MQTT_TOPIC) or "").strip(),
+        **_clean_retention_options(user_input),
     }
 
 
@@ -224,7 +274,7 @@ class PmDvrConfigFlow(TargetReauthFlow, ConfigFlow, domain=DOMAIN):
 
 
 class PmDvrOptionsFlow(OptionsFlow):
-    """Clip length, quota, age limit and MQTT topic."""
+    """Clip length, quotas, age limits, free-space floor and MQTT topic."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every hub option."""

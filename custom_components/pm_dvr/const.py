@@ -21,6 +21,9 @@ CONF_SEGMENT_SECONDS: Final = "segment_seconds"
 CONF_MAX_STORAGE_GB: Final = "max_storage_gb"
 CONF_MAX_AGE_DAYS: Final = "max_age_days"
 CONF_MQTT_TOPIC: Final = "mqtt_topic"
+CONF_MAX_EVENT_STORAGE_GB: Final = "max_event_storage_gb"
+CONF_MAX_EVENT_AGE_DAYS: Final = "max_event_age_days"
+CONF_MIN_FREE_GB: Final = "min_free_gb"  # absent or None: automatic (see RetentionConfig)
 
 DEFAULT_STORAGE_FOLDER: Final = "pm_dvr"
 DEFAULT_SEGMENT_SECONDS: Final = 10
@@ -29,6 +32,19 @@ MAX_SEGMENT_SECONDS: Final = 300
 DEFAULT_MAX_AGE_DAYS: Final = 0
 DEFAULT_MQTT_TOPIC: Final = "pm_dvr/capture"
 QUOTA_SHARE_OF_FREE: Final = 0.8
+DEFAULT_MAX_EVENT_STORAGE_GB: Final = 0
+DEFAULT_MAX_EVENT_AGE_DAYS: Final = 0
+# Changing only these hub options is applied live, without restarting the cameras.
+RETENTION_KEYS: Final = frozenset(
+    {
+        CONF_MAX_STORAGE_GB,
+        CONF_MAX_AGE_DAYS,
+        CONF_MAX_EVENT_STORAGE_GB,
+        CONF_MAX_EVENT_AGE_DAYS,
+        CONF_MIN_FREE_GB,
+    }
+)
+ISSUE_LOW_DISK_SPACE: Final = "low_disk_space"
 
 # Camera subentry data.
 CONF_NAME: Final = "name"

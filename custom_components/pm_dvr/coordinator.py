@@ -352,6 +352,9 @@ class HubStatus:
 
     recordings_bytes: int
     clips: int
+    events_bytes: int | None = None
+    free_bytes: int | None = None
+    oldest_recording: datetime | None = None
 
 
 class HubCoordinator(DataUpdateCoordinator[HubStatus]):
@@ -381,9 +384,24 @@ class HubCoordinator(DataUpdateCoordinator[HubStatus]):
         self._refresh_pending = False
         self.async_set_updated_data(self._status())
 
+    @callback
+    def async_refresh_status(self) -> None:
+        """Push fresh figures now (retention just ran)."""
+        self.async_set_updated_data(self._status())
+
     async def _async_update_data(self) -> HubStatus:
         return self._status()
 
     def _status(self) -> HubStatus:
-        index = self.config_entry.runtime_data.index
-        return HubStatus(recordings_bytes=index.total_size(), clips=index.count())
+        data = self.config_entry.runtime_data
+        index = data.index
+        # Event bytes and free space come from retention's last run (measured in the executor).
+        usage = data.retention.usage if data.retention is not None else None
+        oldest = index.oldest_start()
+        return HubStatus(
+            recordings_bytes=index.total_size(),
+            clips=index.count(),
+            events_bytes=usage.events_bytes if usage is not None else None,
+            free_bytes=usage.free_bytes if usage is not None else None,
+            oldest_recording=dt_util.utc_from_timestamp(oldest) if oldest is not None else None,
+        )

@@ -12,6 +12,7 @@ from homeassistant.const import Platform
 
 from .core.capture import CaptureManager
 from .core.clips import ClipIndex
+from .retention import RetentionManager
 
 if TYPE_CHECKING:
     from .coordinator import CameraCoordinator, HubCoordinator
@@ -33,6 +34,7 @@ class PmDvrData:
     capture: CaptureManager | None = None
     mqtt: MqttTrigger | None = None
     sync: SyncCoordinator | None = None
+    retention: RetentionManager | None = None
     # Per platform: builds a camera's entities and adds them (used when a camera is added live).
     entity_factories: dict[Platform, Callable[[CameraCoordinator], None]] = field(
         default_factory=dict

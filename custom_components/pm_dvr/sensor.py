@@ -43,7 +43,7 @@ class CameraSensorDescription(SensorEntityDescription):
 class HubSensorDescription(SensorEntityDescription):
     """A hub sensor."""
 
-    value_fn: Callable[[HubStatus], StateType]
+    value_fn: Callable[[HubStatus], StateType | datetime]
 
 
 def _has_recorder(coordinator: CameraCoordinator) -> bool:
@@ -99,6 +99,32 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         suggested_display_precision=2,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda status: status.recordings_bytes,
+    ),
+    HubSensorDescription(
+        key="events_size",
+        translation_key="events_size",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.GIGABYTES,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda status: status.events_bytes,
+    ),
+    HubSensorDescription(
+        key="free_space",
+        translation_key="free_space",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.GIGABYTES,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda status: status.free_bytes,
+    ),
+    HubSensorDescription(
+        key="oldest_recording",
+        translation_key="oldest_recording",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda status: status.oldest_recording,
     ),
 )
 
@@ -170,7 +196,7 @@ class PmDvrHubSensor(PmDvrHubEntity, SensorEntity):
     entity_description: HubSensorDescription
 
     @property
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         """The value from the hub's latest status."""
         return self.entity_description.value_fn(self.coordinator.data)
 

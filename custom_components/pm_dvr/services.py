@@ -1,7 +1,8 @@
-"""Services: capture an event around now on one or more cameras; persistent recording; sync now."""
+"""Services: capture an event around now on cameras, persistent recording, sync now, clean up."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -27,7 +28,10 @@ from .events import async_service_start_persistent, async_service_stop_persisten
 SERVICE_CAPTURE_EVENT = "capture_event"
 SERVICE_START_PERSISTENT = "start_persistent_recording"
 SERVICE_STOP_PERSISTENT = "stop_persistent_recording"
+SERVICE_CLEANUP = "cleanup"
 ATTR_LABEL = "label"
+ATTR_TARGET_GB = "target_gb"
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 
 # Ranges and label length are checked by the core, whose errors are translated (not voluptuous').
 CAPTURE_SCHEMA = vol.Schema(
@@ -43,6 +47,15 @@ START_PERSISTENT_SCHEMA = vol.Schema(
     {vol.Required(ATTR_ENTITY_ID): cv.entity_ids, vol.Optional(ATTR_LABEL): cv.string}
 )
 STOP_PERSISTENT_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
+
+
+# The target's range is checked below, with a translated error.
+CLEANUP_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_TARGET_GB): vol.Coerce(float),
+    }
+)
 
 
 def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
@@ -127,7 +140,6 @@ async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
 
 
 SERVICE_SYNC_NOW = "sync_now"
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 SYNC_NOW_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 
@@ -144,6 +156,38 @@ async def _async_sync_now(call: ServiceCall) -> None:
     for entry in entries:
         if entry.runtime_data.sync is not None:
             await entry.runtime_data.sync.async_sync_now()
+
+
+def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
+    """The hub a call names, or the only loaded hub when it names none."""
+    if entry_id is not None:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+            raise _validation_error("hub_not_loaded", entry_id=entry_id)
+        hub: PmDvrConfigEntry = entry
+        return hub
+    hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not hubs:
+        raise _validation_error("no_hub_loaded")
+    if len(hubs) > 1:
+        raise _validation_error("several_hubs")
+    return hubs[0]
+
+
+async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
+    """Run retention now; answer with what it deleted."""
+    target = call.data.get(ATTR_TARGET_GB)
+    if target is not None and not (math.isfinite(target) and target >= 0):
+        raise _validation_error("invalid_target", target_gb=str(target))
+    entry = loaded_hub(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    retention = entry.runtime_data.retention
+    assert retention is not None
+    result = await retention.async_cleanup(target)
+    return {
+        "files_deleted": result.files_deleted,
+        "bytes_freed": result.bytes_freed,
+        "events_deleted": result.events_deleted,
+    }
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -170,3 +214,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(DOMAIN, SERVICE_SYNC_NOW, _async_sync_now, schema=SYNC_NOW_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CLEANUP,
+        _async_cleanup,
+        schema=CLEANUP_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )

@@ -386,6 +386,9 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
         if result.ok:
             self._last_upload = time.time()
             self._save_later()
+        retention = self.config_entry.runtime_data.retention
+        if result.deleted_local and result.event_id and retention is not None:
+            retention.async_refresh_event(result.event_id)  # its footage no longer counts
         if result.kind == "event" and (result.ok or not result.will_retry):
             target = self._targets.get(result.target_id)
             self.hass.bus.async_fire(
