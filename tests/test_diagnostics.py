@@ -30,6 +30,9 @@ AZURE_KEY = (
 )
 SAS_SIG = "sR2Xq9%2FhY7TkWb3nLp0Zr6uVc8eDf1gHj4kMn5oPq%3D"
 VOLATILE = props(
+    "usage",
+    "last_result",
+    "runs",
     "connects",
     "disconnects",
     "measured_fps",
@@ -74,6 +77,9 @@ async def test_diagnostics_snapshot(
     assert camera["index"]["clips"] >= 1
     assert diagnostics["storage"]["index"]["clips"] >= 1
     assert diagnostics["storage"]["free_bytes"] > 0
+    retention = diagnostics["retention"]
+    assert retention["config"]["max_storage_gb"] == 5.0
+    assert set(retention["usage"]) >= {"recordings_bytes", "events_bytes", "free_bytes"}
     storage = str(init_integration.runtime_data.storage)
     stable = normalised(diagnostics, (storage, "<storage>"), (str(rtsp_server.port), "<port>"))
     assert stable == snapshot(exclude=VOLATILE)

@@ -8,6 +8,7 @@ URLs and error texts, and Azure connection strings, account keys and SAS tokens 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 import re
 from typing import Any, Final
 
@@ -210,11 +211,25 @@ async def _sync(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, Any] 
     }
 
 
+async def _retention(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, Any] | None:
+    """Limits in force, the accounting and the last run (None before retention has started)."""
+    manager = entry.runtime_data.retention
+    if manager is None:
+        return None
+    return {
+        "config": asdict(manager.retention.config),
+        "runs": manager.runs,
+        "usage": None if manager.usage is None else asdict(manager.usage),
+        "last_result": None if manager.last_result is None else asdict(manager.last_result),
+    }
+
+
 SECTIONS: dict[str, Section] = {
     "entry": _entry,
     "cameras": _cameras,
     "storage": _storage,
     "events": _events,
+    "retention": _retention,
     "sync": _sync,
 }
 
