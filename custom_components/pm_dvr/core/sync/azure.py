@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
 import hashlib
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -182,13 +181,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _read_hashed(handle: io.BufferedIOBase, buffer: bytearray, whole: Any) -> int:
-    """Read the next block into buffer and feed it to the whole-file hash (blocking)."""
-    length = handle.readinto(buffer)
-    whole.update(memoryview(buffer)[:length])
-    return length
-
-
 def _md5(data: bytes | bytearray | memoryview) -> bytes:
     """MD5 digest of one block (blocking; hashlib releases the GIL, so threads overlap)."""
     return hashlib.md5(data, usedforsecurity=False).digest()
@@ -296,9 +288,10 @@ class AzureBlobTarget:
     ) -> tuple[int, bytes]:
         """Stage blocks, then commit them with the file MD5.
 
-        The next block is read (into a reused buffer) and fed to the file hash in a thread while
-        up to max_concurrency blocks are on the wire, so disk and hashing stay off the critical
-        path; memory is max_concurrency + 1 block buffers, recycled across files.
+        A block goes on the wire as soon as it is read; its share of the file hash runs in a
+        thread at the same time (in file order, each block after the previous one), so hashing
+        never delays a send. A buffer is reused only once its block is both sent and hashed:
+        memory is max_concurrency + 1 block buffers, recycled across files.
         """
         tuning = self._tuning
         token = uuid.uuid4().hex[:16]
@@ -306,8 +299,16 @@ class AzureBlobTarget:
         slots = asyncio.Semaphore(tuning.max_concurrency)
         blocks: list[BlobBlock] = []
         size = 0
+        hashed: asyncio.Task[None] | None = None
 
-        async def stage(block_id: str, buffer: bytearray, length: int) -> None:
+        async def digest(previous: asyncio.Task[None] | None, body: memoryview) -> None:
+            if previous is not None:
+                await previous
+            await self._run(whole.update, body)
+
+        async def stage(
+            block_id: str, buffer: bytearray, length: int, hashing: asyncio.Task[None]
+        ) -> None:
             try:
                 body = buffer if length == len(buffer) else memoryview(buffer)[:length]
                 kwargs: dict[str, Any] = {}
@@ -315,16 +316,19 @@ class AzureBlobTarget:
                     kwargs["transactional_content_md5"] = await self._run(_md5, body)
                 # Any buffer works as a body (aiohttp sends it as is); the SDK hints say bytes.
                 await blob.stage_block(block_id, body, length=length, **kwargs)  # type: ignore[arg-type]
+                await hashing
             finally:
                 slots.release()
-                self._release_buffer(buffer)
+            # Only a block that is sent and hashed gives its buffer back: after a failure a
+            # worker thread may still be reading it.
+            self._release_buffer(buffer)
 
         handle = await self._run(local.open, "rb")
         try:
             async with asyncio.TaskGroup() as group:
                 while True:
                     buffer = self._take_buffer()
-                    length = await self._run(_read_hashed, handle, buffer, whole)
+                    length = await self._run(handle.readinto, buffer)
                     if not length:
                         self._release_buffer(buffer)
                         break
@@ -332,7 +336,8 @@ class AzureBlobTarget:
                     block_id = f"{token}-{len(blocks):08d}"
                     blocks.append(BlobBlock(block_id=block_id))
                     size += length
-                    group.create_task(stage(block_id, buffer, length))
+                    hashed = group.create_task(digest(hashed, memoryview(buffer)[:length]))
+                    group.create_task(stage(block_id, buffer, length, hashed))
         except BaseExceptionGroup as group_error:
             raise _first_leaf(group_error) from None
         finally:
