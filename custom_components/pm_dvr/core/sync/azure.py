@@ -198,6 +198,33 @@ def _read_small(path: Path) -> tuple[bytes, bytes]:
     return data, hashlib.md5(data, usedforsecurity=False).digest()
 
 
+class _Lease:
+    """One staged block's request slot and buffer permit, each given back exactly once.
+
+    `end` runs as the block task's done callback, so it also runs for a task cancelled before
+    it started (a finally would not).
+    """
+
+    __slots__ = ("_permit", "_slot")
+
+    def __init__(self, slot: asyncio.Semaphore, permit: asyncio.Semaphore) -> None:
+        self._slot: asyncio.Semaphore | None = slot
+        self._permit: asyncio.Semaphore | None = permit
+
+    def end_request(self) -> None:
+        """The block's request is over: let another one go on the wire."""
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
+
+    def end(self, _: object = None) -> None:
+        """The block is done with (sent and hashed, failed or cancelled): free its buffer too."""
+        self.end_request()
+        if self._permit is not None:
+            self._permit.release()
+            self._permit = None
+
+
 class AzureBlobTarget:
     """Uploads into one container (under an optional prefix) and verifies every copy."""
 
@@ -326,7 +353,11 @@ class AzureBlobTarget:
             await self._run(whole.update, body)
 
         async def stage(
-            block_id: str, buffer: bytearray, length: int, hashing: asyncio.Task[None]
+            block_id: str,
+            buffer: bytearray,
+            length: int,
+            hashing: asyncio.Task[None],
+            lease: _Lease,
         ) -> None:
             body = buffer if length == len(buffer) else memoryview(buffer)[:length]
             kwargs: dict[str, Any] = {}
@@ -334,15 +365,11 @@ class AzureBlobTarget:
                 kwargs["transactional_content_md5"] = await self._run(_md5, body)
             # Any buffer works as a body (aiohttp sends it as is); the SDK hints say bytes.
             await blob.stage_block(block_id, body, length=length, **kwargs)  # type: ignore[arg-type]
+            lease.end_request()  # the next block may go while this one is still being hashed
             await hashing
             # Only a block that is sent and hashed gives its buffer back: after a failure a
             # worker thread may still be reading it.
             self._release_buffer(buffer)
-
-        def finished(_: asyncio.Task[None]) -> None:
-            # A done callback, not a finally: it also runs for a task cancelled before it started.
-            slots.release()
-            permits.release()
 
         handle = await self._run(local.open, "rb")
         try:
@@ -365,9 +392,9 @@ class AzureBlobTarget:
                     blocks.append(BlobBlock(block_id=block_id))
                     size += length
                     hashed = group.create_task(digest(hashed, memoryview(buffer)[:length]))
-                    group.create_task(stage(block_id, buffer, length, hashed)).add_done_callback(
-                        finished
-                    )
+                    lease = _Lease(slots, permits)
+                    task = group.create_task(stage(block_id, buffer, length, hashed, lease))
+                    task.add_done_callback(lease.end)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
         finally:
