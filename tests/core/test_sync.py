@@ -7,6 +7,7 @@ Assistant pytest plugin (which blocks sockets); the rig itself opens no socket.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable, Iterator
 import dataclasses
 from datetime import UTC, datetime, timedelta
@@ -256,6 +257,81 @@ async def test_azure_event_upload_names_content_and_md5(
     assert not result.deleted_local
     assert rec.lengths == [1, 0]
     assert all((tmp_path / "events" / "ev1" / name).exists() for name in files)
+
+
+class RequestLog:
+    """Every request an aiohttp session makes: method, blob path, query, start and end order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, str, dict[str, str]]] = []
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._start)
+        self.trace.on_request_end.append(self._end)
+        self.trace.on_request_exception.append(self._end)
+
+    async def _start(self, _: Any, __: Any, params: Any) -> None:
+        url = params.url
+        self.events.append(
+            ("start", params.method, url.path, url.query_string, dict(params.headers))
+        )
+
+    async def _end(self, _: Any, __: Any, params: Any) -> None:
+        self.events.append(("end", params.method, params.url.path, params.url.query_string, {}))
+
+    def max_puts_in_flight(self) -> tuple[int, int]:
+        """The most PUTs at once, and the most distinct blobs they were for."""
+        active: list[str] = []
+        most = most_blobs = 0
+        for kind, method, path, query, _ in self.events:
+            if method != "PUT" or "restype=container" in query:
+                continue
+            if kind == "start":
+                active.append(path)
+            else:
+                active.remove(path)
+            most = max(most, len(active))
+            most_blobs = max(most_blobs, len(set(active)))
+        return most, most_blobs
+
+
+async def test_azure_files_of_an_event_overlap_within_one_block_budget(
+    azurite: Azurite, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Clips go up two at a time, but all of them together keep max_concurrency requests (and
+    buffers) in flight; event.json starts only once every clip is committed and verified."""
+    log = RequestLog()
+    container = container_name()
+    files = make_event(tmp_path, "ev20", {"a": [2 * MIB, 2 * MIB], "b": [2 * MIB]})
+    rec = Recorder()
+    async with aiohttp.ClientSession(trace_configs=[log.trace]) as traced:
+        target = await create_azure_target(
+            azure_config(azurite, container), traced, None, SMALL_BLOCKS
+        )
+        await target.validate()
+        engine = rec.engine(tmp_path, SyncQueue(), TargetSpec("az", target))
+        engine.start()
+        try:
+            await engine.enqueue_event("ev20")
+            await wait_for(lambda: len(rec.results) == 1)
+        finally:
+            await engine.close()
+    assert rec.results[0].ok
+    stored = await blobs(azurite, session, container)
+    for name, data in expected_blobs("", "ev20", files).items():
+        assert stored[name] == (data, hashlib.md5(data).digest())
+    most, most_blobs = log.max_puts_in_flight()
+    assert most <= SMALL_BLOCKS.max_concurrency
+    assert most_blobs == 2  # two clips were on the wire at once
+    meta = f"/{ACCOUNT_NAME}/{container}/ev20/event.json"
+    first_meta = next(i for i, e in enumerate(log.events) if e[0] == "start" and e[2] == meta)
+    clip_events = [i for i, e in enumerate(log.events) if e[2].endswith(".mp4")]
+    assert max(clip_events) < first_meta
+    # Azure's transactional Content-MD5 on the single Put Blob is the file's, computed once.
+    [put] = [e for e in log.events if e[:3] == ("start", "PUT", meta)]
+    assert (
+        put[4]["Content-MD5"]
+        == base64.b64encode(hashlib.md5(files["event.json"]).digest()).decode()
+    )
 
 
 async def test_azure_restart_skips_verified_and_replaces_changed(

@@ -62,6 +62,12 @@ def file_md5(path: Path) -> tuple[int, bytes]:
     return size, digest.digest()
 
 
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error inside a (nested) exception group from a TaskGroup."""
+    first = group.exceptions[0]
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def join_remote(*parts: str) -> str:
     """Join remote path parts with '/', ignoring empty parts and stray slashes."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))

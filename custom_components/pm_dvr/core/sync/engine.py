@@ -13,7 +13,7 @@ of those jobs performs the deferred delete once it succeeds too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 import contextlib
 from dataclasses import dataclass
 import json
@@ -23,7 +23,7 @@ import random
 import time
 from typing import Any
 
-from .base import RunInExecutor, SyncTarget, default_executor, join_remote
+from .base import RunInExecutor, SyncTarget, default_executor, first_error, join_remote
 from .errors import (
     LocalFileMissingError,
     RcloneNotInstalledError,
@@ -135,16 +135,19 @@ def _read_event(event_dir: Path) -> tuple[str | None, set[str]]:
     return label, cameras
 
 
+type FileEntry = tuple[Path, str, str]
+
+
 def _list_event(
     storage: Path, rel: str, cameras: frozenset[str] | None
-) -> list[tuple[Path, str, str]]:
-    """(local path, remote name, relative path) of an event's files, event.json last (blocking)."""
+) -> tuple[list[FileEntry], list[FileEntry]]:
+    """An event's (local path, remote name, relative path): its clips, then event.json (blocking)."""
     event_dir = storage / rel
     event_id = event_dir.name
     if not event_dir.is_dir():
         raise LocalFileMissingError(f"event folder {event_id} is missing")
-    files: list[tuple[Path, str, str]] = []
-    last: list[tuple[Path, str, str]] = []
+    files: list[FileEntry] = []
+    last: list[FileEntry] = []
     for local in sorted(event_dir.rglob("*")):
         if not local.is_file() or local.name.startswith("."):
             continue
@@ -155,7 +158,7 @@ def _list_event(
         (last if inside.as_posix() == EVENT_FILE else files).append(entry)
     if not files and not last:
         raise LocalFileMissingError(f"event folder {event_id} is empty")
-    return files + last
+    return files, last
 
 
 def _delete_local(storage: Path, kind: JobKind, rel: str, files: Iterable[str]) -> bool:
@@ -197,6 +200,7 @@ class SyncEngine:
         targets: Iterable[TargetSpec] = (),
         *,
         concurrency: int = 2,
+        file_concurrency: int = 2,
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
         run_in_executor: RunInExecutor | None = None,
@@ -211,6 +215,7 @@ class SyncEngine:
         self._status: dict[str, TargetStatus] = {}
         self._held: set[str] = set()
         self._concurrency = max(1, concurrency)
+        self._file_concurrency = max(1, file_concurrency)
         self._backoff = backoff or Backoff()
         self._max_attempts = max_attempts
         self._run = run_in_executor or default_executor()
@@ -428,22 +433,39 @@ class SyncEngine:
         """Upload every file of the job that the target does not already hold verified."""
         rel: str = job["path"]
         if job["kind"] == "event":
-            files = await self._run(_list_event, self._storage, rel, spec.cameras)
+            files, last = await self._run(_list_event, self._storage, rel, spec.cameras)
         else:
             local = self._storage / rel
             if not await self._run(local.is_file):
                 raise LocalFileMissingError(f"recording {local.name} is missing")
-            files = [(local, rel, rel)]
+            files, last = [(local, rel, rel)], []
         outcome = _Outcome()
         verified: list[str] = []
-        for local, remote_name, rel_file in files:
-            if await spec.target.exists_verified(local, remote_name):
-                outcome.files_skipped += 1
-            else:
-                result = await spec.target.upload(local, remote_name)
-                outcome.files_uploaded += 1
-                outcome.bytes_uploaded += result.size
-            verified.append(rel_file)
+
+        async def send(pending: Iterator[FileEntry]) -> None:
+            for local, remote_name, rel_file in pending:
+                if await spec.target.exists_verified(local, remote_name):
+                    outcome.files_skipped += 1
+                else:
+                    result = await spec.target.upload(local, remote_name)
+                    outcome.files_uploaded += 1
+                    outcome.bytes_uploaded += result.size
+                verified.append(rel_file)
+
+        pending = iter(files)
+        lanes = min(self._file_concurrency, len(files))
+        if lanes > 1:
+            # Several files at once, taken in order: one file's round trips (existence check,
+            # commit, verification) overlap the next one's data; the target bounds its memory.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(lanes):
+                        group.create_task(send(pending))
+            except BaseExceptionGroup as group_error:
+                raise first_error(group_error) from None
+        else:
+            await send(pending)
+        await send(iter(last))  # event.json alone, after every clip: it means a whole event
         outcome.verified = tuple(verified)
         return outcome
 
