@@ -46,12 +46,24 @@ class StreamInfo:
         }
 
 
-def open_options(url: str) -> dict[str, str]:
-    """FFmpeg options: TCP for RTSP (UDP loses packets), short probing for a fast start."""
+def is_rtsp_url(url: str) -> bool:
+    """Whether a URL is RTSP (over TCP, with FFmpeg's own socket timeout)."""
+    return url.lower().startswith(("rtsp://", "rtsps://"))
+
+
+def open_options(url: str, read_timeout: float | None = None) -> dict[str, str]:
+    """FFmpeg options: TCP for RTSP (UDP loses packets), short probing for a fast start.
+
+    For RTSP the read timeout is FFmpeg's socket timeout, checked in C. PyAV's own read timeout
+    is an interrupt callback that takes the GIL and calls Python on every socket read (several
+    per RTP packet): about a third of the recorder's CPU at one camera.
+    """
     options = {"analyzeduration": "500000", "probesize": "500000"}
-    if url.lower().startswith(("rtsp://", "rtsps://")):
+    if is_rtsp_url(url):
         options["rtsp_transport"] = "tcp"
         options["rtsp_flags"] = "prefer_tcp"
+        if read_timeout is not None:
+            options["timeout"] = str(max(1, round(read_timeout * 1_000_000)))
     return options
 
 
@@ -62,7 +74,11 @@ def open_stream(
     if not is_valid_stream_url(url):
         raise InvalidUrlError(f"Not a supported stream URL: {mask_url(url)}")
     try:
-        return av.open(url, options=open_options(url), timeout=(open_timeout, read_timeout))
+        return av.open(
+            url,
+            options=open_options(url, read_timeout),
+            timeout=(open_timeout, None if is_rtsp_url(url) else read_timeout),
+        )
     except av.error.HTTPUnauthorizedError as err:
         raise InvalidAuthError(f"Authentication failed for {mask_url(url)}") from err
     except (av.error.HTTPNotFoundError, av.error.FileNotFoundError) as err:

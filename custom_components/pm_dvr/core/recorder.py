@@ -90,10 +90,18 @@ class RecorderStats:
 
 
 def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
-    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14)."""
+    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14).
+
+    PyAV opens the template's codec (a decoder) when the clip's header is written, although
+    nothing is ever decoded: one thread keeps it from starting a pool of slice threads, and their
+    stacks and contexts, for every clip of every camera.
+    """
     if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
-        return cast(av.stream.Stream, out.add_stream_from_template(stream))
-    return out.add_stream(template=stream)
+        copy = cast(av.stream.Stream, out.add_stream_from_template(stream))
+    else:
+        copy = out.add_stream(template=stream)
+    copy.codec_context.thread_count = 1
+    return copy
 
 
 def _is_adts(packet: av.Packet) -> bool:

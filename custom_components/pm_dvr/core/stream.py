@@ -13,20 +13,23 @@ import enum
 import logging
 import threading
 import time
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import av
 import av.container
 import av.error
 import av.stream
 from av.video.codeccontext import VideoCodecContext
-import cv2
-import numpy as np
-import numpy.typing as npt
 
 from .errors import PmDvrError, StreamError
 from .probe import StreamInfo, is_network_url, open_stream, video_info
 from .urls import mask_url
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    type Image = npt.NDArray[np.uint8]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,8 +37,6 @@ FIRST_RETRY = 1.0
 MAX_RETRY = 30.0
 HEALTHY_AFTER = 60.0
 JPEG_QUALITY = 85
-
-type Image = npt.NDArray[np.uint8]
 
 
 class SessionState(enum.StrEnum):
@@ -319,11 +320,17 @@ def decode_keyframe(codec: str, extradata: bytes | None, data: bytes) -> Image |
         return None
     if not frames:
         return None
-    return cast(Image, frames[0].to_ndarray(format="bgr24"))
+    return cast("Image", frames[0].to_ndarray(format="bgr24"))
 
 
 def encode_jpeg(image: Image, width: int | None = None, height: int | None = None) -> bytes:
-    """Encode as JPEG, scaled down to fit width/height when asked (aspect kept)."""
+    """Encode as JPEG, scaled down to fit width/height when asked (aspect kept).
+
+    OpenCV (and numpy) are imported here, on the first snapshot: recording alone never needs
+    them, and they cost a camera-only install tens of MB.
+    """
+    import cv2
+
     src_h, src_w = image.shape[:2]
     scale = min(
         (width / src_w) if width else 1.0,
@@ -332,7 +339,7 @@ def encode_jpeg(image: Image, width: int | None = None, height: int | None = Non
     )
     if scale < 1.0:
         size = (max(1, round(src_w * scale)), max(1, round(src_h * scale)))
-        image = cast(Image, cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        image = cast("Image", cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid BGR image
         raise StreamError("JPEG encoding failed")
