@@ -19,7 +19,9 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from custom_components.pm_dvr.const import CONF_STORAGE_PATH, DOMAIN
-from custom_components.pm_dvr.diagnostics import scrub, scrub_text
+from custom_components.pm_dvr.core.clips import ClipIndex
+from custom_components.pm_dvr.data import PmDvrData
+from custom_components.pm_dvr.diagnostics import SECTIONS, scrub, scrub_text
 
 from .common import wait_for
 from .conftest import camera_subentry
@@ -173,3 +175,11 @@ def test_scrub_keeps_what_is_not_secret() -> None:
         "n": 3,
         "items": ["a"],
     }
+
+
+async def test_sections_of_a_hub_still_starting(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Before retention and sync have started (setup under way), their sections are empty."""
+    entry = MockConfigEntry(domain=DOMAIN, data={CONF_STORAGE_PATH: str(tmp_path)})
+    entry.runtime_data = PmDvrData(storage=tmp_path, index=ClipIndex(tmp_path / "recordings"))
+    assert await SECTIONS["retention"](hass, entry) is None
+    assert await SECTIONS["sync"](hass, entry) is None

@@ -24,13 +24,16 @@ import re
 import shutil
 import threading
 import time
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import av
 
 from .clips import Clip, clip_start_from_name
 from .layout import EVENT_FILE, events_dir, recordings_dir
-from .stream import Image, encode_jpeg
+from .stream import encode_jpeg
+
+if TYPE_CHECKING:
+    from .stream import Image
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -487,7 +490,7 @@ def first_frame_jpeg(path: Path, width: int) -> bytes | None:
             if not inp.streams.video:
                 return None
             for frame in inp.decode(inp.streams.video[0]):
-                return encode_jpeg(cast(Image, frame.to_ndarray(format="bgr24")), width)
+                return encode_jpeg(cast("Image", frame.to_ndarray(format="bgr24")), width)
     except (av.error.FFmpegError, OSError):
         return None
     return None
