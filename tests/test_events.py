@@ -74,6 +74,39 @@ def read_event(folder: Path) -> dict:
     return json.loads((folder / "event.json").read_text())
 
 
+async def test_capture_defaults_to_the_longest_camera_window(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Without pre/post, several cameras get the longest of their windows: none is cut short."""
+    entry = init_integration
+    garden_id = next(s for s, sub in entry.subentries.items() if sub.title == "Garden")
+    hass.config_entries.async_update_subentry(
+        entry,
+        entry.subentries[garden_id],
+        data={**entry.subentries[garden_id].data, "post_seconds": 3},
+    )
+    await hass.async_block_till_done()
+    cameras = entry.runtime_data.cameras
+    await wait_for(
+        lambda: all(c.recorder is not None and c.recorder.enabled for c in cameras.values())
+    )
+    response = await hass.services.async_call(
+        DOMAIN,
+        "capture_event",
+        {ATTR_ENTITY_ID: ["camera.front_door", "camera.garden"]},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    event = await hass.async_add_executor_job(read_event, Path(str(response["path"])))
+    created = datetime.fromisoformat(event["created"])
+    requested = event["requested"]
+    assert (created - datetime.fromisoformat(requested["start"])).total_seconds() == pytest.approx(
+        2
+    )
+    assert (datetime.fromisoformat(requested["end"]) - created).total_seconds() == pytest.approx(3)
+
+
 async def test_capture_links_window_and_completes(
     hass: HomeAssistant, init_integration: MockConfigEntry, storage_path: Path
 ) -> None:

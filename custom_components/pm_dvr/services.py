@@ -15,15 +15,18 @@ import voluptuous as vol
 from .const import (
     CONF_POST_SECONDS,
     CONF_PRE_SECONDS,
-    DEFAULT_POST_SECONDS,
-    DEFAULT_PRE_SECONDS,
     DOMAIN,
 )
 from .coordinator import CameraCoordinator
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
-from .errors import translated
-from .events import async_service_start_persistent, async_service_stop_persistent
+from .errors import translated, validation_error
+from .events import (
+    async_service_start_persistent,
+    async_service_stop_persistent,
+    check_recording,
+    event_window,
+)
 
 SERVICE_CAPTURE_EVENT = "capture_event"
 SERVICE_START_PERSISTENT = "start_persistent_recording"
@@ -58,12 +61,6 @@ CLEANUP_SCHEMA = vol.Schema(
 )
 
 
-def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
-    )
-
-
 def cameras_for_entities(
     hass: HomeAssistant, entity_ids: list[str]
 ) -> tuple[PmDvrConfigEntry, list[CameraCoordinator]]:
@@ -87,9 +84,9 @@ def cameras_for_entities(
             or owner.state is not ConfigEntryState.LOADED
             or entity.config_subentry_id not in owner.runtime_data.cameras
         ):
-            raise _validation_error("unknown_camera_entity", entity_id=entity_id)
+            raise validation_error("unknown_camera_entity", entity_id=entity_id)
         if entry is not None and owner is not entry:
-            raise _validation_error("cameras_of_several_hubs")
+            raise validation_error("cameras_of_several_hubs")
         entry = owner
         cameras.append(owner.runtime_data.cameras[entity.config_subentry_id])
     assert entry is not None  # cv.entity_ids refuses an empty list
@@ -99,12 +96,10 @@ def cameras_for_entities(
 async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     """Link the clips around now into a new event folder; answer with its id and folder."""
     entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
-    for camera in cameras:
-        if camera.recorder is None or not camera.recorder.enabled:
-            raise _validation_error("recording_off", camera=camera.title)
-    first = cameras[0].settings
-    pre = call.data.get(CONF_PRE_SECONDS, first.get(CONF_PRE_SECONDS, DEFAULT_PRE_SECONDS))
-    post = call.data.get(CONF_POST_SECONDS, first.get(CONF_POST_SECONDS, DEFAULT_POST_SECONDS))
+    check_recording(cameras)
+    default_pre, default_post = event_window(cameras)
+    pre = call.data.get(CONF_PRE_SECONDS, default_pre)
+    post = call.data.get(CONF_POST_SECONDS, default_post)
     capture = entry.runtime_data.capture
     assert capture is not None
     try:
@@ -152,7 +147,7 @@ async def _async_sync_now(call: ServiceCall) -> None:
         if entry_id is None or entry.entry_id == entry_id
     ]
     if entry_id is not None and not entries:
-        raise _validation_error("hub_not_loaded", entry_id=entry_id)
+        raise validation_error("hub_not_loaded", entry_id=entry_id)
     for entry in entries:
         if entry.runtime_data.sync is not None:
             await entry.runtime_data.sync.async_sync_now()
@@ -163,14 +158,14 @@ def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
     if entry_id is not None:
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
-            raise _validation_error("hub_not_loaded", entry_id=entry_id)
+            raise validation_error("hub_not_loaded", entry_id=entry_id)
         hub: PmDvrConfigEntry = entry
         return hub
     hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
     if not hubs:
-        raise _validation_error("no_hub_loaded")
+        raise validation_error("no_hub_loaded")
     if len(hubs) > 1:
-        raise _validation_error("several_hubs")
+        raise validation_error("several_hubs")
     return hubs[0]
 
 
@@ -178,7 +173,7 @@ async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
     """Run retention now; answer with what it deleted."""
     target = call.data.get(ATTR_TARGET_GB)
     if target is not None and not (math.isfinite(target) and target >= 0):
-        raise _validation_error("invalid_target", target_gb=str(target))
+        raise validation_error("invalid_target", target_gb=str(target))
     entry = loaded_hub(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
     retention = entry.runtime_data.retention
     assert retention is not None
