@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 import json
 import os
 from pathlib import Path
@@ -36,45 +36,16 @@ from custom_components.pm_dvr.const import (
     CONF_STORAGE_PATH,
     DOMAIN,
 )
-from custom_components.pm_dvr.core.layout import clip_path, events_dir, recordings_dir
+from custom_components.pm_dvr.core.layout import events_dir, recordings_dir
 from custom_components.pm_dvr.core.retention import BYTES_PER_GB
 from custom_components.pm_dvr.retention import RetentionManager, format_gb, retention_config
 
 from .common import wait_for
 from .conftest import camera_subentry
+from .footage import BASE, SIZE, gb, iso, make_clips
 from .rig.rtsp import RtspServer
 
-SIZE = 10_000
-CAMERAS = ("front", "garden", "garage")
-BASE = (time.time() // 60) * 60 - 5 * 86400  # five days ago
 NO_FLOOR = {CONF_MIN_FREE_GB: 0}  # tests must not depend on the free space of the test disk
-
-
-def gb(n_bytes: float) -> float:
-    return n_bytes / BYTES_PER_GB
-
-
-def write_clip(storage: Path, camera: str, start: float, size: int = SIZE) -> Path:
-    """A closed clip in the recordings layout (real bytes, mtime at its end)."""
-    path = clip_path(storage, camera, start)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(size))
-    os.utime(path, (start + 59, start + 59))
-    return path
-
-
-def make_clips(storage: Path, per_camera: int, base: float = BASE, size: int = SIZE) -> list[Path]:
-    """Clips of every camera interleaved in time, oldest first across cameras."""
-    made = [
-        (base + i * 60 + c * 7, write_clip(storage, camera, base + i * 60 + c * 7, size))
-        for i in range(per_camera)
-        for c, camera in enumerate(CAMERAS)
-    ]
-    return [path for _start, path in sorted(made)]
-
-
-def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def make_event(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
 import json
 import os
 from pathlib import Path
@@ -31,43 +30,12 @@ from custom_components.pm_dvr.core.retention import (
     RetentionResult,
 )
 
-SIZE = 10_000
-CAMERAS = ("front", "garden", "garage")
-BASE = (time.time() // 60) * 60 - 5 * 86400  # five days ago: days folders older than today
+from ..footage import BASE, CAMERAS, SIZE, gb, iso, make_clips, write_clip
 
 
 def cfg(max_storage_gb: float, **limits: float) -> RetentionConfig:
     """Limits with no free-space floor: these tests must not depend on the disk they run on."""
     return RetentionConfig(max_storage_gb, **{"min_free_gb": 0, **limits})
-
-
-def gb(n_bytes: float) -> float:
-    return n_bytes / BYTES_PER_GB
-
-
-def write_clip(storage: Path, camera: str, start: float, size: int = SIZE) -> Path:
-    """A closed clip in the recordings layout, with real bytes and the mtime of its end."""
-    path = clip_path(storage, camera, start)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(size))
-    os.utime(path, (start + 59, start + 59))
-    return path
-
-
-def make_clips(
-    storage: Path, per_camera: int = 10, base: float = BASE, size: int = SIZE
-) -> list[Path]:
-    """Clips of every camera, interleaved in time; returned oldest first across cameras."""
-    made = [
-        (base + i * 60 + c * 7, write_clip(storage, camera, base + i * 60 + c * 7, size))
-        for i in range(per_camera)
-        for c, camera in enumerate(CAMERAS)
-    ]
-    return [path for _start, path in sorted(made)]
-
-
-def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def make_event(
