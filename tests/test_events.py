@@ -455,6 +455,13 @@ async def test_motion_opens_and_extends_an_event(
     first = capture.last_event("yard")
     assert first is not None
     assert first.trigger == "motion"
+
+    def sensor_shows_first() -> bool:
+        state = hass.states.get("sensor.yard_last_event")
+        return state is not None and state.attributes.get("event_id") == first.event_id
+
+    # The sensor hears of the event through the dispatcher, a moment after the capture manager.
+    await wait_for(sensor_shows_first, timeout=10)
     sensor = hass.states.get("sensor.yard_last_event")
     assert sensor.attributes["trigger"] == "motion"
     assert sensor.attributes["event_id"] == first.event_id
