@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import av
 
+from .avcompat import add_template_stream
 from .clips import Clip, clip_start_from_name
 from .layout import EVENT_FILE, events_dir, recordings_dir
 from .stream import encode_jpeg
@@ -430,7 +431,7 @@ def remux(sources: Sequence[Path], dest: Path) -> None:
             with inp:
                 if not outputs:
                     for stream in (*inp.streams.video[:1], *inp.streams.audio[:1]):
-                        outputs[stream.type] = _add_template(out, stream)
+                        outputs[stream.type] = add_template_stream(out, stream)
                 base = _copy(inp, out, outputs, base, last_dts)
         _check_some(outputs)
     except BaseException:
@@ -444,13 +445,6 @@ def remux(sources: Sequence[Path], dest: Path) -> None:
 def _check_some(outputs: dict[str, av.stream.Stream]) -> None:
     if not outputs:
         raise MediaPathError("no readable clip")
-
-
-def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
-    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14)."""
-    if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
-        return cast(av.stream.Stream, out.add_stream_from_template(stream))
-    return out.add_stream(template=stream)
 
 
 def _copy(

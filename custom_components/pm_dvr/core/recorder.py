@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Literal, cast
+from typing import Literal
 
 import av
 from av.audio.stream import AudioStream
@@ -27,6 +27,7 @@ import av.container
 import av.error
 import av.stream
 
+from .avcompat import add_template_stream, write_header
 from .clips import PART_SUFFIX, Clip, ClipIndex
 from .layout import clip_path, recordings_dir
 from .probe import StreamInfo
@@ -87,21 +88,6 @@ class RecorderStats:
     fps: float | None = None
     last_clip: Path | None = None
     last_error: str | None = None
-
-
-def _add_template(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
-    """Copy a stream's parameters into a new output stream (PyAV 13 and PyAV >= 14).
-
-    PyAV opens the template's codec (a decoder) when the clip's header is written, although
-    nothing is ever decoded: one thread keeps it from starting a pool of slice threads, and their
-    stacks and contexts, for every clip of every camera.
-    """
-    if hasattr(out, "add_stream_from_template"):  # pragma: no cover - PyAV >= 14
-        copy = cast(av.stream.Stream, out.add_stream_from_template(stream))
-    else:
-        copy = out.add_stream(template=stream)
-    copy.codec_context.thread_count = 1
-    return copy
 
 
 def _is_adts(packet: av.Packet) -> bool:
@@ -522,13 +508,14 @@ class Recorder:
             clip = _Clip(out, path, start)
             clip.first_dts = dts
             clip.first_muxed = self._muxed
-            stream = _add_template(out, video)
+            stream = add_template_stream(out, video)
             tag = CODEC_TAGS.get(video.codec_context.name)
             if tag:
                 stream.codec_context.codec_tag = tag
             if params is not None:
                 stream.codec_context.extradata = params
             self._add_audio(clip, dts)
+            write_header(out, clip.encoder)
         except (av.error.FFmpegError, OSError, ValueError) as err:
             if out is not None:
                 self._discard(out, path)
@@ -559,7 +546,7 @@ class Recorder:
             clip.encoder = encoder
             clip.audio_out = encoder
             return
-        clip.audio_out = _add_template(clip.out, audio)
+        clip.audio_out = add_template_stream(clip.out, audio)
 
     def _close_clip(self, end_dts: int | None = None) -> None:
         """Finish the clip: flush, close, rename, date it, and add it to the index."""

@@ -21,6 +21,7 @@ import av.error
 import av.stream
 from av.video.codeccontext import VideoCodecContext
 
+from .avcompat import release_decoder
 from .errors import PmDvrError, StreamError
 from .probe import StreamInfo, is_network_url, open_stream, video_info
 from .urls import mask_url
@@ -219,6 +220,7 @@ class StreamSession:
                 self.info = video_info(container)
             except StreamError as err:
                 return str(err)
+            release_decoder(container.streams.video[0].codec_context)
             self.stats.connects += 1
             with self._lock:
                 self._sinks = (*self._sinks, *self._added)
