@@ -1,6 +1,6 @@
 """Benchmark of event capture: call-to-pre-roll latency, completion delay, bytes written per event.
 
-Run from the repo root: /work/venv/bin/python bench/events.py [--clips 1000] [--cameras 2]
+Run from the repo root: .venv/bin/python bench/events.py [--clips 1000] [--cameras 2]
 Real files under bench/out/ (gitignored). Anchor: the naive way (os.walk the recordings and
 shutil.copy2 the matching clips). Last line: RESULT {json}.
 """

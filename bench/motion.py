@@ -1,6 +1,6 @@
 """Benchmark pm_dvr's motion detector against three well-known anchors on labelled clips.
 
-Run from the repo root: ``/work/venv/bin/python bench/motion.py`` (``--quick`` for a smaller set).
+Run from the repo root: ``.venv/bin/python bench/motion.py`` (``--quick`` for a smaller set).
 Clips come from tests/rig/scenes.py and are cached under bench/out/ (gitignored).
 
 All detectors see the same decoded frames (the luma plane at full resolution), sampled at the

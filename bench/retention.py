@@ -10,7 +10,7 @@ re-added to the index, as the recorder would) between rounds; creation is not ti
 The first round after creating 200,000 files is slow for both sides alike (the file system is
 still settling), so one warm-up round is run and printed but not counted.
 
-Run from the repo root: /work/venv/bin/python bench/retention.py [--rounds N] [--warmup N]
+Run from the repo root: .venv/bin/python bench/retention.py [--rounds N] [--warmup N]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the work a plain SDK user needs for a checkable MD5. We report throughput, the r
 pm_dvr/anchor (and pm_dvr/anchor_md5), and pm_dvr's peak extra RSS over the process baseline
 (sampled from /proc/self/status every 50 ms in a thread).
 
-Run from the repo root: /work/venv/bin/python bench/sync.py [--size-mb 1024] [--rounds 2]
+Run from the repo root: .venv/bin/python bench/sync.py [--size-mb 1024] [--rounds 2]
 The last line printed is `RESULT {json}`.
 """
 
