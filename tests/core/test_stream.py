@@ -129,6 +129,38 @@ def test_sinks_added_and_removed_while_streaming(rtsp_server_core: RtspServer) -
     assert session.state is SessionState.STOPPED
 
 
+class ArrivalSink(RecordingSink):
+    """Notes when each packet reached the sink."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[float] = []
+
+    def on_packet(self, packet: av.Packet) -> None:
+        self.arrivals.append(time.monotonic())
+        super().on_packet(packet)
+
+
+def test_network_stream_is_read_in_bursts(rtsp_server_core: RtspServer) -> None:
+    """Caught up with the camera, the reader naps and then reads what piled up back to back.
+
+    A 25 fps camera read frame by frame wakes the thread every 40 ms; read in bursts, about
+    three frames arrive together once per nap.
+    """
+    session = StreamSession("bursts", rtsp_server_core.url("/cam"))
+    sink = ArrivalSink()
+    session.add_sink(sink)
+    session.start()
+    try:
+        wait_until(lambda: len(sink.arrivals) >= 75)
+    finally:
+        session.stop()
+    gaps = [b - a for a, b in zip(sink.arrivals[10:], sink.arrivals[11:], strict=False)]
+    wakeups = sum(1 for gap in gaps if gap > 0.02)
+    assert wakeups <= len(gaps) / 2
+    assert max(gaps) < 1.0  # delayed by a nap, never held back
+
+
 def test_remove_sink_when_not_running() -> None:
     """Without a thread, removal is immediate."""
     session = StreamSession("idle", "rtsp://127.0.0.1:1/x")
