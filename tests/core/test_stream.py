@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -155,7 +156,7 @@ def test_network_stream_is_read_in_bursts(rtsp_server_core: RtspServer) -> None:
         wait_until(lambda: len(sink.arrivals) >= 75)
     finally:
         session.stop()
-    gaps = [b - a for a, b in zip(sink.arrivals[10:], sink.arrivals[11:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(sink.arrivals[10:])]
     wakeups = sum(1 for gap in gaps if gap > 0.02)
     assert wakeups <= len(gaps) / 2
     assert max(gaps) < 1.0  # delayed by a nap, never held back

@@ -62,7 +62,7 @@ def release_decoder(context: CodecContext) -> None:
         context.open()
     except av.error.FFmpegError:  # pragma: no cover - FFmpeg opened this codec to probe it
         return
-    _close(context)
+    context.close()
 
 
 def _close(context: CodecContext | None) -> None:
