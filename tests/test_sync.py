@@ -22,13 +22,18 @@ from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pm_dvr import sync as sync_module
+from custom_components.pm_dvr.compat import device_subentry_ids
 from custom_components.pm_dvr.const import (
     CONF_STORAGE_PATH,
     DOMAIN,
@@ -40,7 +45,7 @@ from custom_components.pm_dvr.core.capture import EventInfo
 from custom_components.pm_dvr.core.sync import Backoff
 from custom_components.pm_dvr.sync import SyncCoordinator, issue_id
 
-from .common import wait_for
+from .common import device_of, wait_for
 from .conftest import target_subentry
 from .rig.azurite import ACCOUNT_KEY, Azurite
 
@@ -222,7 +227,7 @@ async def test_captured_event_and_recordings_upload(
     problem = hass.states.get(entity_id(hass, "binary_sensor", "t_cloud_problem"))
     assert problem is not None
     assert problem.attributes["device_class"] == "problem"
-    assert problem.attributes["friendly_name"] == "pm_dvr Cloud problem"
+    assert problem.attributes["friendly_name"] == "Cloud Upload problem"
 
     response = await hass.services.async_call(
         DOMAIN,
@@ -575,7 +580,7 @@ async def test_targets_follow_subentries(
     await hass.async_block_till_done()
     attic = hass.states.get(entity_id(hass, "binary_sensor", f"{nas_id}_problem"))
     assert attic is not None
-    assert attic.attributes["friendly_name"] == "pm_dvr Attic problem"
+    assert attic.attributes["friendly_name"] == "Attic Upload problem"
 
     hass.config_entries.async_remove_subentry(entry, nas_id)
     hass.config_entries.async_remove_subentry(entry, "t_broken")
@@ -617,4 +622,87 @@ async def test_sync_entities_snapshot(
         assert hass.states.get(entity_entry.entity_id) == snapshot(
             name=f"{entity_entry.entity_id}-state"
         )
+    await unload(hass, entry)
+
+
+def subentries_of(device: dr.DeviceEntry) -> set[str | None]:
+    return device_subentry_ids(device, ENTRY_ID)
+
+
+async def test_each_target_has_its_own_device(
+    hass: HomeAssistant,
+    storage_path: Path,
+    tmp_path: Path,
+    device_registry: dr.DeviceRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A target's entities sit on the target's device, in its subentry; the queue stays on the
+    hub's device, which belongs to no subentry (HA 2026 would move a shared device)."""
+    entry = hub_entry(
+        storage_path, folder_target("t_nas", tmp_path / "nas"), folder_target("t_usb", tmp_path)
+    )
+    await setup(hass, entry)
+    for target_id in ("t_nas", "t_usb"):
+        device = device_of(device_registry, ENTRY_ID, target_id)
+        assert device is not None
+        assert (device.name, device.model) == (target_id.upper(), "Folder")
+        assert subentries_of(device) == {target_id}
+        problem = er.async_get(hass).async_get(
+            entity_id(hass, "binary_sensor", f"{target_id}_problem")
+        )
+        assert problem is not None
+        assert (problem.device_id, problem.config_subentry_id) == (device.id, target_id)
+    hub = device_of(device_registry, ENTRY_ID, ENTRY_ID)
+    assert hub is not None
+    assert subentries_of(hub) == {None}
+    queue = er.async_get(hass).async_get(entity_id(hass, "sensor", f"{ENTRY_ID}_sync_queue"))
+    assert queue is not None
+    assert (queue.device_id, queue.config_subentry_id) == (hub.id, None)
+    assert "subentry" not in caplog.text
+    await unload(hass, entry)
+
+
+async def test_targets_on_the_hub_device_are_migrated(
+    hass: HomeAssistant,
+    storage_path: Path,
+    tmp_path: Path,
+    entity_registry: er.EntityRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A registry from pm_dvr 0.4 (the target's problem sensor on the hub device, the hub
+    device in the target's subentry): the entity keeps its id and moves to its own device."""
+    device_registry = dr.async_get(hass)
+    entry = hub_entry(storage_path, folder_target("t_nas", tmp_path / "nas"))
+    entry.add_to_hass(hass)
+    hub = device_registry.async_get_or_create(
+        config_entry_id=ENTRY_ID,
+        config_subentry_id="t_nas",
+        identifiers={(DOMAIN, ENTRY_ID)},
+        name="pm_dvr",
+    )
+    old = entity_registry.async_get_or_create(
+        "binary_sensor",
+        DOMAIN,
+        "t_nas_problem",
+        suggested_object_id="pm_dvr_nas_problem",
+        config_entry=entry,
+        config_subentry_id="t_nas",
+        device_id=hub.id,
+    )
+    await setup(hass, entry)
+    moved = entity_registry.async_get(old.entity_id)
+    assert moved is not None
+    target = device_of(device_registry, ENTRY_ID, "t_nas")
+    assert target is not None
+    assert moved.device_id == target.id
+    assert subentries_of(target) == {"t_nas"}
+    hub_now = device_registry.async_get(hub.id)
+    assert hub_now is not None
+    assert subentries_of(hub_now) == {None}
+    assert hass.states.get(old.entity_id) is not None
+    assert "will stop working" not in caplog.text
+    await unload(hass, entry)
+    # A second start finds nothing to migrate and changes nothing.
+    await setup(hass, entry)
+    assert entity_registry.async_get(old.entity_id).device_id == target.id  # type: ignore[union-attr]
     await unload(hass, entry)

@@ -6,13 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, Platform
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
-from homeassistant.helpers import entity_registry as er
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.restore_state import async_get as async_get_restore_data
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
@@ -24,8 +22,6 @@ from .const import (
     EVENT_PM_DVR,
     LOGGER,
     MOTION_LIVE_KEYS,
-    MOTION_SWITCH_KEY,
-    RECORDING_SWITCH_KEY,
     SUBENTRY_CAMERA,
     signal_event,
 )
@@ -36,6 +32,7 @@ from .core.errors import StorageError
 from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .data import PmDvrConfigEntry, PmDvrData
+from .devices import async_migrate_devices
 from .errors import translated
 from .events import motion_event_listener
 from .issues import async_setup_repairs
@@ -87,14 +84,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     await async_setup_sync(hass, entry)
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
-            await _async_start_camera(hass, entry, subentry.subentry_id)
+            _add_camera(hass, entry, subentry.subentry_id)
 
     async def _async_on_stop(event: Event) -> None:
         await _async_stop_cameras(entry)
 
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    async_migrate_devices(hass, entry)
+    # The switches restore their last state as they are added, so the cameras start after them:
+    # a camera whose Recording switch was off never opens a clip.
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    for coordinator in entry.runtime_data.cameras.values():
+        await coordinator.async_start()
     async_setup_mqtt(hass, entry)
     entry.async_on_unload(async_setup_repairs(hass, entry))
     return True
@@ -145,28 +147,24 @@ def _recover_and_scan(storage: Path, index: ClipIndex) -> None:
     index.scan()
 
 
-def _switch_was_on(hass: HomeAssistant, subentry_id: str, key: str) -> bool:
-    """A camera switch's state before the restart (on when never set)."""
-    entity_id = er.async_get(hass).async_get_entity_id(
-        Platform.SWITCH, DOMAIN, f"{subentry_id}_{key}"
-    )
-    last = async_get_restore_data(hass).last_states.get(entity_id) if entity_id else None
-    return last is None or last.state.state != STATE_OFF
-
-
-async def _async_start_camera(
-    hass: HomeAssistant, entry: PmDvrConfigEntry, subentry_id: str
+def _add_camera(
+    hass: HomeAssistant,
+    entry: PmDvrConfigEntry,
+    subentry_id: str,
+    *,
+    recording_enabled: bool = True,
+    motion_enabled: bool = True,
 ) -> CameraCoordinator:
+    """A camera's coordinator, not started yet (see CameraCoordinator.async_start)."""
     coordinator = CameraCoordinator(
         hass,
         entry,
         entry.subentries[subentry_id],
-        recording_enabled=_switch_was_on(hass, subentry_id, RECORDING_SWITCH_KEY),
-        motion_enabled=_switch_was_on(hass, subentry_id, MOTION_SWITCH_KEY),
+        recording_enabled=recording_enabled,
+        motion_enabled=motion_enabled,
     )
     entry.runtime_data.cameras[subentry_id] = coordinator
     coordinator.motion_listeners.append(motion_event_listener(entry, coordinator))
-    await coordinator.async_start()
     return coordinator
 
 
@@ -192,6 +190,8 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
         for subentry_id, subentry in entry.subentries.items()
         if subentry.subentry_type == SUBENTRY_CAMERA
     }
+    # A camera rebuilt for new settings keeps what its switches were set to.
+    switches: dict[str, tuple[bool, bool]] = {}
     for subentry_id in list(data.cameras):
         subentry = wanted.get(subentry_id)
         coordinator = data.cameras[subentry_id]
@@ -202,13 +202,21 @@ async def _async_update_listener(hass: HomeAssistant, entry: PmDvrConfigEntry) -
                 coordinator.async_apply_motion_settings(subentry.data)
                 continue
         del data.cameras[subentry_id]
+        switches[subentry_id] = (
+            coordinator.recorder is None or coordinator.recorder.enabled,
+            coordinator.motion_sink is None or coordinator.motion_enabled,
+        )
         for entity in list(coordinator.entities):
             await entity.async_remove()
         await coordinator.async_stop()
     for subentry_id in wanted.keys() - data.cameras.keys():
-        coordinator = await _async_start_camera(hass, entry, subentry_id)
+        recording, motion = switches.get(subentry_id, (True, True))
+        coordinator = _add_camera(
+            hass, entry, subentry_id, recording_enabled=recording, motion_enabled=motion
+        )
         for add_entities in data.entity_factories.values():
             add_entities(coordinator)
+        await coordinator.async_start()
     if data.sync is not None:
         await data.sync.async_apply_targets()
 

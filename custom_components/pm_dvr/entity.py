@@ -5,30 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from homeassistant.const import Platform
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import CONF_STREAM_INFO, DOMAIN, HUB_DEVICE_NAME
 from .coordinator import CameraCoordinator, HubCoordinator
 from .data import PmDvrConfigEntry
+from .devices import camera_device_info, hub_device_info, target_device_info
 from .sync import SyncCoordinator
-
-
-def camera_device_info(coordinator: CameraCoordinator) -> DeviceInfo:
-    """One device per camera; model from what the stream reported when it was added."""
-    info = coordinator.settings.get(CONF_STREAM_INFO) or {}
-    model = None
-    if info.get("video_codec"):
-        codec = {"h264": "H.264", "hevc": "H.265"}.get(info["video_codec"], info["video_codec"])
-        model = f"{codec} {info.get('width')}x{info.get('height')}"
-    return DeviceInfo(
-        identifiers={(DOMAIN, coordinator.subentry_id)},
-        name=coordinator.title,
-        manufacturer="pm_dvr",
-        model=model,
-    )
 
 
 class PmDvrCameraEntity(CoordinatorEntity[CameraCoordinator]):
@@ -40,7 +24,9 @@ class PmDvrCameraEntity(CoordinatorEntity[CameraCoordinator]):
         super().__init__(coordinator)
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.subentry_id}_{description.key}"
-        self._attr_device_info = camera_device_info(coordinator)
+        self._attr_device_info = camera_device_info(
+            coordinator.subentry_id, coordinator.title, coordinator.settings
+        )
 
     async def async_added_to_hass(self) -> None:
         """Register with the coordinator so a camera change can remove this entity."""
@@ -79,26 +65,11 @@ class PmDvrHubEntity(CoordinatorEntity[HubCoordinator]):
         entry = coordinator.config_entry
         self.entity_description = description
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=HUB_DEVICE_NAME,
-            manufacturer="pm_dvr",
-            model="DVR hub",
-        )
-
-
-def hub_device_info(entry: PmDvrConfigEntry) -> DeviceInfo:
-    """The hub's device (the same one PmDvrHubEntity uses)."""
-    return DeviceInfo(
-        identifiers={(DOMAIN, entry.entry_id)},
-        name=HUB_DEVICE_NAME,
-        manufacturer="pm_dvr",
-        model="DVR hub",
-    )
+        self._attr_device_info = hub_device_info(entry)
 
 
 class PmDvrSyncEntity(CoordinatorEntity[SyncCoordinator]):
-    """An entity of the hub's device that shows sync state (queue, targets)."""
+    """Sync state: the queue on the hub's device, or one target's state on that target's."""
 
     _attr_has_entity_name = True
 
@@ -113,9 +84,11 @@ class PmDvrSyncEntity(CoordinatorEntity[SyncCoordinator]):
         self.entity_description = description
         self.target_id = target_id
         self._attr_unique_id = f"{target_id or entry.entry_id}_{description.key}"
-        self._attr_device_info = hub_device_info(entry)
-        if target_id is not None:
-            self._attr_translation_placeholders = {"target": coordinator.target_title(target_id)}
+        if target_id is None:
+            self._attr_device_info = hub_device_info(entry)
+        else:
+            subentry = entry.subentries[target_id]
+            self._attr_device_info = target_device_info(target_id, subentry.title, subentry.data)
 
     async def async_added_to_hass(self) -> None:
         """A target's entity is removed with its target (see SyncCoordinator)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
-from homeassistant.const import Platform
+from homeassistant.const import STATE_OFF, STATE_ON, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -72,9 +72,16 @@ async def async_setup_entry(
 
 
 class PmDvrSwitch(PmDvrCameraEntity, SwitchEntity, RestoreEntity):
-    """A camera switch. Its last state is read back at setup, before the camera starts."""
+    """A camera switch that restores itself: it is added before its camera starts streaming."""
 
     entity_description: PmDvrSwitchDescription
+
+    async def async_added_to_hass(self) -> None:
+        """Put the feature back as it was before the restart (on when never set)."""
+        await super().async_added_to_hass()
+        last_state = await self.async_get_last_state()
+        if last_state is not None and last_state.state in (STATE_ON, STATE_OFF):
+            self.entity_description.set_fn(self.coordinator, last_state.state == STATE_ON)
 
     @property
     def is_on(self) -> bool:
