@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
+import contextvars
 from dataclasses import dataclass, field
 import hashlib
 import logging
@@ -109,13 +110,54 @@ class AzureTuning:
     read_timeout: float = 60.0
 
 
+# The aiohttp responses of the request the current task is sending (see _ClosingTransport).
+_RESPONSES: contextvars.ContextVar[list[aiohttp.ClientResponse]] = contextvars.ContextVar(
+    "pm_dvr_azure_responses"
+)
+
+
+class _TrackingSession:
+    """The shared session as the SDK sees it: notes each response for _ClosingTransport."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def request(self, *args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
+        response = await self._session.request(*args, **kwargs)
+        if (responses := _RESPONSES.get(None)) is not None:
+            responses.append(response)
+        return response
+
+
+class _ClosingTransport(AioHttpTransport):  # type: ignore[misc,unused-ignore]
+    """Closes the response of a request that fails or is cancelled while its body is read.
+
+    The SDK leaves it open, and with it the connection's read-timeout timer, which then fires up
+    to read_timeout later on a connection nobody reads (an upload cancelled at unload, say).
+    """
+
+    async def send(self, request: Any, **config: Any) -> Any:
+        token = _RESPONSES.set([])
+        try:
+            return await super().send(request, **config)
+        except BaseException:
+            for response in _RESPONSES.get():
+                response.close()
+            raise
+        finally:
+            _RESPONSES.reset(token)
+
+
 def build_client(
     config: AzureBlobConfig, session: aiohttp.ClientSession, tuning: AzureTuning | None = None
 ) -> BlobServiceClient:
     """Build the async service client on the shared session (blocking: run it in an executor)."""
     tuning = tuning or AzureTuning()
     options: dict[str, Any] = {
-        "transport": AioHttpTransport(session=session, session_owner=False),
+        "transport": _ClosingTransport(session=_TrackingSession(session), session_owner=False),
         "max_block_size": tuning.block_size,
         "max_single_put_size": tuning.single_put_max,
         "retry_total": tuning.retry_total,
@@ -400,10 +442,13 @@ class AzureBlobTarget:
         finally:
             await self._run(handle.close)
         md5 = whole.digest()
-        await blob.commit_block_list(
-            blocks,
-            content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)),
-        )
+        async with slots:  # the commit is a request like any other: it takes a slot too
+            await blob.commit_block_list(
+                blocks,
+                content_settings=ContentSettings(
+                    content_type=content_type, content_md5=bytearray(md5)
+                ),
+            )
         return size, md5
 
     def _take_buffer(self) -> bytearray:
