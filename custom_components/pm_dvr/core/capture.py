@@ -744,7 +744,8 @@ class CaptureManager:
                 # event.json for every clip.
                 wait = event.written_at + self.write_interval - loop.time()
                 write = wait <= 0
-                if not write and event.flush is None:
+                # Not once stopping: stop() has cancelled the timers and waits for this pump.
+                if not write and event.flush is None and self._loop is not None:
                     event.flush = loop.call_later(wait, self._flush, event)
             if not batch and not write:
                 continue
