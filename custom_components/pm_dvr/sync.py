@@ -290,10 +290,15 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
             for add_entities in self.target_entity_factories.values():
                 add_entities(target_id)
         self._update_wants_recordings()
-        status = self._status()
-        for target_id, target_status in status.targets.items():
-            self._reauth_if_refused(target_id, target_status)
-        self.async_set_updated_data(status)
+        self.async_offer_reauth()
+        self.async_set_updated_data(self._status())
+
+    @callback
+    def async_offer_reauth(self, done: str | None = None) -> None:
+        """Ask for the credentials of a refused Azure target, other than the one just `done`."""
+        for target_id, target_status in self._status().targets.items():
+            if target_id != done:
+                self._reauth_if_refused(target_id, target_status)
 
     async def _async_update_data(self) -> SyncStatus:
         return self._status()

@@ -20,13 +20,15 @@ import re
 from typing import Any
 
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
     SOURCE_RECONFIGURE,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import voluptuous as vol
@@ -155,7 +157,7 @@ class TargetSubentryFlow(ConfigSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Choose the kind of target."""
-        return self.async_show_menu(menu_options=TARGET_TYPES)
+        return self.async_show_menu(step_id="user", menu_options=TARGET_TYPES)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -434,6 +436,18 @@ class TargetReauthFlow(ConfigFlow):
     """The hub's reauth flow, for an Azure target whose key or SAS was refused."""
 
     _reauth_target_id = ""
+
+    @callback
+    def async_remove(self) -> None:
+        """HA runs one reauth flow per entry: once this one is gone, the next refused target
+        gets its turn (HA 2026 applies the new credentials while this flow still counts)."""
+        if self.source != SOURCE_REAUTH:
+            return
+        entry = self.hass.config_entries.async_get_entry(self.context.get("entry_id", ""))
+        if entry is not None and entry.state is ConfigEntryState.LOADED:
+            sync = entry.runtime_data.sync
+            if sync is not None:
+                sync.async_offer_reauth(done=self._reauth_target_id)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Started by the sync coordinator with the target's subentry id."""

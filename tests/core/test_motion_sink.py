@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from custom_components.pm_dvr.core.avcompat import add_template_stream
 from custom_components.pm_dvr.core.motion import MotionConfig, Zone
 from custom_components.pm_dvr.core.motion_sink import MotionSink, motion_config, parse_zones
 from custom_components.pm_dvr.core.probe import video_info
@@ -59,7 +60,7 @@ def test_sink_feeds_private_copies_of_video_packets(tmp_path: Path) -> None:
     out = av.open(io.BytesIO(), "w", format="mp4")
     with av.open(str(clip)) as container:
         video = container.streams.video[0]
-        out_stream = out.add_stream(template=video)
+        out_stream = add_template_stream(out, video)
         sink.on_connect(container, video_info(container))
         assert worker.streams == [video]
         originals: list[tuple[bytes, int | None, bool, Fraction | None]] = []
