@@ -53,6 +53,8 @@ class FakeRecorder:
         self.offline: set[str] = set()
         self._ends: dict[str, float] = {}
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._thread: threading.Thread | None = None
         self._n = 0
 
@@ -91,6 +93,7 @@ class FakeRecorder:
         for camera in self.cameras:
             self._ends.setdefault(camera, now)
         while not self._stop.wait(SEG):
+            self._running.wait()
             now = time.time()
             for camera in self.cameras:
                 if camera in self.offline:
@@ -98,8 +101,16 @@ class FakeRecorder:
                     continue
                 self.write(camera, self._ends[camera], now)
 
+    def pause(self) -> None:
+        """Hold the clip being recorded open (it closes, longer, on resume)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         if self._thread is not None:
             self._thread.join()
 
@@ -337,7 +348,9 @@ async def test_persistent_survives_restart(env: Env) -> None:
     assert state["persistent"] == {"cam1": info.event_id}
     assert state["events"][info.event_id]["ends"] == {"cam1": None}
     down_from = time.time()
-    await asyncio.sleep(1.0)  # clips close while nobody listens
+    # Clips close while nobody listens: wait for one, then note when listening resumes.
+    await wait_until(lambda: any(c.end > down_from for c in env.index.clips("cam1")))
+    up_from = time.time()
 
     second = env.manager()
     await second.start(json.loads(json.dumps(state)))
@@ -352,7 +365,7 @@ async def test_persistent_survives_restart(env: Env) -> None:
     want = expected(env.index, "cam1", info.start, done.end)
     got = linked(info, "cam1")
     assert set(got) == set(want)
-    assert any(down_from < c.end < down_from + 1.0 for c in want.values())
+    assert any(down_from < c.end < up_from for c in want.values())
     assert all(got[n].st_ino == c.inode for n, c in want.items())
     doc = read_event(info)
     assert doc["state"] == "complete"
@@ -533,7 +546,10 @@ async def test_link_errors_are_recorded_without_paths(
 async def test_motion_opens_then_extends(env: Env) -> None:
     env.recorder.history(1.0)
     env.recorder.start()
-    manager = env.manager()
+    # No clip closes (and no grace runs out) until the second motion: the first event is still
+    # in progress then, however late a loaded machine gets there.
+    env.recorder.pause()
+    manager = env.manager(grace_seconds=5.0)
     await manager.start()
     first = await manager.motion("cam1", 0.4, 0.5)
     assert first.trigger == "motion"
@@ -541,6 +557,7 @@ async def test_motion_opens_then_extends(env: Env) -> None:
     await asyncio.sleep(0.3)
     moved_at = time.time()
     second = await manager.motion("cam1", 0.4, 0.5)
+    env.recorder.resume()
     assert second.event_id == first.event_id
     assert second.end is not None
     assert first.end is not None
@@ -560,8 +577,13 @@ async def test_extend_reopens_a_camera_that_was_done(env: Env) -> None:
     await manager.start()
     info = await manager.capture(["cam1", "cam2"], 0.5, 0.1, "multi", "automation")
     assert info.end is not None
-    # cam1 covers its window quickly, cam2 keeps the event open.
-    await asyncio.sleep(SEG + 0.3)
+    end = info.end
+    # cam1 covers its window quickly (a clip past the end is linked), cam2 keeps the event open.
+    await wait_until(
+        lambda: any(
+            c.end >= end and c.path.name in linked(info, "cam1") for c in env.index.clips("cam1")
+        )
+    )
     assert manager.active_events()
     extended = manager.extend(info.event_id, time.time() + 0.2)
     assert extended.end is not None
@@ -798,9 +820,8 @@ async def test_event_json_rewrites_are_spaced_but_links_are_not(env: Env) -> Non
     await manager.start()
     info = await manager.start_persistent(["cam1"], "long", 0.5, "mqtt")
     first = read_event(info)
-    await asyncio.sleep(3 * SEG + 0.2)
     # New clips are linked at once, the file waits for its interval.
-    assert len(linked(info, "cam1")) >= len(first["clips"]["cam1"]) + 2
+    await wait_until(lambda: len(linked(info, "cam1")) >= len(first["clips"]["cam1"]) + 2)
     assert read_event(info) == first
     kept = manager.set_keep(info.event_id, True)
     assert kept.persistent
@@ -819,9 +840,14 @@ async def test_spaced_rewrites_catch_up(env: Env) -> None:
     env.recorder.start()
     manager = env.manager(write_interval=0.6)
     await manager.start()
-    info = await manager.capture(["cam1"], 0.5, 2.0, None, "service")
+    # A post-roll well past the rewrites waited for, so the event is still recording then.
+    info = await manager.capture(["cam1"], 0.5, 10.0, None, "service")
     first = len(read_event(info)["clips"]["cam1"])
-    await asyncio.sleep(3 * SEG + 0.4)
-    doc = read_event(info)
-    assert doc["state"] == "recording"
-    assert len(doc["clips"]["cam1"]) >= first + 2
+    docs: list[dict[str, Any]] = []
+
+    def rewritten() -> bool:
+        docs.append(read_event(info))
+        return len(docs[-1]["clips"]["cam1"]) >= first + 2
+
+    await wait_until(rewritten)
+    assert docs[-1]["state"] == "recording"

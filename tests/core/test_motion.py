@@ -373,11 +373,22 @@ def test_worker_drops_to_next_keyframe_when_behind(clips: dict[str, SceneTruth])
         assert time.monotonic() - t0 < 0.5, "feed() must never block"
         wait_until(lambda: len(calls) == 1)
         release.set()
-        wait_until(lambda: worker.stats.decoded_frames >= queue_size)
-        time.sleep(0.2)
-        for p in packets[split:]:
+
+        def taken() -> int:
+            stats = worker.stats
+            return stats.decoded_frames + stats.dropped_packets
+
+        def caught_up(fed: int) -> Callable[[], bool]:
+            return lambda: fed - taken() < queue_size // 2
+
+        # Every packet fed so far is decoded or dropped: the queue has drained.
+        wait_until(lambda: taken() >= split + 1)
+        for fed, p in enumerate(packets[split:], split + 1):
+            # The worker keeps up again: never half a queue behind, even when a loaded
+            # machine slows it below the camera's pace.
+            wait_until(caught_up(fed))
             worker.feed(p)
-            time.sleep(0.005)  # a live camera's pace: the worker keeps up again
+            time.sleep(0.005)  # a live camera's pace
         wait_until(
             lambda: worker.stats.decoded_frames + worker.stats.dropped_packets >= len(packets) + 1
         )

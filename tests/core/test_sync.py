@@ -785,9 +785,11 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
     assert [r.will_retry for r in rec.results] == [True, False]
 
     gate = asyncio.Event()
+    copying = asyncio.Event()
 
     async def stuck[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
         if getattr(func, "__name__", "") == "_copy_hashed":
+            copying.set()
             await gate.wait()
         return await asyncio.to_thread(func, *args)
 
@@ -796,7 +798,7 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
     )
     engine2.start()
     await engine2.enqueue_event("ev8")
-    await asyncio.sleep(0.1)
+    await wait_for(copying.is_set)
     await engine2.stop()  # cancels the upload mid-way
     assert len(queue) == 1
     assert queue.jobs()[0]["attempts"] == 0
@@ -1254,9 +1256,11 @@ async def test_verify_failure_keeps_local_files(tmp_path: Path) -> None:
 async def test_remove_target_cancels_its_running_job(tmp_path: Path) -> None:
     make_event(tmp_path, "ev18", {"cam": [KIB]})
     gate = asyncio.Event()
+    copying = asyncio.Event()
 
     async def stuck[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
         if getattr(func, "__name__", "") == "_copy_hashed":
+            copying.set()
             await gate.wait()
         return await asyncio.to_thread(func, *args)
 
@@ -1267,7 +1271,7 @@ async def test_remove_target_cancels_its_running_job(tmp_path: Path) -> None:
     engine.start()
     try:
         await engine.enqueue_event("ev18")
-        await asyncio.sleep(0.1)
+        await wait_for(copying.is_set)  # the job is running
         await engine.remove_target("nas")
         await engine.wait_idle()
     finally:
