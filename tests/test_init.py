@@ -9,7 +9,12 @@ import threading
 import cv2
 from homeassistant.components.camera import async_get_image
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    EVENT_HOMEASSISTANT_STOP,
+    STATE_OFF,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -107,6 +112,29 @@ async def test_camera_added_changed_removed_live(
     assert cameras[garden.subentry_id] is garden
     assert garden.session.stats.connects == 1
     assert len(session_threads()) == 2
+
+
+async def test_rebuilt_camera_keeps_its_switches(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A camera rebuilt for new settings starts with its switches as the user left them."""
+    entry = init_integration
+    for switch in ("switch.front_door_recording", "switch.front_door_motion_detection"):
+        await hass.services.async_call(
+            "switch", "turn_off", {ATTR_ENTITY_ID: switch}, blocking=True
+        )
+    old = entry.runtime_data.cameras["sub_front-door"]
+    hass.config_entries.async_update_subentry(
+        entry, entry.subentries["sub_front-door"], title="Front gate"
+    )
+    await hass.async_block_till_done()
+    new = entry.runtime_data.cameras["sub_front-door"]
+    assert new is not old
+    assert new.recorder is not None
+    assert not new.recorder.enabled
+    assert not new.motion_enabled
+    assert hass.states.get("switch.front_door_recording").state == STATE_OFF
+    assert hass.states.get("switch.front_door_motion_detection").state == STATE_OFF
 
 
 async def test_camera_drops_and_returns(
