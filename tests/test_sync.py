@@ -273,7 +273,28 @@ async def test_captured_event_and_recordings_upload(
     await unload(hass, entry)
 
 
-@pytest.mark.usefixtures("socket_enabled", "no_secrets_logged")
+@pytest.fixture
+async def dead_connection_read_timers(hass: HomeAssistant) -> AsyncIterator[None]:
+    """Cancel aiohttp read timeouts left on connections that are already closed.
+
+    aiohttp 3.14 (HA 2026) starts a request's read timeout when its body writer task finishes,
+    and that task can finish after a server that died mid-upload closed the connection: the
+    timer then waits on a protocol with no transport. Timers of open connections stay, so the
+    harness still catches a response pm_dvr leaves open.
+    """
+    yield
+    for handle in list(hass.loop._scheduled):  # the timers the harness checks
+        callback = getattr(handle, "_callback", None)
+        owner = getattr(callback, "__self__", None)
+        if (
+            getattr(callback, "__name__", "") == "_on_read_timeout"
+            and owner is not None
+            and owner.transport is None
+        ):
+            handle.cancel()
+
+
+@pytest.mark.usefixtures("socket_enabled", "no_secrets_logged", "dead_connection_read_timers")
 async def test_azurite_stopped_mid_upload(
     hass: HomeAssistant, storage_path: Path, azurite_persisted: Azurite, uploads: list[Event]
 ) -> None:
