@@ -77,7 +77,7 @@ class HomeAssistant:
     # -- the config folder ----------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Write configuration.yaml (or set our port in the user's), link pm_dvr in."""
+        """Write configuration.yaml (or set our port in the user's and HA's), link pm_dvr in."""
         self.config.mkdir(parents=True, exist_ok=True)
         media = self.config / "media"
         media.mkdir(exist_ok=True)
@@ -92,6 +92,14 @@ class HomeAssistant:
             )
         else:
             config_file.write_text(configuration(self.port, media))
+        # HA 2026.11 moves the http settings into its storage once, then reads only that.
+        http_store = self.config / ".storage" / "http"
+        if http_store.exists():
+            stored = json.loads(http_store.read_text())
+            stable = stored.get("data", {}).get("stable")
+            if isinstance(stable, dict) and stable.get("server_port") != self.port:
+                stable["server_port"] = self.port
+                http_store.write_text(json.dumps(stored, indent=2))
         custom = self.config / "custom_components"
         custom.mkdir(exist_ok=True)
         link = custom / "pm_dvr"
