@@ -114,13 +114,14 @@ class HomeAssistant:
 
     def start(self, timeout: float = 900) -> None:
         """Start HA and wait until it answers (a first start installs requirements: minutes)."""
-        self.process = subprocess.Popen(
-            [self.python, "-m", "homeassistant", "--config", str(self.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with (self.config / "console.log").open("ab") as console:
+            self.process = subprocess.Popen(
+                [self.python, "-m", "homeassistant", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=console,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -138,18 +139,35 @@ class HomeAssistant:
                 time.sleep(1)
         raise RuntimeError("Home Assistant did not answer in time")
 
-    def stop(self, timeout: float = 120) -> None:
-        """Stop HA as systemd would (SIGTERM), SIGKILL only when it hangs."""
+    def wait_running(self, timeout: float = 300) -> None:
+        """Wait until HA has finished starting (its API says RUNNING).
+
+        HA answers HTTP while it still sets integrations up, and it installs its SIGTERM handler
+        only once started: a SIGTERM before that ends it at once, with nothing saved.
+        """
+        deadline = time.monotonic() + timeout
+        while self.request("GET", "/api/config").get("state") != "RUNNING":
+            if time.monotonic() > deadline:
+                raise RuntimeError("Home Assistant did not finish starting in time")
+            time.sleep(0.5)
+
+    def stop(self, timeout: float = 120) -> int | None:
+        """Stop HA as systemd would (SIGTERM), SIGKILL only when it hangs; its exit code."""
         if self.process is None:
-            return
+            return None
         if self.process.poll() is None:
+            if self.token:
+                with contextlib.suppress(OSError, RuntimeError, urllib.error.URLError):
+                    self.wait_running()
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        code = self.process.returncode
         self.process = None
+        return code
 
     @contextlib.contextmanager
     def running(self) -> Iterator[HomeAssistant]:

@@ -97,7 +97,8 @@ class Smoke:
 
     def stop_and_keep_log(self) -> None:
         """Stop HA and keep its log (HA moves it aside at the next start)."""
-        self.hass.stop()
+        code = self.hass.stop()
+        print(f"==> Home Assistant stopped with exit code {code}", flush=True)
         self.logs.append(self.hass.log_file.read_text(errors="replace"))
         (self.hass.config / f"run-{len(self.logs)}.log").write_text(self.logs[-1])
 
