@@ -124,6 +124,7 @@ def main() -> int:
     hass = HomeAssistant(config, free_port(), sys.executable)
     hass.prepare()
     smoke = Smoke(hass, storage)
+    finished = False
     try:
         print(f"==> Home Assistant from {sys.executable}, config {config}", flush=True)
         started = time.time()
@@ -161,10 +162,11 @@ def main() -> int:
             smoke.check(f"restart {restart}: new clip", partial(smoke.new_clip, since))
         smoke.stop_and_keep_log()
         smoke.check("no pm_dvr error or deprecation in the logs", smoke.clean_logs)
+        finished = True
     finally:
         hass.stop()
         camera.stop()
-        if smoke.failed:
+        if smoke.failed or not finished:
             print(f"==> kept for a look: {config} (logs of every start in run-*.log)")
         else:
             shutil.rmtree(config, ignore_errors=True)
