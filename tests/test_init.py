@@ -23,8 +23,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.pm_dvr.const import DOMAIN
+from custom_components.pm_dvr.devices import find_device
 
-from .common import device_of, wait_for
+from .common import wait_for
 from .conftest import as_subentry, camera_subentry
 from .rig.rtsp import RtspServer
 
@@ -91,13 +92,13 @@ async def test_camera_added_changed_removed_live(
     await wait_for(lambda: side_id in cameras and cameras[side_id].session.available)
     await hass.async_block_till_done()
     assert hass.states.get("camera.side") is not None
-    assert device_of(device_registry, entry.entry_id, side_id) is not None
+    assert find_device(device_registry, entry.entry_id, side_id) is not None
 
     hass.config_entries.async_update_subentry(entry, entry.subentries[front_id], title="Front gate")
     await hass.async_block_till_done()
     await wait_for(lambda: cameras[front_id].session.available)
     await hass.async_block_till_done()
-    device = device_of(device_registry, entry.entry_id, front_id)
+    device = find_device(device_registry, entry.entry_id, front_id)
     assert device is not None
     assert device.name == "Front gate"
     assert hass.states.get("camera.front_door").state != STATE_UNAVAILABLE
@@ -105,7 +106,7 @@ async def test_camera_added_changed_removed_live(
     assert hass.config_entries.async_remove_subentry(entry, side_id)
     await hass.async_block_till_done()
     assert side_id not in cameras
-    assert device_of(device_registry, entry.entry_id, side_id) is None
+    assert find_device(device_registry, entry.entry_id, side_id) is None
     assert hass.states.get("camera.side") is None
     assert not entity_registry.async_get("camera.side")
     # The garden camera kept its first connection through all of this.

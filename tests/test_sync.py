@@ -43,9 +43,10 @@ from custom_components.pm_dvr.const import (
 )
 from custom_components.pm_dvr.core.capture import EventInfo
 from custom_components.pm_dvr.core.sync import Backoff
+from custom_components.pm_dvr.devices import find_device
 from custom_components.pm_dvr.sync import SyncCoordinator, issue_id
 
-from .common import device_of, wait_for
+from .common import wait_for
 from .conftest import target_subentry
 from .rig.azurite import ACCOUNT_KEY, Azurite
 
@@ -664,7 +665,7 @@ async def test_each_target_has_its_own_device(
     )
     await setup(hass, entry)
     for target_id in ("t_nas", "t_usb"):
-        device = device_of(device_registry, ENTRY_ID, target_id)
+        device = find_device(device_registry, ENTRY_ID, target_id)
         assert device is not None
         assert (device.name, device.model) == (target_id.upper(), "Folder")
         assert subentries_of(device) == {target_id}
@@ -673,7 +674,7 @@ async def test_each_target_has_its_own_device(
         )
         assert problem is not None
         assert (problem.device_id, problem.config_subentry_id) == (device.id, target_id)
-    hub = device_of(device_registry, ENTRY_ID, ENTRY_ID)
+    hub = find_device(device_registry, ENTRY_ID, ENTRY_ID)
     assert hub is not None
     assert subentries_of(hub) == {None}
     queue = er.async_get(hass).async_get(entity_id(hass, "sensor", f"{ENTRY_ID}_sync_queue"))
@@ -713,7 +714,7 @@ async def test_targets_on_the_hub_device_are_migrated(
     await setup(hass, entry)
     moved = entity_registry.async_get(old.entity_id)
     assert moved is not None
-    target = device_of(device_registry, ENTRY_ID, "t_nas")
+    target = find_device(device_registry, ENTRY_ID, "t_nas")
     assert target is not None
     assert moved.device_id == target.id
     assert subentries_of(target) == {"t_nas"}

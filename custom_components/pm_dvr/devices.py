@@ -70,6 +70,20 @@ def target_device_info(subentry_id: str, title: str, settings: Mapping[str, Any]
     )
 
 
+def find_device(
+    registry: dr.DeviceRegistry, entry_id: str, identifier: str
+) -> dr.DeviceEntry | None:
+    """A device of the entry by its pm_dvr identifier (a lookup both HA lines offer)."""
+    return next(
+        (
+            device
+            for device in dr.async_entries_for_config_entry(registry, entry_id)
+            if (DOMAIN, identifier) in device.identifiers
+        ),
+        None,
+    )
+
+
 @callback
 def async_migrate_devices(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
     """Give each sync target's entities its own device and take the hub device off targets.
@@ -79,26 +93,14 @@ def async_migrate_devices(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
     """
     device_registry = dr.async_get(hass)
     entity_registry = er.async_get(hass)
-    hub = next(
-        (
-            device
-            for device in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
-            if (DOMAIN, entry.entry_id) in device.identifiers
-        ),
-        None,
-    )
+    hub = find_device(device_registry, entry.entry_id, entry.entry_id)
     if hub is None:
         return
+    on_hub = er.async_entries_for_device(entity_registry, hub.id, include_disabled_entities=True)
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_TARGET:
             continue
-        entities = [
-            entity
-            for entity in er.async_entries_for_device(
-                entity_registry, hub.id, include_disabled_entities=True
-            )
-            if entity.config_subentry_id == subentry.subentry_id
-        ]
+        entities = [e for e in on_hub if e.config_subentry_id == subentry.subentry_id]
         if not entities:
             continue
         info = target_device_info(subentry.subentry_id, subentry.title, subentry.data)

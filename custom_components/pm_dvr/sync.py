@@ -290,13 +290,17 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
             for add_entities in self.target_entity_factories.values():
                 add_entities(target_id)
         self._update_wants_recordings()
-        self.async_offer_reauth()
-        self.async_set_updated_data(self._status())
+        status = self._status()
+        self._offer_reauth(status)
+        self.async_set_updated_data(status)
 
     @callback
     def async_offer_reauth(self, done: str | None = None) -> None:
         """Ask for the credentials of a refused Azure target, other than the one just `done`."""
-        for target_id, target_status in self._status().targets.items():
+        self._offer_reauth(self._status(), done)
+
+    def _offer_reauth(self, status: SyncStatus, done: str | None = None) -> None:
+        for target_id, target_status in status.targets.items():
             if target_id != done:
                 self._reauth_if_refused(target_id, target_status)
 
