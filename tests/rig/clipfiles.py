@@ -34,3 +34,23 @@ def make_clip(path: Path, seconds: float = 1.0, audio: bool = False) -> None:
                 block.pts = first
                 out.mux(sound.encode(block))
             out.mux(sound.encode(None))
+
+
+def decode_cut_clip(path: Path) -> list[av.VideoFrame]:
+    """Video frames of a clip whose camera died mid-frame.
+
+    The last packet may hold the few bytes of a frame the camera never finished sending (seen
+    as 6 bytes), which FFmpeg 8's decoder refuses where older ones skipped it. Every other
+    packet must decode.
+    """
+    with av.open(str(path)) as container:
+        packets = [packet for packet in container.demux(video=0) if packet.size]
+        frames: list[av.VideoFrame] = []
+        for number, packet in enumerate(packets, 1):
+            try:
+                frames.extend(packet.decode())  # type: ignore[arg-type]
+            except av.error.InvalidDataError:
+                if number < len(packets) or packet.size > 64:
+                    raise
+        frames.extend(container.streams.video[0].codec_context.decode(None))  # type: ignore[arg-type]
+        return frames
