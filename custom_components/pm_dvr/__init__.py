@@ -40,6 +40,7 @@ from .mqtt import async_setup_mqtt
 from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
 from .sync import async_setup_sync
+from .views import PmDvrLiveView
 
 CAPTURE_STORE_VERSION = 1
 
@@ -57,8 +58,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services (once, whatever the number of hubs)."""
+    """Register the services and the live view (once, whatever the number of hubs)."""
     async_setup_services(hass)
+    hass.http.register_view(PmDvrLiveView(hass))
     return True
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import secrets
 import time
 from types import MappingProxyType
 from typing import Any
@@ -40,6 +41,7 @@ from .const import (
     MOTION_IMAGE_INTERVAL,
 )
 from .core.clips import Clip
+from .core.live import LiveSource
 from .core.motion import MotionConfig, MotionResult, MotionWorker, Zone, draw_outlines
 from .core.motion_sink import MotionSink, motion_config, parse_zones
 from .core.probe import StreamInfo
@@ -126,6 +128,16 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self.session = StreamSession(
             subentry.data[CONF_NAME], subentry.data[CONF_STREAM_URL], on_state=self._on_change
         )
+        # Live viewers (HA's stream, go2rtc, players) hang off the same connection. First sink:
+        # the recorder rewrites packets in place, and live wants the camera's own times.
+        audio = subentry.data.get(CONF_AUDIO, "auto")
+        self.live = LiveSource(
+            self.slug, audio=audio, on_watching=self._watching_callback(self.session)
+        )
+        self.session.add_sink(self.live)
+        # A secret per camera life: HA's stream worker and go2rtc open the live URL with it.
+        self.live_token = secrets.token_urlsafe(32)
+        self.detect_live: LiveSource | None = None
         self.motion = MotionState()
         self.motion_enabled = False
         self.motion_worker: MotionWorker | None = None
@@ -148,6 +160,13 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
                 self.detect_session = StreamSession(
                     f"{subentry.data[CONF_NAME]} (motion)", detect_url
                 )
+                # The sub-stream is a live source too, on the same (one) connection.
+                self.detect_live = LiveSource(
+                    f"{self.slug} (sub-stream)",
+                    audio=audio,
+                    on_watching=self._watching_callback(self.detect_session),
+                )
+                self.detect_session.add_sink(self.detect_live)
             if motion_enabled:
                 # Before the recorder: sinks run in order (the sink copies what it queues anyway).
                 self.motion_enabled = True
@@ -159,7 +178,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
                 entry.runtime_data.storage,
                 entry.runtime_data.index,
                 entry.options.get(CONF_SEGMENT_SECONDS, DEFAULT_SEGMENT_SECONDS),
-                audio=subentry.data.get(CONF_AUDIO, "auto"),
+                audio=audio,
                 enabled=recording_enabled,
                 on_state=self._on_change,
             )
@@ -172,6 +191,25 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
     def stream_url(self) -> str:
         """The camera URL (with credentials: never log or show it)."""
         return self.session.url
+
+    @property
+    def watching(self) -> bool:
+        """Whether anyone watches the camera live (HA's stream counts as one)."""
+        return self.live.viewers > 0
+
+    def live_source(self, stream: str) -> LiveSource | None:
+        """The live source of the main stream, or of the sub-stream when there is one."""
+        return self.live if stream == "main" else self.detect_live
+
+    def _watching_callback(self, session: StreamSession) -> Callable[[bool], None]:
+        """Called in the session thread when the first viewer joins or the last one leaves."""
+
+        def watching(active: bool) -> None:
+            # Viewers want each packet at once; without them the session reads in bursts.
+            session.low_latency = active
+            self._on_change()
+
+        return watching
 
     async def async_start(self) -> None:
         """Run the session as a background task of the entry, so unload or shutdown ends it.

@@ -25,8 +25,9 @@ from custom_components.pm_dvr.core.probe import StreamInfo, probe_stream
 from custom_components.pm_dvr.core.stream import (
     SessionState,
     StreamSession,
+    _Gop,
     backoff_delays,
-    decode_keyframe,
+    decode_latest,
     encode_jpeg,
 )
 from custom_components.pm_dvr.core.urls import is_valid_stream_url, mask_url
@@ -236,15 +237,15 @@ def test_snapshot_cache_and_broken_keyframe(tmp_path: Path) -> None:
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         packet = next(p for p in container.demux(stream) if p.size)
-        session._keyframe = (1, bytes(packet), "h264", stream.codec_context.extradata)
+        session._gop = _Gop(1, "h264", stream.codec_context.extradata, time.monotonic(), [packet])
     first = session.snapshot_jpeg(width=80)
     assert first is not None
     assert session.snapshot_jpeg(width=80) is first
     image = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (48, 80, 3)
-    session._keyframe = (2, b"\x00\x00\x01garbage", "h264", None)
+    session._gop = _Gop(2, "h264", None, time.monotonic(), [av.Packet(b"\x00\x00\x01garbage")])
     assert session.snapshot_jpeg() is None
-    assert decode_keyframe("h264", None, b"") is None
+    assert decode_latest("h264", None, [b""]) is None
 
 
 def test_encode_jpeg_scales_to_fit() -> None:

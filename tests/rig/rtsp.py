@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import subprocess
+import threading
 import time
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -19,6 +20,11 @@ class RtspServer:
         self.auth = auth
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
+        # RTSP clients: connected now, the most at once, and every connection ever made.
+        self.clients = 0
+        self.max_clients = 0
+        self.connections = 0
+        self._reader: threading.Thread | None = None
 
     def url(self, path: str = "/cam", credentials: str | None = None) -> str:
         """The URL of one mount, optionally with user:password inside."""
@@ -41,11 +47,31 @@ class RtspServer:
             line = self.process.stdout.readline().strip()
             if line.startswith("serving rtsp://"):
                 self.port = int(line.rsplit(":", 1)[1])
+                self.clients = 0
+                self._reader = threading.Thread(
+                    target=self._count_clients, args=(self.process,), daemon=True
+                )
+                self._reader.start()
                 return self
             self.process.wait()
             if time.monotonic() > deadline:  # the old port may linger briefly after a kill
                 raise RuntimeError(f"RTSP server did not start: {line!r}")
             time.sleep(0.2)
+
+    def _count_clients(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("client +"):
+                self.clients += 1
+                self.connections += 1
+                self.max_clients = max(self.max_clients, self.clients)
+            elif line.startswith("client -"):
+                self.clients -= 1
+
+    def reset_counts(self) -> None:
+        """Count from now on: the most clients at once and the connections made."""
+        self.max_clients = self.clients
+        self.connections = 0
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGKILL when kill, like a camera losing power)."""
@@ -60,9 +86,13 @@ class RtspServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+            self._reader = None
         if self.process.stdout:
             self.process.stdout.close()
         self.process = None
+        self.clients = 0
 
     def restart(self) -> None:
         """Stop and start again on the same port."""

@@ -3,7 +3,8 @@
 Run with Debian's /usr/bin/python3 (python3-gi). Each --mount is PATH=SOURCE where SOURCE is
 `synthetic[:WxH@FPS[:KBPS[:GOP]]]`, `synthetic-alaw[...]` (adds a G.711 A-law track),
 `file:/abs/path.mp4` (stream copy of an H.264 MP4/MKV) or `launch:(...)` (a raw launch line).
-Prints `serving rtsp://127.0.0.1:PORT` once listening; stops on SIGTERM/SIGINT.
+Prints `serving rtsp://127.0.0.1:PORT` once listening, then `client +` / `client -` as RTSP
+clients connect and leave; stops on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -83,6 +84,13 @@ def main() -> None:
             permissions.add_permission_for_role("user", "media.factory.construct", True)
             factory.set_permissions(permissions)
         mounts.add_factory(path, factory)
+
+    def client_connected(_server: object, client: GstRtspServer.RTSPClient) -> None:
+        # The test side counts the camera's connections from these lines.
+        print("client +", flush=True)
+        client.connect("closed", lambda _client: print("client -", flush=True))
+
+    server.connect("client-connected", client_connected)
     if server.attach(None) == 0:
         raise SystemExit("could not bind")
     loop = GLib.MainLoop()

@@ -42,8 +42,13 @@ JPEG_QUALITY = 85
 # waited for data), it naps, the next packets pile up in the socket, and they are read back to
 # back: waking the thread for every frame cost more than remuxing the frame did. A nap delays
 # packets by at most this much; recording is unaffected, motion and snapshots barely.
+# Live viewers switch the naps off (`low_latency`): they get each packet as it arrives.
 BURST_NAP = 0.1
 CAUGHT_UP = 0.005
+# A snapshot decodes from the keyframe to the newest packet once the keyframe is this old.
+FRESH_KEYFRAME = 1.0
+# Packets kept for snapshots (references to the GOP's packets, not copies).
+GOP_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class SessionState(enum.StrEnum):
@@ -95,6 +100,17 @@ def backoff_delays() -> Callable[[], float]:
     return next_delay
 
 
+@dataclass(slots=True)
+class _Gop:
+    """The packets of the current GOP, for snapshots."""
+
+    seq: int
+    codec: str
+    extradata: bytes | None
+    started: float
+    packets: list[av.Packet]
+
+
 class StreamSession:
     """Owns the one connection to a camera; start() spawns its thread, stop() joins it."""
 
@@ -122,9 +138,10 @@ class StreamSession:
         self._thread: threading.Thread | None = None
         self._streaming_since: float | None = None
         self._lost = False
-        # The latest keyframe packet itself (its buffer is refcounted: no copy per keyframe).
-        self._keyframe: tuple[int, av.Packet, str, bytes | None] | None = None
-        self._jpeg_cache: tuple[tuple[int, int | None, int | None], bytes] | None = None
+        # The video packets since the latest keyframe (refcounted buffers: no copies).
+        self._gop: _Gop | None = None
+        self._jpeg_cache: tuple[tuple[int, int, int | None, int | None], bytes] | None = None
+        self.low_latency = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -167,16 +184,20 @@ class StreamSession:
     # -- snapshots --------------------------------------------------------------------------
 
     def snapshot_jpeg(self, width: int | None = None, height: int | None = None) -> bytes | None:
-        """JPEG of the latest keyframe, decoded on demand (no second connection). Blocking."""
-        keyframe = self._keyframe
-        if keyframe is None:
+        """JPEG of the newest frame, decoded on demand (no second connection). Blocking.
+
+        A fresh keyframe is decoded alone; once it is older than FRESH_KEYFRAME, the packets
+        after it are decoded too, so a snapshot is never a whole GOP stale.
+        """
+        gop = self._gop
+        if gop is None:
             return None
-        seq, packet, codec, extradata = keyframe
-        key = (seq, width, height)
+        count = 1 if time.monotonic() - gop.started < FRESH_KEYFRAME else len(gop.packets)
+        key = (gop.seq, count, width, height)
         cache = self._jpeg_cache
         if cache is not None and cache[0] == key:
             return cache[1]
-        image = decode_keyframe(codec, extradata, bytes(packet))
+        image = decode_latest(gop.codec, gop.extradata, [bytes(p) for p in gop.packets[:count]])
         if image is None:
             return None
         jpeg = encode_jpeg(image, width, height)
@@ -255,6 +276,8 @@ class StreamSession:
         stop = self._stop
         monotonic = time.monotonic
         last_read = monotonic()
+        gop_bytes = 0
+        self._gop = None
         try:
             for packet in container.demux():
                 size = packet.size
@@ -270,12 +293,16 @@ class StreamSession:
                     stats.video_bytes += size
                     if packet.is_keyframe:
                         stats.keyframes += 1
-                        self._keyframe = (stats.keyframes, packet, codec, extradata)
+                        self._gop = _Gop(stats.keyframes, codec, extradata, monotonic(), [packet])
+                        gop_bytes = size
+                    elif gop_bytes < GOP_CACHE_BYTES and self._gop is not None:
+                        self._gop.packets.append(packet)
+                        gop_bytes += size
                     if pace and packet.pts is not None and packet.time_base is not None:
                         pace_origin = self._pace(packet, pace_origin)
                 for sink in self._sinks:
                     sink.on_packet(packet)
-                if not pace:
+                if not pace and not self.low_latency:
                     now = monotonic()
                     if now - last_read > CAUGHT_UP:
                         stop.wait(BURST_NAP)
@@ -325,18 +352,21 @@ class StreamSession:
         return f"StreamSession({self.name!r}, {mask_url(self.url)!r}, {self.state})"
 
 
-def decode_keyframe(codec: str, extradata: bytes | None, data: bytes) -> Image | None:
-    """Decode one keyframe into a BGR image with a fresh decoder. Blocking."""
+def decode_latest(codec: str, extradata: bytes | None, packets: list[bytes]) -> Image | None:
+    """Decode a keyframe and the packets after it; the newest frame as BGR. Blocking."""
     context = cast(VideoCodecContext, av.CodecContext.create(codec, "r"))
     if extradata:
         context.extradata = extradata
+    frames: list[av.VideoFrame] = []
     try:
-        frames = [*context.decode(av.Packet(data)), *context.decode(None)]
+        for data in packets:
+            frames += context.decode(av.Packet(data))
+        frames += context.decode(None)
     except av.error.FFmpegError:
-        return None
+        pass  # a torn packet: the frames before it still show the scene
     if not frames:
         return None
-    return cast("Image", frames[0].to_ndarray(format="bgr24"))
+    return cast("Image", frames[-1].to_ndarray(format="bgr24"))
 
 
 def encode_jpeg(image: Image, width: int | None = None, height: int | None = None) -> bytes:
