@@ -1,17 +1,15 @@
-"""Camera entities: registry and state snapshots, snapshots from keyframes, the stream source."""
+"""Camera entities: registry and state snapshots, and snapshots of the served video."""
 
 from __future__ import annotations
 
 import cv2
-from homeassistant.components.camera import async_get_image, async_get_stream_source
+from homeassistant.components.camera import async_get_image
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import numpy as np
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
-
-from .rig.rtsp import RtspServer
 
 # States that depend on the test disk and on when the first clip closed (checked elsewhere).
 VOLATILE_STATES = {"sensor.pm_dvr_free_space", "sensor.pm_dvr_oldest_recording"}
@@ -61,10 +59,3 @@ async def test_camera_image_is_the_served_video(
     assert small.shape == (180, 320, 3)
     garden = decode((await async_get_image(hass, "camera.garden")).content)
     assert garden.shape == (180, 320, 3)
-
-
-async def test_stream_source(
-    hass: HomeAssistant, init_integration: MockConfigEntry, rtsp_server: RtspServer
-) -> None:
-    """HA's stream integration plays the camera URL itself."""
-    assert await async_get_stream_source(hass, "camera.front_door") == rtsp_server.url("/cam")

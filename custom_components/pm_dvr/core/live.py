@@ -187,6 +187,8 @@ class LiveSource:
         self.name = name
         self.audio = audio
         self.connected = False
+        # Viewers admitted since the source was made (for tests and diagnostics).
+        self.served = 0
         self._on_watching = on_watching
         self._lock = threading.Lock()
         self._viewers: list[Viewer] = []
@@ -401,7 +403,9 @@ class LiveSource:
                 self._joining = [v for v in joining if not v.closed]
                 self._changed = bool(self._joining)
                 joining = []
-            self._viewers += [v for v in joining if not v.closed]
+            joining = [v for v in joining if not v.closed]
+            self._viewers += joining
+            self.served += len(joining)
             watching = bool(self._viewers)
         if watching and self._muxer is None:
             assert self._tracks is not None
