@@ -65,7 +65,9 @@ def no_deprecated_calls(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     reported = [
         record.getMessage()
         for record in caplog.get_records("call")
-        if "will stop working" in record.getMessage()
+        # FFmpeg's own deprecation notes (libav.*, once HA's stream routes them to logging)
+        # are about test clips, not pm_dvr's calls into HA.
+        if (not record.name.startswith("libav") and "will stop working" in record.getMessage())
         or "Detected that custom integration" in record.getMessage()
     ]
     assert not reported, reported

@@ -11,6 +11,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
+from .common import wait_for
+
 # States that depend on the test disk and on when the first clip closed (checked elsewhere).
 VOLATILE_STATES = {"sensor.pm_dvr_free_space", "sensor.pm_dvr_oldest_recording"}
 
@@ -22,7 +24,13 @@ async def test_entities_and_devices(
     device_registry: dr.DeviceRegistry,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """Every entity and device of the hub, as registered and as shown."""
+    """Every entity and device of the hub, as registered and as shown (once both record)."""
+    await wait_for(
+        lambda: all(
+            hass.states.get(camera).state == "recording"
+            for camera in ("camera.front_door", "camera.garden")
+        )
+    )
     entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
     assert entries
     for entity_entry in sorted(entries, key=lambda e: e.entity_id):

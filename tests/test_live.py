@@ -7,12 +7,14 @@ import asyncio
 from collections.abc import AsyncGenerator
 import io
 from typing import Any
+from unittest.mock import patch
 
 import av
 from homeassistant.components.camera import async_get_image, async_get_stream_source
 from homeassistant.components.camera.const import DATA_COMPONENT
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -166,6 +168,21 @@ async def test_live_errors(
         response = await client.get(LIVE.format("front-door"), params={"stream": stream})
         assert response.status == 404
         assert "No such stream" in await response.text()
+
+
+async def test_too_many_viewers_and_no_internal_url(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, init_integration: MockConfigEntry
+) -> None:
+    """Past the viewer limit: 503. Without any URL of HA's own, the source is on loopback."""
+    client = await hass_client()
+    with patch("custom_components.pm_dvr.views.MAX_VIEWERS", 0):
+        response = await client.get(LIVE.format("front-door"))
+    assert response.status == 503
+    assert "Too many live viewers" in await response.text()
+    with patch("custom_components.pm_dvr.views.get_url", side_effect=NoURLAvailableError):
+        source = await async_get_stream_source(hass, "camera.front_door")
+    assert source is not None
+    assert source.startswith("http://127.0.0.1:")
 
 
 @pytest.mark.parametrize(

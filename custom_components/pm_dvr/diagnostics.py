@@ -128,6 +128,13 @@ async def _cameras(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, An
                 "errors": recorder.stats.errors,
                 "last_error": recorder.stats.last_error,
             },
+            "live": {
+                "viewers": coordinator.live.viewers,
+                "served": coordinator.live.served,
+                "sub_stream_viewers": (
+                    coordinator.detect_live.viewers if coordinator.detect_live else None
+                ),
+            },
             "motion": {
                 "configured": coordinator.motion_worker is not None,
                 "enabled": status.motion_enabled,

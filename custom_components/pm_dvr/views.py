@@ -8,7 +8,6 @@ token, which HA's stream worker and go2rtc get through `stream_source()`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 from typing import Final
@@ -21,7 +20,7 @@ from homeassistant.helpers.network import NoURLAvailableError, get_url
 
 from .const import DOMAIN, LOGGER
 from .coordinator import CameraCoordinator
-from .core.live import LiveSource, Viewer
+from .core.live import LiveSource, serve_viewer
 from .data import PmDvrConfigEntry
 
 LIVE_PATH: Final = "/api/pm_dvr/live/{camera}"
@@ -31,7 +30,7 @@ MAX_VIEWERS: Final = 32
 STREAMS: Final = ("main", "sub")
 
 
-def live_url(hass: HomeAssistant, coordinator: CameraCoordinator, stream: str = "main") -> str:
+def live_url(hass: HomeAssistant, coordinator: CameraCoordinator) -> str:
     """The URL HA's stream worker (or go2rtc, which may run elsewhere) opens for live view.
 
     HA's internal URL when it has one, so a go2rtc on another host reaches it; else loopback.
@@ -41,10 +40,7 @@ def live_url(hass: HomeAssistant, coordinator: CameraCoordinator, stream: str = 
         base = get_url(hass, allow_external=False, allow_cloud=False)
     except NoURLAvailableError:
         base = f"http://127.0.0.1:{hass.http.server_port or 8123}"
-    query = f"?token={coordinator.live_token}"
-    if stream != "main":
-        query += f"&stream={stream}"
-    return base + LIVE_PATH.format(camera=coordinator.slug) + query
+    return f"{base}{LIVE_PATH.format(camera=coordinator.slug)}?token={coordinator.live_token}"
 
 
 def _camera(hass: HomeAssistant, slug: str) -> CameraCoordinator | None:
@@ -100,23 +96,15 @@ class PmDvrLiveView(HomeAssistantView):
 
 
 async def _serve(request: web.Request, source: LiveSource, title: str) -> web.StreamResponse:
-    viewer = Viewer(asyncio.get_running_loop())
     response = web.StreamResponse(
         headers={"Content-Type": MIME_TS, "Cache-Control": "no-store"},
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
-    source.join(viewer)
     LOGGER.debug("Live viewer of %s joined", title)
-    try:
-        async for chunk in viewer.chunks():
-            await response.write(chunk)
-    except ConnectionError:
-        LOGGER.debug("Live viewer of %s went away", title)
-        return response
-    finally:
-        source.leave(viewer)
-    LOGGER.debug("Live stream of %s ended: %s", title, viewer.reason)
-    with contextlib.suppress(ConnectionError):
-        await response.write_eof()
+    reason = await serve_viewer(source, response.write)
+    LOGGER.debug("Live viewer of %s ended: %s", title, reason)
+    if reason != "gone":
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
     return response

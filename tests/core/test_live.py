@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from custom_components.pm_dvr.core import live as live_module
 from custom_components.pm_dvr.core.clips import ClipIndex
-from custom_components.pm_dvr.core.live import LiveSource, Viewer
+from custom_components.pm_dvr.core.live import LiveSource, Viewer, serve_viewer
 from custom_components.pm_dvr.core.recorder import Recorder
 from custom_components.pm_dvr.core.stream import StreamSession
 from custom_components.pm_dvr.core.ts import (
@@ -148,30 +149,150 @@ def test_two_viewers_get_the_same_stream(live: Live) -> None:
     assert live.session.stats.connects == 1
 
 
-def test_g711_audio_is_served_as_aac(rtsp_server_core: RtspServer) -> None:
-    """A-law from the camera becomes AAC, as in recordings; audio off serves video alone."""
-    with RtspServer({"/alaw": "synthetic-alaw:320x180@25:300:25"}) as server:
-        for audio, expected in (("auto", ["h264", "aac"]), ("off", ["h264"])):
-            running = Live(server.url("/alaw"), audio=audio)
-            try:
+def test_ten_viewers_and_a_flapping_one_make_no_connection(rtsp_private_core: RtspServer) -> None:
+    """Ten viewers at once and one that reconnects five times a second: the camera keeps its
+    one connection, and every viewer decodes from its first packet."""
+    running = Live(rtsp_private_core.url("/cam"))
+    try:
 
-                async def watch(source: LiveSource = running.source) -> bytes:
-                    viewer = Viewer(asyncio.get_running_loop())
-                    source.join(viewer)
-                    data, _ = await read_for(viewer, 2.0)
-                    source.leave(viewer)
-                    return data
+        async def crowd() -> list[bytes]:
+            loop = asyncio.get_running_loop()
+            viewers = [Viewer(loop) for _ in range(10)]
+            for viewer in viewers:
+                running.source.join(viewer)
 
-                data = asyncio.run(watch())
-            finally:
-                running.stop()
-            codecs, _, frames = decode_ts(data)
-            assert codecs == expected
-            assert frames > 25
-            if audio == "auto":
-                with av.open(io.BytesIO(data), format="mpegts") as container:
-                    samples = sum(f.samples for f in container.decode(audio=0))
-                assert samples > 8000  # more than a second of 8 kHz sound
+            async def flap() -> int:
+                rounds = 0
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    viewer = Viewer(loop)
+                    running.source.join(viewer)
+                    await read_for(viewer, 0.2)
+                    running.source.leave(viewer)
+                    rounds += 1
+                return rounds
+
+            results = await asyncio.gather(flap(), *(read_for(v, 2.0) for v in viewers))
+            for viewer in viewers:
+                running.source.leave(viewer)
+            assert results[0] >= 5
+            return [data for data, _ in results[1:]]
+
+        for data in asyncio.run(crowd()):
+            _, packets, frames = decode_ts(data)
+            assert packets[0].is_keyframe
+            assert frames == len(packets)
+        assert running.source.served >= 15
+        assert running.session.stats.connects == 1
+        assert rtsp_private_core.max_clients == 1
+        assert rtsp_private_core.connections == 1
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("source", "audio", "expected"),
+    [
+        ("synthetic-alaw", "auto", ["h264", "aac"]),
+        ("synthetic-aac", "auto", ["h264", "aac"]),
+        ("synthetic-opus", "auto", ["h264"]),
+        ("synthetic-alaw", "off", ["h264"]),
+    ],
+    ids=["g711-to-aac", "aac-copied", "opus-left-out", "audio-off"],
+)
+def test_audio_as_recorded(source: str, audio: str, expected: list[str]) -> None:
+    """Audio is served as recordings keep it: AAC copied, G.711 made AAC, others left out."""
+    with RtspServer({"/cam": f"{source}:320x180@25:300:25"}) as server:
+        running = Live(server.url("/cam"), audio=audio)
+        try:
+
+            async def watch() -> bytes:
+                viewer = Viewer(asyncio.get_running_loop())
+                running.source.join(viewer)
+                data, _ = await read_for(viewer, 2.5)
+                running.source.leave(viewer)
+                return data
+
+            data = asyncio.run(watch())
+        finally:
+            running.stop()
+    codecs, _, frames = decode_ts(data)
+    assert codecs == expected
+    assert frames > 25
+    if "aac" in codecs:
+        with av.open(io.BytesIO(data), format="mpegts") as container:
+            audio_stream = container.streams.audio[0]
+            seconds = sum(f.samples for f in container.decode(audio=0)) / audio_stream.rate
+        assert seconds > 1.0
+
+
+def test_mp4_file_source_is_served(tmp_path: Path) -> None:
+    """A file source (length-prefixed H.264 and an avcC record) is served as Annex B."""
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, seconds=6.0)
+    running = Live(str(clip))
+    try:
+
+        async def watch() -> bytes:
+            viewer = Viewer(asyncio.get_running_loop())
+            running.source.join(viewer)
+            data, _ = await read_for(viewer, 2.0)
+            running.source.leave(viewer)
+            return data
+
+        data = asyncio.run(watch())
+    finally:
+        running.stop()
+    _, packets, frames = decode_ts(data)
+    assert packets[0].is_keyframe
+    assert frames == len(packets) >= 10
+
+
+def test_gop_larger_than_the_cache(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GOP over the cache's size is not kept: joiners start at the next keyframe instead."""
+    monkeypatch.setattr(live_module, "GOP_CACHE_BYTES", 2_000)
+
+    async def watch() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        first, second = Viewer(loop), Viewer(loop)
+        live.source.join(first)
+        await asyncio.sleep(1.5)
+        live.source.join(second)
+        (one, _), (two, _) = await asyncio.gather(read_for(first, 2.5), read_for(second, 2.5))
+        live.source.leave(first)
+        live.source.leave(second)
+        return one, two
+
+    for data in asyncio.run(watch()):
+        _, packets, frames = decode_ts(data)
+        assert packets[0].is_keyframe
+        assert frames == len(packets)
+
+
+def test_serve_viewer_ends(live: Live) -> None:
+    """serve_viewer says why a viewer ended: the client went away, or the camera stopped."""
+
+    async def client_gone() -> str:
+        async def write(_chunk: bytes) -> None:
+            raise ConnectionResetError
+
+        return await serve_viewer(live.source, write)
+
+    assert asyncio.run(client_gone()) == "gone"
+
+    async def camera_stopped() -> str:
+        received: list[bytes] = []
+
+        async def write(chunk: bytes) -> None:
+            received.append(chunk)
+            if len(received) == 3:
+                asyncio.get_running_loop().run_in_executor(None, live.stop)
+
+        reason = await serve_viewer(live.source, write)
+        assert len(received) >= 3
+        return reason
+
+    assert asyncio.run(camera_stopped()) == "stopped"
 
 
 def test_stalled_viewer_is_dropped_and_recording_loses_nothing(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """A real RTSP server for tests and benchmarks: GStreamer's gst-rtsp-server.
 
 Run with Debian's /usr/bin/python3 (python3-gi). Each --mount is PATH=SOURCE where SOURCE is
-`synthetic[:WxH@FPS[:KBPS[:GOP]]]`, `synthetic-alaw[...]` (adds a G.711 A-law track),
+`synthetic[:WxH@FPS[:KBPS[:GOP]]]`, `synthetic-alaw[...]`, `synthetic-aac[...]` or
+`synthetic-opus[...]` (adds a G.711 A-law, AAC or Opus track),
 `file:/abs/path.mp4` (stream copy of an H.264 MP4/MKV) or `launch:(...)` (a raw launch line).
 Prints `serving rtsp://127.0.0.1:PORT` once listening, then `client +` / `client -` as RTSP
 clients connect and leave; stops on SIGTERM/SIGINT.
@@ -23,6 +24,11 @@ VIDEO = (
     " ! video/x-h264,profile=baseline ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=0"
 )
 ALAW = " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+AAC = (
+    " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=16000,channels=1 ! audioconvert"
+    " ! voaacenc bitrate=32000 ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+)
+OPUS = " audiotestsrc is-live=true wave=sine ! audioconvert ! opusenc ! rtpopuspay name=pay1 pt=98"
 
 
 def launch_line(source: str) -> str:
@@ -50,6 +56,10 @@ def launch_line(source: str) -> str:
     line = VIDEO.format(pattern=pattern, w=w, h=h, fps=fps, kbps=kbps, gop=gop)
     if kind == "synthetic-alaw":
         line += ALAW
+    elif kind == "synthetic-aac":
+        line += AAC
+    elif kind == "synthetic-opus":
+        line += OPUS
     elif kind != "synthetic":
         raise SystemExit(f"unknown source {source}")
     return f"( {line} )"

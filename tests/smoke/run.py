@@ -1,7 +1,9 @@
 """Smoke test on a real Home Assistant release (no test harness exists for it yet).
 
 Starts HA from the given venv, onboards, adds the hub, a camera and a folder sync target through
-HA's HTTP API, turns the camera's motion detection off, then restarts HA twice. After every start
+HA's HTTP API, watches the camera live (HA's HLS through the websocket API, and two players on
+pm_dvr's live endpoint) while the RTSP server counts one connection, turns the camera's motion
+detection off, then restarts HA twice. After every start
 the hub must be loaded, every entity back (switch state kept), a new clip recorded, and nothing
 from pm_dvr logged at error level or as a deprecation ("will stop working", "Detected that
 custom integration"). Prints `smoke: N passed, N failed` last.
@@ -11,8 +13,10 @@ Usage: .venv-smoke/bin/python tests/smoke/run.py
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
+import io
 from pathlib import Path
 import shutil
 import sys
@@ -33,6 +37,7 @@ MOTION = "switch.smoke_camera_motion_detection"
 TARGET_PROBLEM = "binary_sensor.nas_upload_problem"
 QUEUE = "sensor.pm_dvr_upload_queue"
 BAD_LOG_WORDS = ("will stop working", "Detected that custom integration")
+LIVE = "/api/pm_dvr/live/smoke-camera"
 
 
 class Smoke:
@@ -113,6 +118,72 @@ class Smoke:
         assert not bad, "\n".join(bad)
 
 
+async def hls_segments(hass: HomeAssistant) -> str:
+    """Ask HA for the camera's HLS stream as the frontend does (websocket `camera/stream`), then
+    poll its playlist until HA's stream worker has made a segment; the playlist."""
+    import aiohttp
+
+    url = hass.base.replace("http", "ws", 1) + "/api/websocket"
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url) as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": hass.token})
+            assert (await ws.receive_json())["type"] == "auth_ok"
+            await ws.send_json({"id": 1, "type": "camera/stream", "entity_id": CAMERA})
+            reply = await ws.receive_json()
+            assert reply["success"], reply
+        master_url = hass.base + reply["result"]["url"]
+        async with session.get(master_url) as response:
+            master = await response.text()
+        media_url = master_url.rsplit("/", 1)[0] + "/" + master.strip().splitlines()[-1]
+        deadline = time.monotonic() + 60
+        while True:
+            async with session.get(media_url) as response:
+                playlist = await response.text()
+            if "#EXTINF" in playlist:
+                return playlist
+            assert time.monotonic() < deadline, playlist
+            await asyncio.sleep(1)
+
+
+async def read_live(hass: HomeAssistant, query: str, size: int = 200_000) -> bytes:
+    """A player on pm_dvr's live endpoint (a long-lived token in the query, as VLC would)."""
+    import aiohttp
+
+    data = bytearray()
+    async with aiohttp.ClientSession() as session, session.get(hass.base + LIVE + query) as reply:
+        assert reply.status == 200, reply.status
+        async for chunk in reply.content.iter_any():
+            data += chunk
+            if len(data) >= size:
+                break
+    return bytes(data)
+
+
+def live_view(hass: HomeAssistant, camera: RtspServer) -> None:
+    """HA's HLS and two players watch at once; the camera still sees exactly one connection."""
+    import av
+
+    assert camera.clients == 1, camera.clients
+    camera.reset_counts()
+    asyncio.run(hls_segments(hass))
+
+    async def two_players() -> list[bytes]:
+        query = f"?access_token={hass.token}"
+        return await asyncio.wait_for(
+            asyncio.gather(read_live(hass, query), read_live(hass, query)), 60
+        )
+
+    players = asyncio.run(two_players())
+    for data in players:
+        with av.open(io.BytesIO(data), format="mpegts") as container:
+            packets = [p for p in container.demux(video=0) if p.size]
+            assert packets[0].is_keyframe
+    assert hass.states()[CAMERA]["state"] in ("recording", "streaming")
+    assert camera.max_clients == 1, camera.max_clients
+    assert camera.connections == 0, camera.connections
+
+
 def created(result: dict[str, Any]) -> None:
     assert result["type"] == "create_entry", result
 
@@ -148,6 +219,10 @@ def main() -> int:
         smoke.check("hub loaded", smoke.hub_loaded)
         smoke.check("entities", lambda: smoke.entities_back("on"))
         smoke.check("clip recorded", lambda: smoke.new_clip(started))
+        smoke.check(
+            "live view: HLS and two players, one camera connection",
+            partial(live_view, hass, camera),
+        )
         hass.call("switch", "turn_off", {"entity_id": MOTION})
         for restart in (1, 2):
             smoke.stop_and_keep_log()

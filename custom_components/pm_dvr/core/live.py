@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 import logging
@@ -488,3 +488,21 @@ class LiveSource:
         if gone:
             with self._lock:
                 self._changed = True
+
+
+async def serve_viewer(source: LiveSource, write: Callable[[bytes], Awaitable[object]]) -> str:
+    """Serve one viewer until it ends; why it ended ("gone" when the client went away).
+
+    `write` sends bytes to the client (an HTTP response's write); its back-pressure is what
+    fills the viewer's queue when the client reads slowly.
+    """
+    viewer = Viewer(asyncio.get_running_loop())
+    source.join(viewer)
+    try:
+        async for chunk in viewer.chunks():
+            await write(chunk)
+    except ConnectionError:
+        return "gone"
+    finally:
+        source.leave(viewer)
+    return viewer.reason or "ended"
