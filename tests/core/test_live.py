@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 import io
+import itertools
 from pathlib import Path
 import time
 
@@ -459,6 +460,30 @@ def test_snapshot_is_the_newest_frame(tmp_path: Path) -> None:
     # The ball moves: each later snapshot differs from the one before.
     assert np.abs(images[1].astype(int) - images[0]).mean() > 1
     assert np.abs(images[2].astype(int) - images[1]).mean() > 1
+
+
+def test_live_clock_carries_on_over_jumps() -> None:
+    """Camera timestamps that go back (RTCP re-timing), leap ahead (a restart) or are missing
+    never make the live clock stall or jump: it carries on a frame at a time."""
+    source = LiveSource("clock")
+    source._v_scale = 1.0  # camera ticks are 90 kHz here
+    source._frame_ticks = 3600
+
+    def stamp(dts: int | None, pts: int | None = None) -> tuple[int, int]:
+        packet = av.Packet(b"\x00\x00\x01\x65")
+        packet.dts = dts
+        packet.pts = pts if pts is not None else dts
+        frame = source._video_frame(packet)
+        return frame.dts, frame.pts
+
+    first = stamp(None)[0]
+    dts = [first]
+    for camera_dts in (5000, 8600, 12200, 1000, 4600, 4600 + 90000 * 60, 8200 + 90000 * 60):
+        dts.append(stamp(camera_dts)[0])
+    assert [b - a for a, b in itertools.pairwise(dts)] == [3600] * 7
+    # A B-frame stream: presentation after decoding, by the camera's own offset.
+    next_dts, next_pts = stamp(8200 + 90000 * 60 + 3600, 8200 + 90000 * 60 + 3600 + 7200)
+    assert next_pts - next_dts == 7200
 
 
 # -- the TS muxer on its own ------------------------------------------------------------------

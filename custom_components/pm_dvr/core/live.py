@@ -47,8 +47,9 @@ VIEWER_QUEUE_BYTES = 8 * 1024 * 1024
 STALLED_SECONDS = 10.0
 # The packets kept for joining viewers (a GOP); a longer GOP stops being kept until the next.
 GOP_CACHE_BYTES = 16 * 1024 * 1024
-# A camera timestamp moving back more than this or ahead more than JUMP_AHEAD is a new timeline.
-JUMP_BACK = TS_CLOCK
+# A camera timestamp moving back, or ahead more than this, starts a new timeline (RTSP re-times
+# its packets when the first RTCP report arrives, a restart starts from zero): the live clock
+# carries on one frame later instead.
 JUMP_AHEAD = 5 * TS_CLOCK
 # The live timeline starts here (PCR runs behind the DTS and must not go negative).
 FIRST_DTS = 10 * TS_CLOCK
@@ -359,7 +360,7 @@ class LiveSource:
             if (
                 self._offset is None
                 or last_in is None
-                or source < last_in - JUMP_BACK
+                or source <= last_in
                 or source > last_in + JUMP_AHEAD
             ):
                 start = FIRST_DTS if last_dts is None else last_dts + self._frame_ticks
