@@ -238,6 +238,19 @@ def mock_config_entry(
     )
 
 
+def hub_like(
+    base: MockConfigEntry, unique_id: str, cameras: list[ConfigSubentryData]
+) -> MockConfigEntry:
+    """A hub with `base`'s storage and options but cameras of the test's own."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=unique_id,
+        data=dict(base.data),
+        options=dict(base.options),
+        subentries_data=cameras,
+    )
+
+
 @pytest.fixture
 async def init_integration(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry

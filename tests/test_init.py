@@ -26,7 +26,7 @@ from custom_components.pm_dvr.const import DOMAIN
 from custom_components.pm_dvr.devices import find_device
 
 from .common import wait_for
-from .conftest import as_subentry, camera_subentry
+from .conftest import as_subentry, camera_subentry, hub_like
 from .rig.rtsp import RtspServer
 
 
@@ -145,12 +145,8 @@ async def test_camera_drops_and_returns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The camera goes unavailable when its server dies, with one log line each way."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="x",
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=[camera_subentry("Drive", rtsp_private.url("/cam"), "drive")],
+    entry = hub_like(
+        mock_config_entry, "x", [camera_subentry("Drive", rtsp_private.url("/cam"), "drive")]
     )
     entry.add_to_hass(hass)
     caplog.set_level(logging.INFO, logger="custom_components.pm_dvr")

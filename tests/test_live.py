@@ -20,10 +20,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.pm_dvr.const import DOMAIN
-
 from .common import wait_for
-from .conftest import camera_subentry
+from .conftest import camera_subentry, hub_like
 from .rig.rtsp import RtspServer
 
 LIVE = "/api/pm_dvr/live/{}"
@@ -58,12 +56,8 @@ async def private_entry(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry, rtsp_private: RtspServer
 ) -> AsyncGenerator[MockConfigEntry]:
     """A hub whose one camera is on the test's own RTSP server (counted clients)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="private",
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=[camera_subentry("Drive", rtsp_private.url("/cam"), "drive")],
+    entry = hub_like(
+        mock_config_entry, "private", [camera_subentry("Drive", rtsp_private.url("/cam"), "drive")]
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -227,13 +221,7 @@ async def test_sub_stream_live_and_camera_states(
 ) -> None:
     """The sub-stream is a live source too; the camera is idle, streaming while watched, and
     its motion detection follows the Motion switch both ways."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="porch",
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=sub_stream_subentries,
-    )
+    entry = hub_like(mock_config_entry, "porch", sub_stream_subentries)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     coordinator = entry.runtime_data.cameras["sub_porch"]

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_r
 from custom_components.pm_dvr.const import DOMAIN
 
 from .common import wait_for
-from .conftest import camera_subentry
+from .conftest import camera_subentry, hub_like
 from .rig.clipfiles import decode_cut_clip
 from .rig.rtsp import RtspServer
 
@@ -94,12 +94,8 @@ async def test_recording_switch_restored_before_start(
 @pytest.fixture
 def private_entry(mock_config_entry: MockConfigEntry, rtsp_private: RtspServer) -> MockConfigEntry:
     """A hub whose only camera is on a server the test may kill."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="private",
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=[camera_subentry("Drive", rtsp_private.url("/cam"), "drive")],
+    return hub_like(
+        mock_config_entry, "private", [camera_subentry("Drive", rtsp_private.url("/cam"), "drive")]
     )
 
 

@@ -26,7 +26,7 @@ from .data import PmDvrConfigEntry
 LIVE_PATH: Final = "/api/pm_dvr/live/{camera}"
 MIME_TS: Final = "video/mp2t"
 # Viewers per stream; more get 503 (each holds a bounded queue, so this bounds the memory).
-MAX_VIEWERS: Final = 32
+MAX_VIEWERS: Final = 16
 STREAMS: Final = ("main", "sub")
 
 

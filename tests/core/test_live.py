@@ -63,6 +63,19 @@ class Live:
     def stop(self) -> None:
         self.session.stop()
 
+    def watch(self, seconds: float) -> tuple[bytes, float | None]:
+        """One viewer for `seconds`: its bytes, and how long the first took to come."""
+
+        async def watch() -> tuple[bytes, float | None]:
+            viewer = Viewer(asyncio.get_running_loop())
+            self.source.join(viewer)
+            try:
+                return await read_for(viewer, seconds)
+            finally:
+                self.source.leave(viewer)
+
+        return asyncio.run(watch())
+
 
 async def read_for(
     viewer: Viewer, seconds: float, pause_after: float | None = None, pause: float = 0.0
@@ -108,16 +121,7 @@ def live(rtsp_server_core: RtspServer) -> Iterator[Live]:
 
 def test_viewer_starts_at_a_keyframe_and_decodes(live: Live) -> None:
     """A joining viewer gets the cached GOP at once: a keyframe first, every packet decodes."""
-
-    async def watch() -> tuple[bytes, float | None]:
-        viewer = Viewer(asyncio.get_running_loop())
-        live.source.join(viewer)
-        try:
-            return await read_for(viewer, 2.0)
-        finally:
-            live.source.leave(viewer)
-
-    data, first = asyncio.run(watch())
+    data, first = live.watch(2.0)
     assert first is not None
     assert first < 0.3
     assert len(data) % 188 == 0
@@ -206,15 +210,7 @@ def test_audio_as_recorded(source: str, audio: str, expected: list[str]) -> None
     with RtspServer({"/cam": f"{source}:320x180@25:300:25"}) as server:
         running = Live(server.url("/cam"), audio=audio)
         try:
-
-            async def watch() -> bytes:
-                viewer = Viewer(asyncio.get_running_loop())
-                running.source.join(viewer)
-                data, _ = await read_for(viewer, 2.5)
-                running.source.leave(viewer)
-                return data
-
-            data = asyncio.run(watch())
+            data, _ = running.watch(2.5)
         finally:
             running.stop()
     codecs, _, frames = decode_ts(data)
@@ -233,15 +229,7 @@ def test_mp4_file_source_is_served(tmp_path: Path) -> None:
     make_clip(clip, seconds=6.0)
     running = Live(str(clip))
     try:
-
-        async def watch() -> bytes:
-            viewer = Viewer(asyncio.get_running_loop())
-            running.source.join(viewer)
-            data, _ = await read_for(viewer, 2.0)
-            running.source.leave(viewer)
-            return data
-
-        data = asyncio.run(watch())
+        data, _ = running.watch(2.0)
     finally:
         running.stop()
     _, packets, frames = decode_ts(data)

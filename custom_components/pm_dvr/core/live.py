@@ -41,8 +41,8 @@ from .ts import (
 
 _LOGGER = logging.getLogger(__name__)
 
-# A viewer may hold this much unsent video (about 16 s at 4 Mbit/s) before it skips ahead.
-VIEWER_QUEUE_BYTES = 8 * 1024 * 1024
+# A viewer may hold this much unsent video (about 8 s at 4 Mbit/s) before it skips ahead.
+VIEWER_QUEUE_BYTES = 4 * 1024 * 1024
 # A viewer whose queue overflows when it has read nothing for this long has stopped: dropped.
 STALLED_SECONDS = 10.0
 # The packets kept for joining viewers (a GOP); a longer GOP stops being kept until the next.
