@@ -164,6 +164,21 @@ async def test_live_errors(
         assert "No such stream" in await response.text()
 
 
+async def test_unload_ends_live_streams_cleanly(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, init_integration: MockConfigEntry
+) -> None:
+    """Unloading the hub ends each live stream with a proper end, not a broken connection."""
+    client = await hass_client()
+    response = await client.get(LIVE.format("front-door"))
+    assert response.status == 200
+    first = await response.content.readany()
+    assert first
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    rest = await asyncio.wait_for(response.content.read(), 20)  # to the end of the stream
+    assert ts_info(first + rest)[1]
+    response.close()
+
+
 async def test_too_many_viewers_and_no_internal_url(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, init_integration: MockConfigEntry
 ) -> None:
