@@ -47,6 +47,7 @@ def main() -> int:
         )
         hass.start()
         hass.onboard()
+        hass.confirm_http_config()
         entry_id = hass.add_hub(CONFIG / "media" / "pm_dvr")
         result = hass.add_camera(entry_id, "Demo camera", camera.url("/demo"))
         if result["type"] not in ("create_entry", "abort"):
@@ -54,7 +55,8 @@ def main() -> int:
             return 1
         print(
             f"""==> ready: http://localhost:{PORT}  (user {USER}, password {PASSWORD})
-    Try first: Overview shows the Demo camera's live view, recording state and motion;
+    Try first: Settings > Devices & services > pm_dvr > Demo camera shows its live view,
+    recording state and motion (the live stream is also at /api/pm_dvr/live/demo-camera);
     Media > pm_dvr has its clips; Developer tools > Actions > pm_dvr.capture_event makes an event.
     Logs: {hass.log_file}   Ctrl-C stops everything.""",
             flush=True,

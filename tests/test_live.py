@@ -155,6 +155,9 @@ async def test_live_errors(
 ) -> None:
     """An unknown camera or stream is 404 (a clear reason, never a 500)."""
     client = await hass_client()
+    for name in ("front_door", "camera.front_door"):  # the entity id works as well as the id
+        data = await read_live(client, LIVE.format(name), 20_000)
+        assert ts_info(data)[1]
     response = await client.get(LIVE.format("nope"))
     assert response.status == 404
     assert "No such camera" in await response.text()

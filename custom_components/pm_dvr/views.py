@@ -1,6 +1,7 @@
 """The live view endpoint: MPEG-TS from the camera's one connection, for HA and players.
 
-`GET /api/pm_dvr/live/<camera>` (`?stream=sub` for the sub-stream, when one is configured).
+`GET /api/pm_dvr/live/<camera>` (`?stream=sub` for the sub-stream, when one is configured), where
+`<camera>` is the camera's id or its camera entity.
 Allowed with HA authentication (a bearer token or a signed path), a long-lived access token in
 `access_token` (for players that cannot send headers, such as VLC), or the camera's own live
 token, which HA's stream worker and go2rtc get through `stream_source()`.
@@ -43,13 +44,23 @@ def live_url(hass: HomeAssistant, coordinator: CameraCoordinator) -> str:
     return f"{base}{LIVE_PATH.format(camera=coordinator.slug)}?token={coordinator.live_token}"
 
 
-def _camera(hass: HomeAssistant, slug: str) -> CameraCoordinator | None:
+def _camera(hass: HomeAssistant, name: str) -> CameraCoordinator | None:
+    """The camera by its id (`front-door`) or its camera entity (`front_door`, or with
+    `camera.`): users build the URL from either."""
+    entity_id = name if name.startswith("camera.") else f"camera.{name}"
     entries: list[PmDvrConfigEntry] = hass.config_entries.async_entries(DOMAIN)
-    for entry in entries:
-        if entry.state is ConfigEntryState.LOADED:
-            for coordinator in entry.runtime_data.cameras.values():
-                if coordinator.slug == slug:
-                    return coordinator
+    coordinators = [
+        coordinator
+        for entry in entries
+        if entry.state is ConfigEntryState.LOADED
+        for coordinator in entry.runtime_data.cameras.values()
+    ]
+    for coordinator in coordinators:
+        if coordinator.slug == name:
+            return coordinator
+    for coordinator in coordinators:
+        if any(entity.entity_id == entity_id for entity in coordinator.entities):
+            return coordinator
     return None
 
 

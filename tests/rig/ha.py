@@ -6,6 +6,7 @@ across HA's storage format changes. Used by scripts/develop and the smoke test (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 import contextlib
 import json
@@ -205,6 +206,37 @@ class HomeAssistant:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             payload = response.read()
         return json.loads(payload) if payload else None
+
+    def ws(self, message: dict[str, Any]) -> dict[str, Any]:
+        """One websocket command, as the frontend sends it; HA's reply."""
+        return asyncio.run(self._ws(message))
+
+    async def _ws(self, message: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp  # HA's own dependency: the rig runs in HA's venv
+
+        url = self.base.replace("http", "ws", 1) + "/api/websocket"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as socket:
+            await socket.receive_json()
+            await socket.send_json({"type": "auth", "access_token": self.token})
+            auth = await socket.receive_json()
+            if auth["type"] != "auth_ok":
+                raise RuntimeError(f"websocket login refused: {auth}")
+            await socket.send_json({"id": 1, **message})
+            reply: dict[str, Any] = await socket.receive_json()
+            return reply
+
+    def confirm_http_config(self) -> None:
+        """Confirm our port, as the frontend's "Confirm" button does.
+
+        HA 2026.11 moves the http settings of configuration.yaml into its storage as a trial,
+        and without a confirmation reverts to port 8123 and restarts five minutes later. HA
+        2025.4 has no such trial (and no such command): nothing to do there.
+        """
+        reply = self.ws({"type": "http/config/promote"})
+        if not reply.get("success"):
+            code = reply.get("error", {}).get("code")
+            if code not in ("unknown_command", "not_allowed"):  # not_allowed: nothing pending
+                raise RuntimeError(f"confirming the http settings failed: {reply}")
 
     def onboard(self) -> str:
         """Create the owner dev/dev and finish onboarding (or log in when it is done)."""

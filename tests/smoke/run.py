@@ -118,21 +118,12 @@ class Smoke:
         assert not bad, "\n".join(bad)
 
 
-async def hls_segments(hass: HomeAssistant) -> str:
-    """Ask HA for the camera's HLS stream as the frontend does (websocket `camera/stream`), then
-    poll its playlist until HA's stream worker has made a segment; the playlist."""
+async def hls_segments(hass: HomeAssistant, playlist_url: str) -> str:
+    """Poll the camera's HLS playlist until HA's stream worker has made a segment."""
     import aiohttp
 
-    url = hass.base.replace("http", "ws", 1) + "/api/websocket"
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url) as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": hass.token})
-            assert (await ws.receive_json())["type"] == "auth_ok"
-            await ws.send_json({"id": 1, "type": "camera/stream", "entity_id": CAMERA})
-            reply = await ws.receive_json()
-            assert reply["success"], reply
-        master_url = hass.base + reply["result"]["url"]
+        master_url = hass.base + playlist_url
         async with session.get(master_url) as response:
             master = await response.text()
         media_url = master_url.rsplit("/", 1)[0] + "/" + master.strip().splitlines()[-1]
@@ -166,7 +157,10 @@ def live_view(hass: HomeAssistant, camera: RtspServer) -> None:
 
     assert camera.clients == 1, camera.clients
     camera.reset_counts()
-    asyncio.run(hls_segments(hass))
+    # As the frontend asks for it: websocket `camera/stream`.
+    reply = hass.ws({"type": "camera/stream", "entity_id": CAMERA})
+    assert reply["success"], reply
+    asyncio.run(hls_segments(hass, reply["result"]["url"]))
 
     async def two_players() -> list[bytes]:
         query = f"?access_token={hass.token}"
@@ -201,6 +195,7 @@ def main() -> int:
         started = time.time()
         hass.start()
         hass.onboard()
+        hass.confirm_http_config()
         version = hass.request("GET", "/api/config")["version"]
         print(f"==> Home Assistant {version} up in {time.time() - started:.0f} s", flush=True)
         entry_id = hass.add_hub(storage)
