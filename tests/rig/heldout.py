@@ -1540,7 +1540,7 @@ class _Renderer:
         # the IR lamp: 1/r^2 with incidence, and its beam pattern around the picture centre
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         rr = np.hypot((xs - cam.cx) / cam.rnorm, (ys - cam.cy * 0.85) / cam.rnorm)
-        self.beam = np.exp(-((rr / 0.7) ** 2)).astype(np.float32)
+        self.beam = np.exp(-((rr / 0.95) ** 2)).astype(np.float32)
         self.lamp_r = 6.5  # range (m) at which the lamp's light has fallen to half
         lamp = np.sqrt(np.clip(m["cos"], 0.02, 1)) / (1 + (m["range"] / self.lamp_r) ** 2)
         self.lamp = (lamp * self.beam + 0.02).astype(np.float32)
