@@ -15,6 +15,24 @@ outdoor scene with per-frame ground truth. A kind is one name or several joined 
 - ``clock``: a burned-in date/time overlay (crossing minute and hour changes)
 - ``compression``: a starved bitrate (blocking, keyframe pulsing)
 
+The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the tests iterate):
+
+- ``cloud_shadows``: soft-edged cloud shadows (20-50 % darker, edges 2.5-5 % of the width) drifting
+  across the ground, and now and then the sun going in or out (the scene 20-40 % darker or back
+  within 0.2-1 s, the exposure making up part of it within seconds); combine with ``object``
+- ``ir_particles``: IR night with snow, rain or insects right in front of the IR lamp: big
+  (3-15 % of the frame height), bright, out-of-focus blobs, streaks and erratic moths that come and
+  go within a few frames
+- ``headlights``: IR night; a car's headlights sweep a bright two-lamp pool over the ground or the
+  buildings for 2-4 s, several times a minute (no object in view)
+- ``fast_vehicle`` (positive): small far-away cars (3-6 % of frame height) crossing in 1-3 s on a
+  road behind the sheds, several per clip, labelled small
+- ``standing`` (positive): a person walks in, stands still for 10-20 s (still present), then walks
+  on (or turns back)
+- ``approach`` (positive): a person steps out from behind a shed and walks straight at the camera
+  (growing until they pass under it), and one comes from under the camera and walks away
+  (shrinking) until hidden behind a shed
+
 Everything is seeded, so the same arguments give the same clip. The truth is also written next
 to the clip as JSON (``load_truth`` reads it back), which lets benchmarks cache clips.
 """
@@ -25,10 +43,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 import datetime as dt
 from fractions import Fraction
+import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import cv2
@@ -51,6 +70,20 @@ KINDS = (
     "compression",
 )
 POSITIVE_KINDS = ("object", "small_object")
+# the field's known hard cases; kept out of KINDS so that what iterates over the original kinds
+# (tests, cached clips) is unchanged
+HARD_KINDS = (
+    "cloud_shadows",
+    "ir_particles",
+    "headlights",
+    "fast_vehicle",
+    "standing",
+    "approach",
+)
+HARD_POSITIVE_KINDS = ("fast_vehicle", "standing", "approach")
+ALL_KINDS = KINDS + HARD_KINDS
+ALL_POSITIVE_KINDS = POSITIVE_KINDS + HARD_POSITIVE_KINDS
+_NIGHT_KINDS = {"night_noise", "ir_particles", "headlights"}  # IR gray, dark, noisy
 WARMUP_S = 3.0  # no object appears before this: detectors need a few frames to learn the scene
 HORIZON = 0.36
 VISIBLE_PRESENT = 0.02  # an object counts as present once this fraction of it is visible
@@ -209,14 +242,15 @@ class _Walker:
         return x
 
 
-def _person(walker: _Walker, t: float) -> tuple[U8, U8]:
-    """Render a person sprite (BGR, alpha mask) with swinging legs and arms."""
+def _person(walker: _Walker, t: float, swing: float | None = None) -> tuple[U8, U8]:
+    """Render a person sprite (BGR, alpha mask) with swinging legs and arms (or a given swing)."""
     h = max(6, round(walker.height))
     w = max(3, round(0.45 * h))
     img = np.zeros((h, w, 3), np.uint8)
     mask = np.zeros((h, w), np.uint8)
     sc = 16  # sub-pixel drawing precision (shift=4)
-    swing = math.sin(2 * math.pi * 0.9 * t + walker.phase)
+    if swing is None:
+        swing = math.sin(2 * math.pi * 0.9 * t + walker.phase)
     cx = w / 2
     hip = (cx, 0.52 * h)
 
@@ -462,7 +496,7 @@ def _light_schedule(
     ramp_to = rng.uniform(0.45, 0.6)
     switches = sorted(rng.uniform(WARMUP_S + 1, max(WARMUP_S + 2, seconds - 2), 3))
     tilt_f = rng.uniform(0.02, 0.06)
-    night = "night_noise" in kind
+    night = bool(kind & _NIGHT_KINDS)
 
     def light(t: float) -> _Light:
         out = _Light()
@@ -516,6 +550,620 @@ def default_kbps(width: int, height: int, fps: int, starved: bool = False) -> in
     return max(150, int(kbps * (0.15 if starved else 1.0)))
 
 
+# --------------------------------------------------------------------------- hard cases
+#
+# The field's known hard cases (HARD_KINDS). Each draws from its own random streams derived from
+# the seed (``_hard_rng``), and none of this runs unless one of these kinds is in the clip, so the
+# original kinds render exactly as before.
+
+
+def _hard_rng(clip: list[int], parts: set[str], name: str) -> np.random.Generator:
+    """A random stream of its own for one hard-case feature of one clip (seed, w, h, fps)."""
+    idx = sorted(ALL_KINDS.index(p) for p in parts)
+    return np.random.default_rng([*clip, 1000 + ALL_KINDS.index(name), *idx])
+
+
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3 - 2 * x)
+
+
+def _blit(
+    frame: U8, lay: _Layout, sprite: tuple[U8, U8], at: tuple[int, int], *, behind_sheds: bool
+) -> tuple[float, tuple[int, int, int, int]]:
+    """Composite a sprite (optionally hidden behind the sheds): visible fraction, pixel box."""
+    sprite_img, alpha = sprite
+    x0, y0 = at
+    sh, sw = alpha.shape
+    h, w = frame.shape[:2]
+    nothing = (0.0, (0, 0, 0, 0))
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + sw), min(h, y0 + sh)
+    total = float(alpha.sum())
+    if fx1 <= fx0 or fy1 <= fy0 or total <= 0:
+        return nothing
+    a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32) / 255.0
+    if behind_sheds:
+        for sx0, sy0, sx1, sy1 in lay.sheds:
+            ox0, oy0, ox1, oy1 = max(fx0, sx0), max(fy0, sy0), min(fx1, sx1), min(fy1, sy1)
+            if ox1 > ox0 and oy1 > oy0:
+                a[oy0 - fy0 : oy1 - fy0, ox0 - fx0 : ox1 - fx0] = 0.0
+    visible = float(a.sum()) * 255.0 / total
+    if visible <= 0:
+        return nothing
+    s = sprite_img[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32)
+    region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    a3 = a[..., None]
+    frame[fy0:fy1, fx0:fx1] = (a3 * s + (1 - a3) * region).astype(np.uint8)
+    return visible, (fx0, fy0, fx1, fy1)
+
+
+def _local_gray(lay: _Layout, y: float, x0: float, x1: float) -> float:
+    """Mean background brightness along a horizontal path (to pick contrasting colours)."""
+    gray = cv2.cvtColor(lay.bg, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    yb = int(np.clip(y, 0, h - 1))
+    xs = np.clip(np.linspace(x0, x1, 8), 0, w - 1).astype(int)
+    return float(np.mean(gray[yb, xs]))
+
+
+class _Actor(Protocol):
+    """A labelled object of the hard cases: draws itself, says whether it is small."""
+
+    small: bool
+
+    def draw(
+        self, frame: U8, lay: _Layout, t: float
+    ) -> tuple[float, tuple[int, int, int, int]]: ...
+
+
+def _person_at(
+    frame: U8,
+    lay: _Layout,
+    wk: _Walker,
+    t: float,
+    *,
+    x: float,
+    feet: float,
+    height: float,
+    swing: float | None,
+    behind_sheds: bool,
+) -> tuple[float, tuple[int, int, int, int]]:
+    """Draw a person of the given height with the feet at (x, feet)."""
+    sprite, alpha = _person(
+        _Walker(wk.t0, x, x, feet, height, 0.0, wk.shirt, wk.pants, wk.small, wk.phase), t, swing
+    )
+    sh, sw = alpha.shape
+    at = (round(x - sw / 2), round(feet - sh))
+    return _blit(frame, lay, (sprite, alpha), at, behind_sheds=behind_sheds)
+
+
+# ---- fast_vehicle: small far-away cars crossing in 1-3 s
+
+
+@dataclass(slots=True)
+class _Vehicle:
+    t0: float
+    x0: float  # left edge at t0, pixels
+    speed: float  # pixels per second (signed)
+    road_y: float  # bottom of the wheels
+    height: float
+    length: float
+    body: tuple[float, float, float]
+    cross_s: float
+    small: bool = True
+
+    def sprite(self) -> tuple[U8, U8]:
+        h, w = max(4, round(self.height)), max(8, round(self.length))
+        img = np.zeros((h, w, 3), np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        sc = 16
+
+        def poly(pts: list[tuple[float, float]], col: tuple[float, ...]) -> None:
+            arr = np.array([[round(x * sc), round(y * sc)] for x, y in pts], np.int32)
+            cv2.fillPoly(img, [arr], col, cv2.LINE_AA, 4)
+            cv2.fillPoly(mask, [arr], 255, cv2.LINE_AA, 4)
+
+        front = self.speed > 0  # the bonnet faces the direction of travel
+        cab0, cab1 = (0.22 * w, 0.72 * w) if front else (0.28 * w, 0.78 * w)
+        poly([(0, 0.42 * h), (w, 0.42 * h), (w, 0.85 * h), (0, 0.85 * h)], self.body)
+        poly(
+            [
+                (cab0, 0.42 * h),
+                (cab0 + 0.1 * w, 0.05 * h),
+                (cab1 - 0.08 * w, 0.05 * h),
+                (cab1, 0.42 * h),
+            ],
+            self.body,
+        )
+        glass = tuple(0.35 * c + 20 for c in self.body)
+        poly(
+            [
+                (cab0 + 0.05 * w, 0.38 * h),
+                (cab0 + 0.12 * w, 0.12 * h),
+                (cab1 - 0.1 * w, 0.12 * h),
+                (cab1 - 0.04 * w, 0.38 * h),
+            ],
+            glass,
+        )
+        for wx in (0.2 * w, 0.8 * w):
+            c = (round(wx * sc), round(0.82 * h * sc))
+            cv2.circle(img, c, round(0.18 * h * sc), (25, 25, 25), -1, cv2.LINE_AA, 4)
+            cv2.circle(mask, c, round(0.18 * h * sc), 255, -1, cv2.LINE_AA, 4)
+        lamp_x = w - 3 if front else 0
+        img[round(0.5 * h) : round(0.62 * h), lamp_x : lamp_x + 3] = (200, 230, 240)
+        return img, mask
+
+    def draw(self, frame: U8, lay: _Layout, t: float) -> tuple[float, tuple[int, int, int, int]]:
+        if t < self.t0 or t > self.t0 + self.cross_s:
+            return 0.0, (0, 0, 0, 0)
+        sprite, alpha = self.sprite()
+        x = self.x0 + self.speed * (t - self.t0)
+        y0 = round(self.road_y - alpha.shape[0])
+        return _blit(frame, lay, (sprite, alpha), (round(x), y0), behind_sheds=True)
+
+
+def _plan_vehicles(
+    rng: np.random.Generator, lay: _Layout, w: int, h: int, seconds: float
+) -> list[_Actor]:
+    """Vehicles on a far road just below the horizon, several per clip, 1-3 s per crossing."""
+    out: list[_Actor] = []
+    hz = HORIZON * h
+    t = WARMUP_S + rng.uniform(0.0, 1.5)
+    while t < seconds - 1.0:
+        height = rng.uniform(0.03, 0.06) * h
+        road = min(hz + height / 0.53, lay.sheds[0][3] - 0.01 * h)  # behind the sheds
+        length = height * rng.uniform(2.2, 3.2)
+        cross = rng.uniform(1.0, 3.0)  # 30-90 km/h over a 25-m-wide far view
+        speed = (w + length) / cross * (1 if rng.random() < 0.5 else -1)
+        x0 = -length if speed > 0 else float(w)
+        body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
+        out.append(_Vehicle(t, x0, speed, road, height, length, body, cross))
+        t += rng.uniform(0.6, 2.0) * cross + rng.uniform(1.0, 5.0)
+    return out
+
+
+# ---- standing: walks in, stands still for 10-20 s, walks on
+
+
+@dataclass(slots=True)
+class _Stander:
+    wk: _Walker
+    x_in: float  # start (off frame)
+    x_stop: float
+    x_out: float  # end (off frame)
+    speed: float  # pixels per second, positive
+    t_stop: float
+    t_go: float
+    t_end: float
+    small: bool = False
+
+    def draw(self, frame: U8, lay: _Layout, t: float) -> tuple[float, tuple[int, int, int, int]]:
+        wk = self.wk
+        if t < wk.t0 or t > self.t_end:
+            return 0.0, (0, 0, 0, 0)
+        swing: float | None = None
+        if t < self.t_stop:
+            x = self.x_in + math.copysign(self.speed, self.x_stop - self.x_in) * (t - wk.t0)
+        elif t < self.t_go:  # still: feet together, a faint sway of the body
+            x = self.x_stop + 0.01 * wk.height * math.sin(2 * math.pi * 0.15 * t)
+            swing = 0.12 + 0.04 * math.sin(2 * math.pi * 0.1 * t)
+        else:
+            x = self.x_stop + math.copysign(self.speed, self.x_out - self.x_stop) * (t - self.t_go)
+        return _person_at(
+            frame,
+            lay,
+            wk,
+            t,
+            x=x,
+            feet=wk.feet_y,
+            height=wk.height,
+            swing=swing,
+            behind_sheds=False,
+        )
+
+
+def _plan_standers(
+    rng: np.random.Generator, lay: _Layout, w: int, h: int, seconds: float
+) -> list[_Actor]:
+    out: list[_Actor] = []
+    hz = HORIZON * h
+    t = WARMUP_S + rng.uniform(0.0, 1.0)
+    while t < seconds - 4.0:
+        feet = rng.uniform(0.7, 0.97) * h
+        height = 0.62 * (feet - hz) * rng.uniform(0.9, 1.1)
+        speed = (w + 0.6 * height) / rng.uniform(3.5, 7.0)
+        left = rng.random() < 0.5
+        x_in = -0.25 * height if left else w + 0.25 * height
+        x_stop = rng.uniform(0.2, 0.8) * w
+        back = rng.random() < 0.3  # turns round and leaves the way they came
+        x_out = x_in if back else (w + 0.25 * height if left else -0.25 * height)
+        local = _local_gray(lay, feet - height / 2, 0, w)
+        wk = _Walker(
+            t,
+            x_in,
+            x_out,
+            feet,
+            height,
+            speed,
+            _contrasting(rng, local),
+            _contrasting(rng, local),
+            False,
+            rng.uniform(0, 6.28),
+        )
+        t_stop = t + abs(x_stop - x_in) / speed
+        t_go = t_stop + rng.uniform(10.0, 20.0)
+        t_end = t_go + abs(x_out - x_stop) / speed
+        out.append(_Stander(wk, x_in, x_stop, x_out, speed, t_stop, t_go, t_end))
+        t = t_end + rng.uniform(1.0, 4.0)
+    return out
+
+
+# ---- approach: head-on toward the camera (growing) and away from it (shrinking)
+
+_PERSON_M = 1.75  # metres
+
+
+@dataclass(slots=True)
+class _Approacher:
+    """Steps out from behind a shed, turns and walks straight at the camera until it passes
+    under it (or, reversed in time, comes from under the camera and walks away behind a shed)."""
+
+    wk: _Walker
+    away: bool
+    x_hide: float  # behind the shed
+    x_turn: float  # where the person turns toward (or away from) the camera
+    x_near: float  # lateral position when passing under the camera
+    feet_far: float  # feet y behind the shed
+    d_far: float  # metres, at the shed
+    d_near: float  # metres, when the head leaves the bottom of the frame
+    hz: float  # horizon, pixels
+    side_s: float
+    total_s: float
+    small: bool = False
+
+    def draw(self, frame: U8, lay: _Layout, t: float) -> tuple[float, tuple[int, int, int, int]]:
+        u = t - self.wk.t0
+        if u < 0 or u > self.total_s:
+            return 0.0, (0, 0, 0, 0)
+        if self.away:
+            u = self.total_s - u
+        h_far = 0.62 * (self.feet_far - self.hz)
+        if u < self.side_s:  # sideways, out from behind the shed
+            x = self.x_hide + (self.x_turn - self.x_hide) * u / self.side_s
+            return _person_at(
+                frame,
+                lay,
+                self.wk,
+                t,
+                x=x,
+                feet=self.feet_far,
+                height=h_far,
+                swing=None,
+                behind_sheds=True,
+            )
+        f = (u - self.side_s) / (self.total_s - self.side_s)
+        d = self.d_far + (self.d_near - self.d_far) * f
+        height = h_far * self.d_far / d
+        feet = self.hz + height / 0.62
+        x = self.x_turn + (self.x_near - self.x_turn) * (1 - d / self.d_far)
+        # seen from the front: legs apart, the gait shows as a small change of stride and a bob
+        gait = math.sin(2 * math.pi * 0.9 * t + self.wk.phase)
+        swing = 0.35 + 0.1 * gait
+        feet -= 0.012 * height * abs(gait)
+        shed_bottom = max(s[3] for s in lay.sheds)
+        return _person_at(
+            frame,
+            lay,
+            self.wk,
+            t,
+            x=x,
+            feet=feet,
+            height=height,
+            swing=swing,
+            behind_sheds=feet < shed_bottom,
+        )
+
+
+def _plan_approachers(
+    rng: np.random.Generator, lay: _Layout, w: int, h: int, seconds: float
+) -> list[_Actor]:
+    """One person toward the camera and one away from it (random order, may overlap)."""
+    out: list[_Actor] = []
+    hz = HORIZON * h
+    t = WARMUP_S + rng.uniform(0.0, 1.0)
+    first_away = rng.random() < 0.5
+    order = [k % 2 for k in range(4)] if not first_away else [(k + 1) % 2 for k in range(4)]
+    for n, away in enumerate(order):
+        if t >= seconds - 3.0:
+            break
+        shed = lay.sheds[n % len(lay.sheds)]
+        left = shed[0] + shed[2] < w  # the shed in the left half: step out to its right
+        feet_far = shed[3] - 0.03 * h
+        h_far = 0.62 * (feet_far - hz)
+        d_far = 38.0
+        d_near = d_far * h_far / ((h - hz) / 0.613 * 1.02)
+        x_hide = (shed[0] + shed[2]) / 2
+        step = (shed[2] - shed[0]) / 2 + rng.uniform(0.02, 0.06) * w
+        x_turn = x_hide + (step if left else -step)
+        x_near = float(np.clip(x_turn + rng.uniform(-0.15, 0.15) * w, 0.15 * w, 0.85 * w))
+        v = rng.uniform(1.3, 1.9)  # m/s
+        px_per_m = h_far / _PERSON_M
+        side_s = abs(x_turn - x_hide) / (v * px_per_m)
+        total = side_s + (d_far - d_near) / v
+        local = _local_gray(lay, 0.75 * h, x_turn - 0.1 * w, x_turn + 0.1 * w)
+        wk = _Walker(
+            t,
+            x_hide,
+            x_near,
+            feet_far,
+            h_far,
+            0.0,
+            _contrasting(rng, local),
+            _contrasting(rng, local),
+            False,
+            rng.uniform(0, 6.28),
+        )
+        out.append(
+            _Approacher(
+                wk, bool(away), x_hide, x_turn, x_near, feet_far, d_far, d_near, hz, side_s, total
+            )
+        )
+        t += rng.uniform(5.0, 0.6 * total)
+    return out
+
+
+# ---- cloud_shadows: drifting soft shadows and sudden sun bursts
+
+
+class _CloudShadows:
+    """A drifting darkening mask (soft edges) and the sun going in and out (with exposure)."""
+
+    def __init__(self, rng: np.random.Generator, lay: _Layout, seconds: float) -> None:
+        h, w = lay.bg.shape[:2]
+        self.w, self.h = w, h
+        self.lw, self.lh = max(32, w // 8), max(18, h // 8)
+        cell = self.lw / w  # low-res pixels per pixel
+        self.vx = rng.uniform(0.04, 0.2) * w * (1 if rng.random() < 0.5 else -1)
+        travel = abs(self.vx) * seconds * cell
+        fw = int(self.lw + travel + 4)
+        size = rng.uniform(0.35, 0.8) * self.lw  # cloud patches 35-80 % of the frame wide
+        field = _smooth(rng, fw, self.lh, (max(3, int(fw / size)), 3))
+        cover = rng.uniform(0.3, 0.55)
+        hard = (field > np.quantile(field, 1 - cover)).astype(np.float32)
+        edge = rng.uniform(0.01, 0.02) * self.lw  # sigma: 10-90 % edge is 2.5-5 % of the width
+        self.field = np.asarray(cv2.GaussianBlur(hard, (0, 0), max(0.6, edge)), np.float32)
+        self.x_start = 2.0 + (0 if self.vx > 0 else travel)
+        self.cell = cell
+        self.depth = rng.uniform(0.2, 0.5)
+        # no shadow on the sky: it is the only place where B-R and G-R are exactly the painted ones
+        bg = lay.bg.astype(np.int16)
+        sky = (np.abs(bg[..., 0] - bg[..., 2] - 55) <= 4) & (
+            np.abs(bg[..., 1] - bg[..., 2] - 30) <= 4
+        )
+        sky[int(HORIZON * h) :] = False
+        ground = 1.0 - cv2.GaussianBlur(sky.astype(np.float32), (0, 0), max(1.0, h / 240))
+        self.ground = np.asarray(ground, np.float32)
+        # the sun: in (1.0) or behind a cloud (0.6-0.8), switching within 0.2-1 s
+        self.events: list[tuple[float, float, float, float]] = []  # t, dur, from, to
+        level, sunny = 1.0, rng.random() < 0.7
+        if not sunny:
+            level = 1.0 - rng.uniform(0.2, 0.4)
+        self.level0 = level
+        t = WARMUP_S + rng.uniform(1.0, 8.0)
+        while t < seconds:
+            new = 1.0 if not sunny else 1.0 - rng.uniform(0.2, 0.4)
+            dur = rng.uniform(0.2, 1.0)
+            self.events.append((t, dur, level, new))
+            level, sunny = new, not sunny
+            t += dur + (rng.uniform(8.0, 20.0) if sunny else rng.uniform(3.0, 8.0))
+
+    def sun(self, t: float) -> tuple[float, float]:
+        """Scene gain from the sun and the camera's exposure, and how sunny it is (0..1)."""
+        level, ae = self.level0, 1.0
+        for t0, dur, a, b in self.events:
+            if t < t0:
+                break
+            level = a + (b - a) * _smoothstep((t - t0) / dur)
+            if t > t0 + dur:  # the exposure makes up for 40 % of the change within seconds
+                ae *= (a / b) ** (0.4 * (1 - math.exp(-(t - t0 - dur) / 2.0)))
+        sunny = (level - 0.6) / 0.4
+        return level * ae, min(1.0, max(0.0, sunny))
+
+    def apply(self, frame: U8, t: float) -> U8:
+        gain, sunny = self.sun(t)
+        cx = self.x_start + self.vx * t * self.cell + self.lw / 2
+        win = cv2.getRectSubPix(self.field, (self.lw, self.lh), (cx, self.lh / 2 - 0.5))
+        mask = cv2.resize(win, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
+        depth = self.depth * (0.15 + 0.85 * sunny)  # no crisp shadows when the sun is hidden
+        factor = gain * (1.0 - depth * mask * self.ground)
+        out = frame.astype(np.float32) * factor[..., None]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# ---- ir_particles: snow, rain and insects right in front of the IR lamp
+
+
+@dataclass(slots=True)
+class _Particle:
+    kind: str  # "flake", "drop", "moth"
+    x: float
+    y: float
+    vx: float
+    vy: float
+    r: float  # radius in pixels
+    bright: float
+    life: int  # frames
+    age: int = 0
+
+
+class _LensParticles:
+    """Out-of-focus flakes, streaks and moths lit by the IR lamp, a few frames each."""
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int, fps: int) -> None:
+        self.rng, self.w, self.h, self.fps = rng, w, h, fps
+        weather = int(rng.integers(0, 3))  # 0 snow, 1 rain, 2 dry (insects only)
+        self.rates = {
+            "flake": rng.uniform(1.5, 5.0) if weather == 0 else 0.0,
+            "drop": rng.uniform(2.0, 6.0) if weather == 1 else 0.0,
+            "moth": rng.uniform(1.0, 3.0) if weather == 2 else rng.uniform(0.2, 0.6),
+        }
+        self.live: list[_Particle] = []
+
+    def _spawn(self, kind: str) -> _Particle:
+        rng, w, h = self.rng, self.w, self.h
+        x, y = rng.uniform(-0.05, 1.05) * w, rng.uniform(-0.05, 1.05) * h
+        if kind == "flake":
+            r = rng.uniform(0.015, 0.075) * h  # 3-15 % of the frame height across
+            v = rng.uniform(0.5, 2.0) * h
+            ang = rng.uniform(-0.6, 0.6)
+            return _Particle(
+                kind,
+                x,
+                y,
+                v * math.sin(ang),
+                v * math.cos(ang),
+                r,
+                rng.uniform(90, 220),
+                int(rng.integers(2, 7)),
+            )
+        if kind == "drop":
+            r = rng.uniform(0.006, 0.02) * h
+            v = rng.uniform(3.0, 8.0) * h
+            return _Particle(
+                kind, x, y, 0.18 * v, v, r, rng.uniform(80, 200), int(rng.integers(1, 3))
+            )
+        r = rng.uniform(0.015, 0.05) * h
+        v = rng.uniform(0.6, 2.5) * h
+        ang = rng.uniform(0, 2 * math.pi)
+        return _Particle(
+            kind,
+            x,
+            y,
+            v * math.cos(ang),
+            v * math.sin(ang),
+            r,
+            rng.uniform(120, 240),
+            int(rng.integers(3, max(4, round(1.5 * self.fps)))),
+        )
+
+    def apply(self, frame: U8) -> None:
+        rng, dt_s = self.rng, 1.0 / self.fps
+        for kind, rate in self.rates.items():
+            self.live += [self._spawn(kind) for _ in range(int(rng.poisson(rate * dt_s)))]
+        if not self.live:
+            return
+        layer = np.zeros(frame.shape[:2], np.float32)
+        for p in self.live:
+            if p.kind == "moth":  # erratic: sharp random turns and speed changes
+                p.vx += rng.normal(0, 3.0) * self.h * dt_s * 4
+                p.vy += rng.normal(0, 3.0) * self.h * dt_s * 4
+                sp = math.hypot(p.vx, p.vy)
+                cap = 3.0 * self.h
+                if sp > cap:
+                    p.vx, p.vy = p.vx * cap / sp, p.vy * cap / sp
+            p.x += p.vx * dt_s
+            p.y += p.vy * dt_s
+            fade = min(1.0, (p.age + 1) / 2, (p.life - p.age) / 2)  # in and out within frames
+            b = p.bright * fade
+            if p.kind == "moth":
+                b *= rng.uniform(0.5, 1.0)  # wing beats
+            self._draw(layer, p, b, dt_s)
+            p.age += 1
+        self.live = [p for p in self.live if p.age < p.life]
+        out = frame.astype(np.float32) + layer[..., None]
+        frame[:] = np.clip(out, 0, 255).astype(np.uint8)
+
+    def _draw(self, layer: F32, p: _Particle, b: float, dt_s: float) -> None:
+        h, w = layer.shape
+        dx, dy = p.vx * dt_s, p.vy * dt_s  # motion blur over one exposure
+        blur = max(1.0, (0.25 if p.kind != "drop" else 0.6) * p.r)
+        pad = int(p.r + 3 * blur + max(abs(dx), abs(dy)) / 2 + 2)
+        cx, cy = int(p.x), int(p.y)
+        x0, y0, x1, y1 = cx - pad, cy - pad, cx + pad, cy + pad
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            return
+        patch = np.zeros((y1 - y0, x1 - x0), np.float32)
+        sc = 16
+        ox, oy = p.x - x0, p.y - y0
+        a = (round((ox - dx / 2) * sc), round((oy - dy / 2) * sc))
+        c = (round((ox + dx / 2) * sc), round((oy + dy / 2) * sc))
+        if p.kind == "moth":  # body and two wings at a random beat angle
+            spread = self.rng.uniform(0.3, 1.0)
+            ax = (max(1, round(p.r * sc)), max(1, round(p.r * spread * 0.6 * sc)))
+            ang = math.degrees(math.atan2(p.vy, p.vx)) + 90
+            cv2.ellipse(patch, (a[0], a[1]), ax, ang, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+            cv2.line(patch, a, c, 0.8, max(1, round(0.5 * p.r)), cv2.LINE_AA, 4)
+        else:
+            thick = max(1, round(2 * p.r))
+            cv2.line(patch, a, c, 1.0, thick, cv2.LINE_AA, 4)  # a round-capped capsule
+            if p.kind == "flake":  # out-of-focus discs have a slightly brighter rim
+                cv2.circle(
+                    patch, c, round(p.r * sc), 1.15, max(1, round(0.12 * p.r)), cv2.LINE_AA, 4
+                )
+        patch = cv2.GaussianBlur(patch, (0, 0), blur) * b
+        px0, py0, px1, py1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        layer[py0:py1, px0:px1] += patch[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0]
+
+
+# ---- headlights: a car's light pool sweeping over the ground or a wall (nothing in view)
+
+
+class _Headlights:
+    """Several sweeps a minute of a bright soft ellipse (two lamps) across the scene, 2-4 s each."""
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int, seconds: float) -> None:
+        self.w, self.h = w, h
+        self.lw, self.lh = max(32, w // 4), max(18, h // 4)
+        self.sweeps: list[tuple[float, float, NDArray[np.float64], float, float, float, float]] = []
+        t = WARMUP_S + rng.uniform(0.5, 6.0)
+        while t < seconds - 1.0:
+            dur = rng.uniform(2.0, 4.0)
+            ground = rng.random() < 0.6
+            if ground:  # a wide, flat pool sliding over the path and lawn
+                ys = rng.uniform(0.6, 0.95, 3)
+                ax, ay = rng.uniform(0.15, 0.3), rng.uniform(0.06, 0.12)
+            else:  # over the buildings and sheds near the horizon
+                ys = rng.uniform(0.22, 0.5, 3)
+                ax, ay = rng.uniform(0.1, 0.2), rng.uniform(0.1, 0.2)
+            left = rng.random() < 0.5
+            xs = (
+                np.array([-0.3, rng.uniform(0.2, 0.8), 1.3])
+                if left
+                else np.array([1.3, rng.uniform(0.2, 0.8), -0.3])
+            )
+            path = np.stack([xs, ys], -1)  # a quadratic Bezier: the car turns
+            self.sweeps.append((t, dur, path, ax, ay, rng.uniform(0.8, 2.0), rng.uniform(15, 45)))
+            t += dur + rng.uniform(6.0, 20.0)
+        yy, xx = np.mgrid[0 : self.lh, 0 : self.lw].astype(np.float32)
+        self.xx, self.yy = xx / self.lw, yy / self.lh
+
+    def apply(self, frame: U8, t: float) -> U8:
+        pool = np.zeros((self.lh, self.lw), np.float32)  # 0..1 light where the beam falls
+        mul = np.zeros((self.lh, self.lw), np.float32)
+        plus = np.zeros((self.lh, self.lw), np.float32)
+        for t0, dur, path, ax, ay, gain, add in self.sweeps:
+            if not t0 <= t <= t0 + dur:
+                continue
+            u = (t - t0) / dur
+            px, py = (1 - u) ** 2 * path[0] + 2 * u * (1 - u) * path[1] + u**2 * path[2]
+            env = math.sin(math.pi * u) ** 0.5
+            lobe = np.zeros_like(pool)
+            for lamp in (-0.3, 0.3):  # two lamps, overlapping
+                r2 = ((self.xx - px - lamp * ax) / ax) ** 2 + ((self.yy - py) / ay) ** 2
+                lobe += 0.6 * env * np.exp(-(r2**1.5))
+            pool += lobe
+            mul += gain * lobe
+            plus += add * lobe
+        if not pool.any():
+            return frame
+        size = (self.w, self.h)
+        exposure = 1.0 - 0.12 * min(1.0, float(pool.max()))  # the camera stops down a little
+        m = cv2.resize(mul, size, interpolation=cv2.INTER_LINEAR)
+        a = cv2.resize(plus, size, interpolation=cv2.INTER_LINEAR)
+        out = frame.astype(np.float32) * (exposure * (1 + m))[..., None] + a[..., None]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- main entry
 
 
@@ -530,12 +1178,14 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
 ) -> SceneTruth:
     """Render and encode one labelled clip to ``path`` (.mp4) and return its truth."""
     parts = set(kind.split("+"))
-    unknown = parts - set(KINDS)
+    unknown = parts - set(ALL_KINDS)
     if unknown:
         raise ValueError(f"unknown scene kind(s): {sorted(unknown)}")
     if width % 2 or height % 2:
         raise ValueError("width and height must be even (yuv420p)")
-    rng = np.random.default_rng([seed, width, height, fps, *sorted(KINDS.index(p) for p in parts)])
+    rng = np.random.default_rng(
+        [seed, width, height, fps, *sorted(ALL_KINDS.index(p) for p in parts)]
+    )
     lay = _background(rng, width, height)
     walkers = (
         _plan_walkers(rng, lay, parts, w=width, h=height, seconds=seconds)
@@ -545,11 +1195,34 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
     light = _light_schedule(parts, rng, seconds)
     foliage = _Foliage(rng, lay) if "foliage" in parts else None
     snow = _Snow(rng, width, height) if "snow" in parts else None
-    night = "night_noise" in parts
+    night = bool(parts & _NIGHT_KINDS)
     noise_sigma = 13.0 if night else 2.5
     clock0 = dt.datetime(2026, 11, 22, 23, 59, 0) - dt.timedelta(seconds=int(rng.integers(5, 25)))
     cam_name = f"CAM {int(rng.integers(1, 9))} GARDEN"
     kbps = default_kbps(width, height, fps, starved="compression" in parts)
+
+    def hard(name: str) -> np.random.Generator:
+        return _hard_rng([seed, width, height, fps], parts, name)
+
+    actors: list[_Actor] = []
+    if "fast_vehicle" in parts:
+        actors += _plan_vehicles(hard("fast_vehicle"), lay, width, height, seconds)
+    if "standing" in parts:
+        actors += _plan_standers(hard("standing"), lay, width, height, seconds)
+    if "approach" in parts:
+        actors += _plan_approachers(hard("approach"), lay, width, height, seconds)
+    clouds = (
+        _CloudShadows(hard("cloud_shadows"), lay, seconds) if "cloud_shadows" in parts else None
+    )
+    particles = (
+        _LensParticles(hard("ir_particles"), width, height, fps)
+        if "ir_particles" in parts
+        else None
+    )
+    headlights = (
+        _Headlights(hard("headlights"), width, height, seconds) if "headlights" in parts else None
+    )
+    smalls = [wk.small for wk in walkers] + [ac.small for ac in actors]
 
     n_frames = round(seconds * fps)
     present: list[bool] = []
@@ -575,8 +1248,10 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
             if foliage is not None:
                 foliage.apply(frame, t)
             any_visible = False
-            for k, wk in enumerate(walkers):
-                vis, (bx0, by0, bx1, by1) = _draw_walker(frame, lay, wk, t)
+            drawn = (_draw_walker(frame, lay, wk, t) for wk in walkers)
+            if actors:
+                drawn = itertools.chain(drawn, (ac.draw(frame, lay, t) for ac in actors))
+            for k, (vis, (bx0, by0, bx1, by1)) in enumerate(drawn):
                 if vis >= VISIBLE_PRESENT:
                     any_visible = True
                     ux0, uy0, ux1, uy1 = boxes.get(k, (bx0, by0, bx1, by1))
@@ -586,6 +1261,8 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
                     if vis >= VISIBLE_APPEAR:
                         appeared.setdefault(k, t)
             present.append(any_visible)
+            if clouds is not None:
+                frame = clouds.apply(frame, t)
             li = light(t)
             if li.ir:
                 frame = np.asarray(cv2.transform(frame, _ir_matrix(li.gain)), np.uint8)
@@ -598,6 +1275,10 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
                     frame = np.asarray(cv2.convertScaleAbs(frame, alpha=li.gain), np.uint8)
             if li.offset:
                 frame = np.asarray(cv2.add(frame, np.full_like(frame, int(li.offset))), np.uint8)
+            if headlights is not None:
+                frame = headlights.apply(frame, t)
+            if particles is not None:
+                particles.apply(frame)
             if snow is not None:
                 snow.apply(frame, 1.0 / fps)
             if "rain" in parts:
@@ -631,7 +1312,7 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
             start=first_seen[k],
             appear=appeared.get(k, first_seen[k]),
             end=last_seen[k],
-            small=walkers[k].small,
+            small=smalls[k],
             box=(
                 boxes[k][0] / width,
                 boxes[k][1] / height,
