@@ -132,6 +132,18 @@ FULL_SET = [
     Clip("rain+night_noise+clock", *P720, 25, 60, 19),
     Clip("foliage+light_ramp+clock", *P720, 25, 60, 20),
     Clip("ir_switch+clock", *P720, 25, 60, 21),
+    # the field's hard cases (scenes.HARD_KINDS): positives ...
+    Clip("object+cloud_shadows", *P720, 25, 60, 22),
+    Clip("fast_vehicle", *P1080, 15, 60, 23),
+    Clip("fast_vehicle+cloud_shadows", *P720, 25, 60, 24),
+    Clip("small_object+ir_particles", *P720, 25, 60, 25),
+    Clip("standing+clock", *P1080, 15, 60, 26),
+    Clip("approach+light_ramp", *P720, 25, 60, 27),
+    # ... and negatives
+    Clip("cloud_shadows", *P1080, 15, 60, 28),
+    Clip("ir_particles", *P720, 25, 60, 29),
+    Clip("headlights+night_noise", *P720, 25, 60, 30),
+    Clip("cloud_shadows+foliage", *P720, 25, 60, 31),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 
