@@ -1070,8 +1070,8 @@ class _LensParticles:
             self._draw(layer, p, b, dt_s)
             p.age += 1
         self.live = [p for p in self.live if p.age < p.life]
-        out = frame.astype(np.float32) + layer[..., None]
-        frame[:] = np.clip(out, 0, 255).astype(np.uint8)
+        add = np.clip(layer, 0, 255).astype(np.uint8)
+        cv2.add(frame, cv2.cvtColor(add, cv2.COLOR_GRAY2BGR), dst=frame)
 
     def _draw(self, layer: F32, p: _Particle, b: float, dt_s: float) -> None:
         h, w = layer.shape
