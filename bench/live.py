@@ -227,12 +227,14 @@ def free_port() -> int:
 
 
 class Direct(threading.Thread):
-    """A direct RTSP client (the anchor's viewer, and the latency reference)."""
+    """A direct RTSP client: the anchor's viewer (timing its first keyframe, and stopping there
+    with `until_keyframe`), and with `record` the latency reference."""
 
-    def __init__(self, url: str, record: bool = False) -> None:
+    def __init__(self, url: str, record: bool = False, until_keyframe: bool = False) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.record = record
+        self.until_keyframe = until_keyframe
         self.arrivals: dict[bytes, float] = {}
         self.first_frame: float | None = None
         self.started = time.monotonic()
@@ -250,6 +252,8 @@ class Direct(threading.Thread):
                 now = time.monotonic()
                 if self.first_frame is None and packet.is_keyframe:
                     self.first_frame = now - self.started
+                    if self.until_keyframe:
+                        return
                 if self.record:
                     self.arrivals[tail_key(bytes(packet))] = now
 
@@ -407,7 +411,7 @@ async def round_first_frame(server: RtspServer, mounts: list[str], trials: int) 
         for trial in range(trials):
             camera = trial % len(urls)
             ours.append(await first_decodable(f"{pm.base}/live/{camera}"))
-            direct = FirstKeyframe(urls[camera])
+            direct = Direct(urls[camera], until_keyframe=True)
             direct.start()
             await asyncio.to_thread(direct.join, 15)
             # Stops at its first keyframe: the thread ends on its own once it has one.
@@ -419,16 +423,6 @@ async def round_first_frame(server: RtspServer, mounts: list[str], trials: int) 
         "anchor": statistics.median(anchor),
         "ours_max": max(ours),
     }
-
-
-class FirstKeyframe(Direct):
-    def run(self) -> None:  # stops at the first keyframe
-        options = {"rtsp_transport": "tcp", "timeout": "10000000"}
-        with av.open(self.url, options=options) as container:
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size and packet.is_keyframe:
-                    self.first_frame = time.monotonic() - self.started
-                    return
 
 
 async def round_steady_and_faults(

@@ -146,7 +146,7 @@ async def test_no_secret_survives(
     coordinator = next(iter(secret_entry.runtime_data.cameras.values()))
     await wait_for(lambda: coordinator.session.available)
     coordinator.session.stats.last_error = (
-        f"cannot open {coordinator.stream_url}: 401 (AccountKey={AZURE_KEY})"
+        f"cannot open {coordinator.session.url}: 401 (AccountKey={AZURE_KEY})"
     )
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, secret_entry)
     text = json.dumps(diagnostics)

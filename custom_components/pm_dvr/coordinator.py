@@ -188,11 +188,6 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self.data = self._status()
 
     @property
-    def stream_url(self) -> str:
-        """The camera URL (with credentials: never log or show it)."""
-        return self.session.url
-
-    @property
     def watching(self) -> bool:
         """Whether anyone watches the camera live (HA's stream counts as one)."""
         return self.live.viewers > 0

@@ -30,6 +30,10 @@ import av.container
 import av.error
 
 from .probe import StreamInfo
+from .recorder import COPY_AUDIO, TRANSCODE_AUDIO
+
+# The same bound as the session's snapshot GOP: a longer GOP is not kept until the next one.
+from .stream import GOP_CACHE_BYTES
 from .ts import (
     TS_CLOCK,
     TsMuxer,
@@ -45,17 +49,12 @@ _LOGGER = logging.getLogger(__name__)
 VIEWER_QUEUE_BYTES = 4 * 1024 * 1024
 # A viewer whose queue overflows when it has read nothing for this long has stopped: dropped.
 STALLED_SECONDS = 10.0
-# The packets kept for joining viewers (a GOP); a longer GOP stops being kept until the next.
-GOP_CACHE_BYTES = 16 * 1024 * 1024
 # A camera timestamp moving back, or ahead more than this, starts a new timeline (RTSP re-times
 # its packets when the first RTCP report arrives, a restart starts from zero): the live clock
 # carries on one frame later instead.
 JUMP_AHEAD = 5 * TS_CLOCK
 # The live timeline starts here (PCR runs behind the DTS and must not go negative).
 FIRST_DTS = 10 * TS_CLOCK
-TS_TIME_BASE = Fraction(1, TS_CLOCK)
-COPY_AUDIO = frozenset({"aac", "mp3"})
-TRANSCODE_AUDIO = frozenset({"pcm_alaw", "pcm_mulaw"})
 
 
 @dataclass(slots=True)
@@ -80,7 +79,6 @@ class Viewer:
     ) -> None:
         self.max_bytes = max_bytes
         self.queued_bytes = 0
-        self.sent_bytes = 0
         self.skips = 0
         self.closed = False
         self.reason: str | None = None
@@ -152,7 +150,6 @@ class Viewer:
             self._queue.clear()
             self.queued_bytes = 0
             self._last_take = time.monotonic()
-            self.sent_bytes += len(data)
             return data
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -320,8 +317,7 @@ class LiveSource:
             return
         if frame.keyframe:
             self._reset_gop()
-            self._ts_gop = []
-            self._ts_gop_bytes = 0
+            self._clear_ts_gop()
         if not self._gop_full and (frame.keyframe or self._gop):
             self._gop.append(frame)
             self._gop_bytes += packet.size
@@ -337,8 +333,7 @@ class LiveSource:
         """Viewers wait for the camera to come back; a stopped session ends them."""
         self.connected = False
         self._reset_gop()
-        self._ts_gop = []
-        self._ts_gop_bytes = 0
+        self._clear_ts_gop()
         self._encoder = None
         if reason in ("stopped", "removed"):
             self.close_viewers(reason)
@@ -390,35 +385,37 @@ class LiveSource:
         self._gop_bytes = 0
         self._gop_full = False
 
+    def _clear_ts_gop(self) -> None:
+        self._ts_gop = []
+        self._ts_gop_bytes = 0
+
     # -- muxing and fan-out ---------------------------------------------------------------------
 
     def _apply_viewer_changes(self, current: _Frame | None) -> None:
         """Admit joiners (with the cached GOP up to, not including, `current`), drop leavers."""
         with self._lock:
             self._changed = False
-            joining, self._joining = self._joining, []
+            joining = [v for v in self._joining if not v.closed]
+            self._joining = []
             self._viewers = [v for v in self._viewers if not v.closed]
             was_watching = self._muxer is not None
             if self._tracks is None or not self.connected:
                 # Not streaming: joiners wait for the next connection's first packet.
-                self._joining = [v for v in joining if not v.closed]
+                self._joining, joining = joining, []
                 self._changed = bool(self._joining)
-                joining = []
-            joining = [v for v in joining if not v.closed]
             self._viewers += joining
             self.served += len(joining)
             watching = bool(self._viewers)
         if watching and self._muxer is None:
             assert self._tracks is not None
             self._muxer = TsMuxer(self._tracks)
-            self._ts_gop = []
-            self._ts_gop_bytes = 0
+            self._clear_ts_gop()
             for frame in self._gop:
                 if frame is not current:
                     self._mux(frame)
         elif not watching:
             self._muxer = None
-            self._ts_gop = []
+            self._clear_ts_gop()
         if joining and self._ts_gop:
             cached = b"".join(self._ts_gop)
             for viewer in joining:

@@ -47,7 +47,8 @@ BURST_NAP = 0.1
 CAUGHT_UP = 0.005
 # A snapshot decodes from the keyframe to the newest packet once the keyframe is this old.
 FRESH_KEYFRAME = 1.0
-# Packets kept for snapshots (references to the GOP's packets, not copies).
+# The most of a GOP kept for snapshots here and for joining live viewers (core/live.py); a
+# longer GOP is not kept until the next keyframe.
 GOP_CACHE_BYTES = 16 * 1024 * 1024
 
 
