@@ -6,19 +6,27 @@ benchmarked on its own (tests/core/test_motion.py, bench/motion.py).
 The detector works on small gray frames (``analysis_size``: 180 px tall) at a few frames per
 second. Per frame it:
 
-1. normalises global brightness against a running-average background (clouds, sunsets,
-   auto exposure) and, while the picture is noisy (night), averages noise down with a 3x3 box;
-2. marks pixels whose difference from the background exceeds the largest of: the user's
-   ``threshold`` (scaled down in dark scenes, where contrast is lower), a multiple of the
-   slowly tracked noise level, and a multiple of the pixel's own learned deviation (foliage,
-   water, flickering overlays);
+1. explains changes of light before looking for objects: the frame's gain over a running-average
+   background is estimated per 8x8 cell and taken as the median of its 5x5 cell neighbourhood
+   (shadows, sun bursts, lamps and auto exposure change the light smoothly over many cells; an
+   object smaller than half that window does not move the median); while the picture is noisy
+   (night) it averages noise down with a 3x3 box;
+2. marks pixels whose difference from the light-corrected background exceeds the largest of:
+   the user's ``threshold`` (scaled down in dark scenes, where contrast is lower), a multiple of
+   the slowly tracked noise level, a multiple of the pixel's own learned deviation (foliage,
+   water, flickering overlays), and what the gain's uncertainty there can explain (at a
+   shadow's edge the gain is only known to within its change from cell to cell);
 3. recalibrates instead of firing when the frame changes as a whole (IR day/night switch,
-   lights, a moved camera), reporting ``recalibrating`` for a second;
-4. keeps blobs that are big and dense enough and that cover new ground since the last analysed
-   frame (a flipped clock digit, a fading compression ghost or a parked car do not);
+   a moved camera), reporting ``recalibrating`` for a second;
+4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
+   frame (a flipped clock digit, a fading compression ghost or a parked car do not) and whose
+   edges rise as steeply as an object in focus (light pools and shadows fade in);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
    followed over two analysed frames (three or four while rain or snow make many blobs pop up),
-   at a plausible speed for its size (drops and flakes near the lens fall too fast);
+   at a plausible speed for its size (drops and flakes near the lens fall too fast); a faster
+   blob that does not fall (a far car) needs one more frame on its predicted path; a blob whose
+   texture clearly stays put while it moves is light or shade passing over the ground, not an
+   object;
 6. accumulates weak evidence for what one frame cannot show (a far-away person at night or in
    rain: a few gray levels above the noise): pixels above half the threshold whose
    neighbourhood changed three analysed frames in a row, in compact blobs followed over three
@@ -101,6 +109,11 @@ _WEAK_SPEED = 1.8  # blob sizes per second: weak evidence only holds along a slo
 _FALL_TAN = 0.84  # tan(40 deg): weak evidence falling more steeply is snow or rain
 _TRAVEL = 0.4  # ... and have moved this many times its size since it was first seen
 _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
+_CROSS_S = 0.5  # nothing worth reporting crosses the whole frame in less than this
+_OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do not blow them up
+_CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
+_SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
+_VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +261,10 @@ class _Track:
     confirmed: bool
     ox: float  # where the track was born
     oy: float
+    fast: bool = False  # linked faster than a walker: needs one more frame on its path
+    prev: _Blob | None = None  # the blob it was linked from on the last frame
+    moves: int = 0  # frames on which its texture moved with it ...
+    stays: int = 0  # ... and on which the texture stayed put (a shadow or light moving over it)
 
     def falling(self) -> bool:
         """Whether the blob moves down, within 40 degrees of vertical: what snow and rain do."""
@@ -256,6 +273,13 @@ class _Track:
     def travelled(self) -> float:
         """How far the blob has moved since the track was born (analysis pixels)."""
         return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
+
+
+def _ncc(a: F32, b: F32) -> float:
+    """Normalised correlation of two equal patches (1: same pattern, whatever the gain)."""
+    da, db = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
+    return float((da * db).sum()) / den if den > 1e-6 else 0.0
 
 
 def _rate(dt: float, tau: float) -> float:
@@ -342,15 +366,23 @@ class MotionDetector:
 
     @staticmethod
     def _track(
-        tracks: list[_Track], blobs: list[_Blob], dt: float, max_speed: float = _MAX_SPEED
+        tracks: list[_Track],
+        blobs: list[_Blob],
+        dt: float,
+        *,
+        max_speed: float = _MAX_SPEED,
+        fast_width: int = 0,
     ) -> tuple[list[_Track], int]:
         """Link blobs to last frame's tracks: the new tracks and how many of them were born.
 
-        A link needs a plausible size change, a plausible speed (people and cars move less than
-        a few times their own size per second; rain and snow near the lens fall much faster) and,
-        once the track has a velocity, a position close to the predicted one.
+        A link needs a plausible size change, a plausible speed (people move less than a few
+        times their own size per second; rain and snow near the lens fall much faster) and,
+        once the track has a velocity, a position close to the predicted one. With
+        ``fast_width`` (the frame width), faster links that do not fall are allowed too (a far
+        car moves several lengths per analysed frame): such a track needs one more frame on its
+        predicted path before it counts.
         """
-        pairs: list[tuple[float, int, int]] = []
+        pairs: list[tuple[float, int, int, bool]] = []
         for ti, tr in enumerate(tracks):
             px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
             for bi, b in enumerate(blobs):
@@ -358,20 +390,26 @@ class MotionDetector:
                 if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
                     continue
                 size = math.sqrt(max(tr.blob.core, b.core))
-                step = math.hypot(b.cx - tr.blob.cx, b.cy - tr.blob.cy)
-                if step > max_speed * dt * size + 1.5:
+                sx, sy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
+                step = math.hypot(sx, sy)
+                fast = step > max_speed * dt * size + 1.5
+                if fast and (
+                    not fast_width
+                    or step > dt * fast_width / _CROSS_S
+                    or (sy > 0 and abs(sx) < _FALL_TAN * sy)  # falling fast: rain or snow
+                ):
                     continue
                 d = 0.0
                 if tr.age > 1:
                     d = math.hypot(b.cx - px, b.cy - py) / (_GATE * size + 1.5)
                     if d > 1.0:
                         continue
-                pairs.append((d + step / (size + 1.0), ti, bi))
+                pairs.append((d + step / (size + 1.0) + 10 * fast, ti, bi, fast))
         pairs.sort()
         used_t: set[int] = set()
         used_b: set[int] = set()
         out: list[_Track] = []
-        for _, ti, bi in pairs:
+        for _, ti, bi, fast in pairs:
             if ti in used_t or bi in used_b:
                 continue
             used_t.add(ti)
@@ -380,7 +418,22 @@ class MotionDetector:
             vx, vy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
             if tr.age > 1:
                 vx, vy = 0.5 * (vx + tr.vx), 0.5 * (vy + tr.vy)
-            out.append(_Track(b, vx, vy, tr.age + 1, 0, tr.confirmed, tr.ox, tr.oy))
+            out.append(
+                _Track(
+                    b,
+                    vx,
+                    vy,
+                    tr.age + 1,
+                    0,
+                    tr.confirmed,
+                    tr.ox,
+                    tr.oy,
+                    tr.fast or fast,
+                    tr.blob,
+                    tr.moves,
+                    tr.stays,
+                )
+            )
         births = 0
         for bi, b in enumerate(blobs):
             if bi not in used_b:
@@ -391,9 +444,34 @@ class MotionDetector:
                 b = tr.blob
                 ahead = _Blob(round(b.x + tr.vx), round(b.y + tr.vy), b.w, b.h, b.area)
                 out.append(
-                    _Track(ahead, tr.vx, tr.vy, tr.age, tr.missed + 1, tr.confirmed, tr.ox, tr.oy)
+                    _Track(
+                        ahead,
+                        tr.vx,
+                        tr.vy,
+                        tr.age,
+                        tr.missed + 1,
+                        tr.confirmed,
+                        tr.ox,
+                        tr.oy,
+                        tr.fast,
+                        None,
+                        tr.moves,
+                        tr.stays,
+                    )
                 )
         return out[:_MAX_BLOBS], births
+
+    def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
+        """Whether the change fades in over more pixels than an object in focus: a light, a shadow."""
+        if fg.shape != self._diff.shape:  # coarse (half-size) blobs
+            x, y, w, h = 2 * x, 2 * y, 2 * w, 2 * h
+            fg = cast(Gray, cv2.resize(fg, self._diff.shape[::-1], interpolation=cv2.INTER_NEAREST))
+        sel = fg[y : y + h, x : x + w] > 0
+        if not sel.any():
+            return False
+        amp = float(np.percentile(self._diff[y : y + h, x : x + w][sel], 90))
+        edge = float(np.percentile(self._edge[y : y + h, x : x + w], 90))
+        return amp > _SOFT_PX * max(edge, 1e-3)
 
     def _blobs(
         self, seed: Gray, fg: Gray, moving: Gray, min_px: float, min_fill: float = _MIN_FILL
@@ -419,8 +497,62 @@ class MotionDetector:
             moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
             if moved < max(2.0, _MIN_MOVING_FRACTION * area):
                 continue
+            if self._soft(x, y, bw, bh, fg):
+                continue
             blobs.append(_Blob(x, y, bw, bh, area))
         return blobs
+
+    @staticmethod
+    def _gain_map(f: F32, bg: F32) -> tuple[F32, F32]:
+        """Local light gain of the frame over the background (shadows, sun, lamps), and how
+        much it changes from one cell to its neighbours (how well it is known there).
+
+        The ratio averaged over cells, then the median of each 5x5 cell neighbourhood: a change
+        of light covers many cells smoothly; an object smaller than half the window does not
+        move the median.
+        """
+        h, w = f.shape
+        ratio = cv2.divide(f + _OFFSET, bg + _OFFSET)
+        size = (max(5, w // _CELL), max(5, h // _CELL))
+        cells = cast(F32, cv2.resize(ratio, size, interpolation=cv2.INTER_AREA))
+        cells = np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
+        near = np.ones((3, 3), np.uint8)
+        spread = cast(F32, cv2.dilate(cells, near)) - cast(F32, cv2.erode(cells, near))
+        gain = cv2.resize(cells, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cast(F32, gain), cast(
+            F32, cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
+        )
+
+    @staticmethod
+    def _vote(tr: _Track, f: F32, prev: F32, fg: Gray) -> None:
+        """Does the blob's texture move with it (an object) or stay put (light or shadow)?
+
+        Compares the blob's patch now with last frame's patch where the blob was (moved) and
+        where it is now (static), by normalised correlation, which ignores gain.
+        """
+        p = tr.prev
+        if tr.missed or p is None:
+            return
+        b = tr.blob
+        dx, dy = round(p.cx - b.cx), round(p.cy - b.cy)
+        if abs(dx) + abs(dy) < 2:
+            return  # too slow to tell
+        h, w = f.shape
+        x0, y0, x1, y1 = max(b.x, 0), max(b.y, 0), min(b.x + b.w, w), min(b.y + b.h, h)
+        if min(x0 + dx, y0 + dy) < 0 or x1 + dx > w or y1 + dy > h:
+            return
+        if (x1 - x0) * (y1 - y0) < 16:
+            return
+        sel = fg[y0:y1, x0:x1] > 0
+        if np.count_nonzero(sel) < 8:
+            return
+        cur = f[y0:y1, x0:x1][sel]
+        static = _ncc(cur, prev[y0:y1, x0:x1][sel])
+        moved = _ncc(cur, prev[y0 + dy : y1 + dy, x0 + dx : x1 + dx][sel])
+        if moved >= static:
+            tr.moves += 1
+        elif static > moved + _VOTE_MARGIN:
+            tr.stays += 1
 
     def process(self, frame: Gray, timestamp: float) -> MotionResult:
         """Analyse one gray frame (``analysis_size`` of the camera) taken at ``timestamp`` s."""
@@ -441,7 +573,14 @@ class MotionDetector:
 
         mean_f = float(cv2.mean(f)[0])
         gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
-        diff = cast(F32, cv2.absdiff(f, bg * gain))
+        gmap, spread = self._gain_map(f, bg)
+        signed = cast(F32, cv2.subtract(f + _OFFSET, (bg + _OFFSET) * gmap))
+        diff = cast(F32, np.abs(signed))
+        # how steeply the difference rises, per pixel (Sobel's 3x3 kernels sum to 8)
+        gx = cv2.Sobel(signed, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(signed, cv2.CV_32F, 0, 1, ksize=3)
+        self._edge = cast(F32, cv2.magnitude(gx, gy)) / 8.0
+        self._diff = diff
         now = float(np.median(diff[::3, ::3]))
         # The noise level follows the median difference slowly, so that a sudden global change
         # (which raises the median at once) is seen as a change and not taken for noise.
@@ -458,7 +597,10 @@ class MotionDetector:
         # Contrast scales with light: in a dark picture the same object differs less.
         dim = min(1.0, max(_MIN_DIM, float(cv2.mean(bg)[0]) * gain / _BRIGHT))
         level = max(cfg.threshold * dim, _NOISE_K * noise)
-        thr = np.maximum(self._dev * _DEV_K, level)
+        # Where the light changes from cell to cell (a shadow's edge), the gain is only known to
+        # within that change: so is the difference it explains.
+        unsure = (bg + _OFFSET) * spread
+        thr = np.maximum(np.maximum(self._dev * _DEV_K, level), unsure)
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
         changed = cv2.countNonZero(fg) / total
 
@@ -492,12 +634,12 @@ class MotionDetector:
         )
         if gap:
             self._tracks = []
-        self._tracks, births = self._track(self._tracks, blobs, dt)
+        self._tracks, births = self._track(self._tracks, blobs, dt, fast_width=fg.shape[1])
         self._clutter += _CLUTTER_RATE * (births - self._clutter)
         # Weak evidence: pixels changed a little, but along a slow path for several analysed
         # frames in a row (far-away people at night or in rain; noise, rain and snow flakes
         # rarely hit the same neighbourhood three frames running).
-        weak_thr = np.maximum(thr * _WEAK, _WEAK_NOISE_K * noise)
+        weak_thr = np.maximum(np.maximum(thr * _WEAK, _WEAK_NOISE_K * noise), unsure)
         weak = cast(Gray, cv2.compare(diff, weak_thr, cv2.CMP_GT))
         if mask is not None:
             weak = cast(Gray, cv2.bitwise_and(weak, mask))
@@ -515,7 +657,7 @@ class MotionDetector:
         weak_blobs = self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
         if gap:
             self._weak_tracks = []
-        self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, _WEAK_SPEED)
+        self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, max_speed=_WEAK_SPEED)
         self._prev_weak = weak
 
         # Coarse evidence (noisy pictures only): half-size averages of the difference and the
@@ -554,8 +696,12 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
+        for tr in (*self._tracks, *self._weak_tracks):
+            self._vote(tr, f, self._prev, cast(Gray, fg))
         for tr in self._tracks:
-            if tr.missed == 0 and (tr.age >= need or (tr.confirmed and tr.age >= 2)):
+            if tr.stays > tr.moves:
+                continue
+            if tr.missed == 0 and (tr.age >= need + tr.fast or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
         for tr in self._weak_tracks:
             size = math.sqrt(tr.blob.core)
@@ -573,7 +719,7 @@ class MotionDetector:
                 boxes.append((2 * b.x / w, 2 * b.y / h, 2 * b.w / w, 2 * b.h / h))
                 confirmed[2 * b.y : 2 * (b.y + b.h), 2 * b.x : 2 * (b.x + b.w)] = 255
         for tr in (*self._tracks, *self._weak_tracks):
-            if tr.confirmed and tr.missed == 0:
+            if tr.confirmed and tr.missed == 0 and tr.stays <= tr.moves:
                 b = tr.blob
                 boxes.append((b.x / w, b.y / h, b.w / w, b.h / h))
                 confirmed[b.y : b.y + b.h, b.x : b.x + b.w] = 255

@@ -1,0 +1,114 @@
+"""The detector on the field's hard cases, over several seeds and from both scene generators.
+
+tests/rig/scenes.py is the generator the detector is tuned on; tests/rig/heldout.py is another
+design (a 3-D camera model, other textures, light and motion). Seeds here are none of the
+benchmark's, so neither set's clips are reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custom_components.pm_dvr.core.motion import MotionResult
+from tests.core.test_motion import RECALL_WINDOW_S, run
+from tests.rig.heldout import HeldoutClip, render_heldout
+from tests.rig.scenes import WARMUP_S, SceneTruth, make_scene
+
+W, H, FPS, SECONDS = 640, 360, 15, 20
+CLOUD_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="#15 open: a cloud shadow's edge crossing sharp structure (facades, windows) still "
+    "leaves changes the local gain cannot explain",
+)
+MAX_ON = 0.03  # of the analysed frames after the warm-up: the bench's target is 2 %
+
+
+def _on_fraction(results: list[MotionResult], truth: SceneTruth) -> float:
+    """How much of the negative time (after the warm-up) the detector reports motion."""
+    negative = [r for r in results if r.timestamp >= WARMUP_S and not truth.present_at(r.timestamp)]
+    return sum(r.motion for r in negative) / max(1, len(negative))
+
+
+def _caught(results: list[MotionResult], truth: SceneTruth) -> list[bool]:
+    """Per object appearance: was motion reported within RECALL_WINDOW_S of it?"""
+    return [
+        any(r.motion and iv.start <= r.timestamp <= iv.appear + RECALL_WINDOW_S for r in results)
+        for iv in truth.intervals
+    ]
+
+
+def _scene(tmp_path: Path, kind: str, seed: int) -> tuple[list[MotionResult], SceneTruth]:
+    truth = make_scene(kind, tmp_path / "clip.mp4", W, H, FPS, SECONDS, seed)
+    return run(str(tmp_path / "clip.mp4")), truth
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"),
+    [
+        pytest.param("cloud_shadows", 101, marks=CLOUD_GAP),
+        ("cloud_shadows", 102),
+        ("headlights+night_noise", 101),
+        ("headlights+night_noise", 102),
+        ("ir_particles", 101),
+        ("ir_particles", 102),
+    ],
+)
+def test_light_shade_and_lens_particles_stay_quiet(tmp_path: Path, kind: str, seed: int) -> None:
+    """Drifting cloud shadows, sun bursts, sweeping headlights and flakes at the IR lamp."""
+    results, truth = _scene(tmp_path, kind, seed)
+    assert _on_fraction(results, truth) <= MAX_ON
+
+
+@pytest.mark.parametrize("seed", [103, 104])
+def test_fast_far_cars_are_caught(tmp_path: Path, seed: int) -> None:
+    """Cars crossing far away in 1-3 s move several times their length per analysed frame."""
+    results, truth = _scene(tmp_path, "fast_vehicle", seed)
+    caught = _caught(results, truth)
+    assert len(caught) >= 3
+    assert sum(caught) >= len(caught) - 1, caught
+
+
+@pytest.mark.parametrize("seed", [105, pytest.param(106, marks=CLOUD_GAP)])
+def test_people_in_cloud_shade_are_caught(tmp_path: Path, seed: int) -> None:
+    results, truth = _scene(tmp_path, "object+cloud_shadows", seed)
+    caught = _caught(results, truth)
+    assert caught
+    assert all(caught), caught
+    assert _on_fraction(results, truth) <= MAX_ON
+
+
+def _heldout(
+    tmp_path: Path, kind: str, scene: str, seed: int
+) -> tuple[list[MotionResult], SceneTruth]:
+    spec = HeldoutClip(f"t_{seed}", kind, scene, 640, 360, 10, 24, seed, 3.5, 22, 90, 0.1)
+    truth = render_heldout(spec, tmp_path / "clip.mp4")
+    return run(str(tmp_path / "clip.mp4")), truth
+
+
+@pytest.mark.parametrize("seed", [7001, 7002])
+def test_heldout_design_walkers_are_caught(tmp_path: Path, seed: int) -> None:
+    """The other generator: people coming head-on and diagonally, stopping and going."""
+    results, truth = _heldout(tmp_path, "walk_headon+walk_diagonal+stop_go", "garden", seed)
+    caught = _caught(results, truth)
+    assert caught
+    assert all(caught), caught
+
+
+@pytest.mark.parametrize(
+    ("kind", "scene", "seed"),
+    [
+        pytest.param("clouds+foliage", "garden", 7003, marks=CLOUD_GAP),
+        ("headlights", "yard", 7004),
+        pytest.param("clouds", "street", 7005, marks=CLOUD_GAP),
+        ("insects+ir_night", "yard", 7006),
+        ("snow+ir_night", "garden", 7007),
+    ],
+)
+def test_heldout_design_nuisances_stay_quiet(
+    tmp_path: Path, kind: str, scene: str, seed: int
+) -> None:
+    results, truth = _heldout(tmp_path, kind, scene, seed)
+    assert not truth.intervals
+    assert _on_fraction(results, truth) <= MAX_ON
