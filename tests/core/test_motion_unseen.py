@@ -19,15 +19,21 @@ from tests.rig.scenes import WARMUP_S, SceneTruth, make_scene
 W, H, FPS, SECONDS = 640, 360, 15, 20
 CLOUD_GAP = pytest.mark.xfail(
     strict=True,
-    reason="#15 open: a cloud shadow's edge crossing sharp structure (facades, windows) still "
-    "leaves changes the local gain cannot explain",
+    reason="#15 open: a cloud shadow's edge on smooth ground is faint weak evidence whose "
+    "softness the noise hides, or crosses structure the local gain cannot explain",
 )
 MAX_ON = 0.03  # of the analysed frames after the warm-up: the bench's target is 2 %
 
 
 def _on_fraction(results: list[MotionResult], truth: SceneTruth) -> float:
-    """How much of the negative time (after the warm-up) the detector reports motion."""
-    negative = [r for r in results if r.timestamp >= WARMUP_S and not truth.present_at(r.timestamp)]
+    """How much of the negative time the detector reports motion: after the warm-up, and
+    outside each object interval widened as bench/motion.py does (0.5 s before, 1 s after)."""
+    negative = [
+        r
+        for r in results
+        if r.timestamp >= WARMUP_S
+        and not any(iv.start - 0.5 <= r.timestamp <= iv.end + 1.0 for iv in truth.intervals)
+    ]
     return sum(r.motion for r in negative) / max(1, len(negative))
 
 
@@ -70,7 +76,7 @@ def test_fast_far_cars_are_caught(tmp_path: Path, seed: int) -> None:
     assert sum(caught) >= len(caught) - 1, caught
 
 
-@pytest.mark.parametrize("seed", [105, pytest.param(106, marks=CLOUD_GAP)])
+@pytest.mark.parametrize("seed", [105, 106])
 def test_people_in_cloud_shade_are_caught(tmp_path: Path, seed: int) -> None:
     results, truth = _scene(tmp_path, "object+cloud_shadows", seed)
     caught = _caught(results, truth)

@@ -1464,8 +1464,9 @@ def _open_writer(
     stream.codec_context.gop_size = gop
     stream.options = {
         "preset": "superfast",
+        # one encoder thread: threaded rate control makes the clip vary from run to run
         "x264-params": (
-            f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
+            f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
             f":vbv-maxrate={kbps}:vbv-bufsize={kbps // (2 if lowrate else 1)}"
         ),
     }
@@ -1996,7 +1997,7 @@ def real_footage() -> list[tuple[Path, SceneTruth]]:
             stream.options = {
                 "preset": "superfast",
                 "x264-params": (
-                    f"keyint={2 * fps}:min-keyint={2 * fps}:scenecut=0:bframes=0:bitrate=1200"
+                    f"threads=1:keyint={2 * fps}:min-keyint={2 * fps}:scenecut=0:bframes=0:bitrate=1200"
                     ":vbv-maxrate=1200:vbv-bufsize=1200"
                 ),
             }

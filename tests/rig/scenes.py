@@ -535,8 +535,9 @@ def _open_encoder(
     stream.codec_context.gop_size = gop
     stream.options = {
         "preset": "superfast",
+        # one encoder thread: threaded rate control makes the clip vary from run to run
         "x264-params": (
-            f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
+            f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
             f":vbv-maxrate={kbps}:vbv-bufsize={kbps}"
         ),
     }

@@ -524,11 +524,12 @@ class MotionDetector:
         )
 
     @staticmethod
-    def _vote(tr: _Track, f: F32, prev: F32, fg: Gray) -> None:
+    def _vote(tr: _Track, f: F32, prev: F32, fg: Gray, noise: float) -> None:
         """Does the blob's texture move with it (an object) or stay put (light or shadow)?
 
         Compares the blob's patch now with last frame's patch where the blob was (moved) and
-        where it is now (static), by normalised correlation, which ignores gain.
+        where it is now (static), by normalised correlation, which ignores gain. Only a
+        pattern well above the noise can tell.
         """
         p = tr.prev
         if tr.missed or p is None:
@@ -547,6 +548,8 @@ class MotionDetector:
         if np.count_nonzero(sel) < 8:
             return
         cur = f[y0:y1, x0:x1][sel]
+        if float(cur.std()) < _NOISE_K * noise:
+            return
         static = _ncc(cur, prev[y0:y1, x0:x1][sel])
         moved = _ncc(cur, prev[y0 + dy : y1 + dy, x0 + dx : x1 + dx][sel])
         if moved >= static:
@@ -654,7 +657,10 @@ class MotionDetector:
                 cv2.bitwise_and(weak, cv2.bitwise_not(self._prev_weak)),
             ),
         )
-        weak_blobs = self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
+        learning = timestamp < self._recal_until + _LEARN_S
+        # (not while the deviations are still being learned: half of a threshold that is not
+        # known yet is no evidence)
+        weak_blobs = [] if learning else self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
         if gap:
             self._weak_tracks = []
         self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, max_speed=_WEAK_SPEED)
@@ -663,7 +669,6 @@ class MotionDetector:
         # Coarse evidence (noisy pictures only): half-size averages of the difference and the
         # threshold, so that a big, faint person at night shows as one blob, not as fragments.
         coarse: list[_Track] = []
-        learning = timestamp < self._recal_until + _LEARN_S
         if self._smooth and not learning:  # (not while the deviations are still being learned)
             ch, cw = fg.shape[0] // 2, fg.shape[1] // 2
             cdiff = cv2.resize(diff, (cw, ch), interpolation=cv2.INTER_AREA)
@@ -696,8 +701,10 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        for tr in (*self._tracks, *self._weak_tracks):
-            self._vote(tr, f, self._prev, cast(Gray, fg))
+        for tr in self._tracks:
+            self._vote(tr, f, self._prev, cast(Gray, fg), noise)
+        for tr in self._weak_tracks:
+            self._vote(tr, f, self._prev, weak, noise)
         for tr in self._tracks:
             if tr.stays > tr.moves:
                 continue
