@@ -71,12 +71,12 @@ type Box = tuple[float, float, float, float]
 
 # Tuning constants (seconds are converted to per-frame rates using the real frame interval).
 _BRIGHT = 110.0  # mean gray level at which ``threshold`` applies as is; darker scenes scale it
-_MIN_DIM = 0.4
+_MIN_DIM = 0.4  # ... but by no more than this: noise, not contrast, limits dark pictures
 _SMOOTH = 3  # box filter size used while the picture is noisy
 _NOISY, _CLEAN = 2.5, 0.8  # median absolute difference switching smoothing on / off
 _NOISE_K = 4.0  # threshold >= this x the median absolute background difference
 _DEV_K = 3.0  # threshold >= this x the pixel's learned mean absolute deviation
-_DEV_INIT = 4.0
+_DEV_INIT = 4.0  # a new pixel's deviation before it is learned: a little above clean noise
 _DEV_RISE_S = 1.0  # the deviation learns a new nuisance quickly ...
 _DEV_FALL_S = 30.0  # ... and forgets it slowly (a clock's minute digit flips once a minute)
 _DEV_RISE_LEARN_S, _LEARN_S = 0.2, 3.0  # ... very quickly during the first seconds
@@ -86,23 +86,23 @@ _BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes ba
 _NOISE_S = 2.0  # time constant of the noise level estimate
 _GLOBAL_K = 3.0  # the median difference jumping this much above the noise is a global change
 _RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
-_RECAL_S = 1.0
+_RECAL_S = 1.0  # relearning after a global change: exposure and IR filters settle in a second
 _START_S = 2.0  # a new stream: also learn how much foliage and the like move
 _PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
 _CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
 _CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
-_MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second
+_MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second: a sprinting person
 _GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
 _AREA_RATIO = 3.0  # a blob may shrink or grow this much from one analysed frame to the next
 _COAST_FRAMES = 1  # a followed track survives this many frames without a blob
 _MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
 _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
-_MAX_BLOBS = 64
+_MAX_BLOBS = 64  # the most blobs and tracks kept: bounds the work per frame in a storm
 _WEAK = 0.5  # x the threshold: weak evidence, counted only when it persists along a slow path
 _WEAK_NOISE_K = 3.0  # ... and at least this x the noise level (the user threshold may be far lower)
 _COARSE = 0.8  # x the averaged threshold: coarse evidence (noisy pictures, half size)
 _RUN_FRAMES = 3  # analysed frames in a row a weak pixel's neighbourhood must have changed
-_RUN_CAP = 16
+_RUN_CAP = 16  # the run count saturates (a uint8 that never overflows)
 _WEAK_FRAMES = 3  # a weak blob must be followed over this many frames ...
 _WEAK_FILL = 0.3  # a weak blob is compact (loose flakes or streaks drifting together are not)
 _WEAK_SPEED = 1.8  # blob sizes per second: weak evidence only holds along a slow path
