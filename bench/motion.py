@@ -27,6 +27,8 @@ only (decoding excluded). Scoring (times are clip seconds):
   turning on, or a motion event opening, in negative time;
 - negative time: all analysed time outside the widened intervals, after the warm-up; "on" is the
   fraction of it with the flag set.
+pm_dvr is also scored on the development clips re-encoded as a camera's 640x360 sub-stream (what
+the worker analyses when a camera has one), to show what the sub-stream costs in accuracy.
 The last line is ``RESULT {json}``: pm_dvr on the development set, and pm_dvr and every anchor
 on the held-out set.
 """
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 import functools
 import json
 from pathlib import Path
@@ -55,9 +58,16 @@ sys.path.insert(0, str(ROOT))
 from custom_components.pm_dvr.core.motion import (  # noqa: E402
     MotionConfig,
     MotionDetector,
-    to_analysis,
+    analysis_frame,
 )
-from tests.rig.scenes import WARMUP_S, SceneTruth, load_truth, make_scene  # noqa: E402
+from tests.rig.scenes import (  # noqa: E402
+    WARMUP_S,
+    SceneTruth,
+    default_kbps,
+    load_truth,
+    make_scene,
+    open_encoder,
+)
 
 OUT = ROOT / "bench" / "out"
 ANALYSIS_FPS = 5.0
@@ -152,19 +162,21 @@ QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain",
 
 
 class Detector(Protocol):
-    """A detector fed full-resolution gray frames at the analysis rate."""
+    """A detector fed the decoded frame and its full-resolution gray picture, at the analysis
+    rate (the anchors take the gray picture, converted outside the timed call)."""
 
-    def __call__(self, gray: Gray, t: float) -> bool: ...
+    def __call__(self, frame: av.VideoFrame, gray: Gray, t: float) -> bool: ...
 
 
 class PmDvr:
-    """pm_dvr's detector; scaling to its analysis size is part of the timed call."""
+    """pm_dvr's detector on the worker's own path: the analysis picture is scaled straight from
+    the frame's Y plane (``analysis_frame``), inside the timed call."""
 
     def __init__(self) -> None:
         self.det = MotionDetector(MotionConfig(analysis_fps=ANALYSIS_FPS))
 
-    def __call__(self, gray: Gray, t: float) -> bool:
-        return self.det.process(to_analysis(gray), t).motion
+    def __call__(self, frame: av.VideoFrame, gray: Gray, t: float) -> bool:
+        return self.det.process(analysis_frame(frame), t).motion
 
 
 class FrameDiff:
@@ -173,7 +185,7 @@ class FrameDiff:
     def __init__(self) -> None:
         self.prev: Gray | None = None
 
-    def __call__(self, gray: Gray, t: float) -> bool:
+    def __call__(self, frame: av.VideoFrame, gray: Gray, t: float) -> bool:
         g = np.asarray(cv2.GaussianBlur(gray, (21, 21), 0), np.uint8)
         prev, self.prev = self.prev, g
         if prev is None:
@@ -195,7 +207,7 @@ class Mog2:
         self.sub = cv2.createBackgroundSubtractorMOG2(history=500, varThreshold=var_threshold)
         self.min_area = min_area
 
-    def __call__(self, gray: Gray, t: float) -> bool:
+    def __call__(self, frame: av.VideoFrame, gray: Gray, t: float) -> bool:
         h, w = gray.shape
         small = cv2.resize(gray, (640, round(h * 640 / w)), interpolation=cv2.INTER_AREA)
         fg = self.sub.apply(small)
@@ -224,7 +236,7 @@ class Frigate:
         self.calibrating = True
         self.motion_frames = 0
 
-    def __call__(self, gray: Gray, t: float) -> bool:
+    def __call__(self, frame: av.VideoFrame, gray: Gray, t: float) -> bool:
         h, w = gray.shape
         size = (self.HEIGHT * w // h, self.HEIGHT)
         frame = cv2.resize(gray, size, interpolation=cv2.INTER_NEAREST)
@@ -342,6 +354,7 @@ def summary(sc: Score) -> dict[str, float]:
         "median_latency_s": round(statistics.median(sc.latencies), 2) if sc.latencies else -1.0,
         "cpu_s_per_video_min": round(per_min.get(720, float("nan")), 3),
         "cpu_s_per_video_min_1080p": round(per_min.get(1080, float("nan")), 3),
+        "cpu_s_per_video_min_360p": round(per_min.get(360, float("nan")), 3),
         "false_alarms": sc.false_alarms,
         "appearances": sc.appearances,
     }
@@ -384,7 +397,7 @@ def run_clip(
             gray = frame.to_ndarray(format="gray")
             for name, det in dets.items():
                 c0 = time.process_time()
-                on = det(gray, t)
+                on = det(frame, gray, t)
                 cpu[name] += time.process_time() - c0
                 flags[name].append((t, on))
     for name in dets:
@@ -450,6 +463,29 @@ def print_table(title: str, scores: dict[str, Score], res: dict[str, dict[str, f
         print(f"  pm_dvr missed: {ours.missed}")
 
 
+SUB_W, SUB_H = 640, 360
+
+
+def substream(clip: Clip) -> Footage:
+    """The clip as a camera's 640x360 sub-stream would carry it (same scene, re-encoded at the
+    sub-stream's size and bitrate); cached next to the clip."""
+    path = OUT / "sub" / clip.path.name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part.mp4")
+        out, stream = open_encoder(
+            tmp, SUB_W, SUB_H, clip.fps, default_kbps(SUB_W, SUB_H, clip.fps)
+        )
+        with av.open(str(clip.path)) as src, out:
+            for i, frame in enumerate(src.decode(video=0)):
+                small = frame.reformat(width=SUB_W, height=SUB_H, format="yuv420p")
+                small.pts, small.time_base = i, Fraction(1, clip.fps)
+                out.mux(stream.encode(small))
+            out.mux(stream.encode(None))
+        tmp.rename(path)
+    return Footage(path, SUB_H, clip.kind)
+
+
 def development_set(quick: bool) -> list[tuple[Scored, SceneTruth]]:
     clips = QUICK_SET if quick else FULL_SET
     return [(clip, ensure_clip(clip)) for clip in clips]
@@ -500,6 +536,17 @@ def main() -> None:
         scores = score_set("dev", dev, DETECTORS)
         results["dev"] = {name: summary(sc) for name, sc in scores.items()}
         print_table("Development set (scenes.py; tuned on)", scores, results["dev"])
+        # The worker can analyse a camera's sub-stream instead: the same scenes at 640x360.
+        subs: list[tuple[Scored, SceneTruth]] = [
+            (substream(clip), truth) for clip, truth in dev if isinstance(clip, Clip)
+        ]
+        sub_scores = score_set("dev 640x360", subs, {"pm_dvr": PmDvr})
+        results["substream"] = {"pm_dvr": summary(sub_scores["pm_dvr"])}
+        print_table(
+            "Development set as a 640x360 sub-stream (pm_dvr only)",
+            sub_scores,
+            results["substream"],
+        )
     if args.set in ("heldout", "both"):
         scores = score_set("held-out", heldout_set(args.quick), DETECTORS)
         results["heldout"] = {name: summary(sc) for name, sc in scores.items()}
@@ -531,6 +578,7 @@ def main() -> None:
     result: dict[str, object] = {}
     if "dev" in results:
         result["pm_dvr"] = results["dev"]["pm_dvr"]
+        result["pm_dvr_substream"] = {k: results["substream"]["pm_dvr"][k] for k in keys}
     if "heldout" in results:
         held = results["heldout"]
         result["pm_dvr_heldout"] = {k: held["pm_dvr"][k] for k in keys}

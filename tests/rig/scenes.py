@@ -523,7 +523,7 @@ def _light_schedule(
 # --------------------------------------------------------------------------- encoder
 
 
-def _open_encoder(
+def open_encoder(
     path: Path, width: int, height: int, fps: int, kbps: int
 ) -> tuple[av.container.OutputContainer, Any]:
     """An MP4 with camera-like H.264: no B-frames, 2 s fixed GOP, VBV-capped bitrate."""
@@ -1241,7 +1241,7 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
         for _ in range(6)
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    out, stream = _open_encoder(path, width, height, fps, kbps)
+    out, stream = open_encoder(path, width, height, fps, kbps)
     try:
         for i in range(n_frames):
             t = i / fps
