@@ -23,10 +23,12 @@ from custom_components.pm_dvr.core.errors import (
 )
 from custom_components.pm_dvr.core.probe import StreamInfo, probe_stream
 from custom_components.pm_dvr.core.stream import (
+    FAST_RETRIES,
+    MAX_RETRY,
+    Backoff,
     SessionState,
     StreamSession,
     _Gop,
-    backoff_delays,
     decode_latest,
     encode_jpeg,
 )
@@ -81,10 +83,55 @@ def wait_until(predicate: object, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def test_backoff_is_quick_then_capped() -> None:
-    """First retry within 2 s, doubling, capped at 30 s."""
-    delays = backoff_delays()
-    assert [delays() for _ in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+def test_backoff_is_quick_after_a_drop_and_slows_only_while_failing() -> None:
+    """First retry within 2 s of a drop, the second within 5 s, a second apart while a camera
+    reboots, then doubling to the 30-s cap; a connection that delivered video starts over."""
+    backoff = Backoff()
+    delays = [backoff.next_delay() for _ in range(FAST_RETRIES + 10)]
+    assert delays[0] <= 2.0
+    assert delays[0] + delays[1] <= 5.0
+    assert delays[: FAST_RETRIES + 1] == [1.0] * (FAST_RETRIES + 1)
+    assert delays[FAST_RETRIES + 1 :] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0]
+    assert max(delays) == MAX_RETRY
+    assert backoff.failures == FAST_RETRIES + 10
+    backoff.reset()
+    assert [backoff.next_delay() for _ in range(2)] == [1.0, 1.0]
+    gentle = Backoff(first=0.5, fast_retries=1, cap=3.0)
+    assert [gentle.next_delay() for _ in range(6)] == [0.5, 0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_backoff_starts_over_once_the_camera_delivered_video(rtsp_private_core: RtspServer) -> None:
+    """Failed attempts slow the retries down; a connection that streamed resets them, so the drop
+    after it is retried as quickly as a first drop (not after the grown wait)."""
+    retries: list[float] = []
+
+    def on_state(state: SessionState, error: str | None) -> None:
+        if state is SessionState.RECONNECTING:
+            retries.append(time.monotonic())
+
+    rtsp_private_core.stop()  # the camera is off when the session starts
+    session = StreamSession(
+        "reset",
+        rtsp_private_core.url("/cam"),
+        on_state=on_state,
+        backoff=Backoff(first=0.5, fast_retries=0, cap=4.0),
+    )
+    session.start()
+    try:
+        # Refused four times: waits of 0.5, 1, 2 and now 4 s.
+        wait_until(lambda: session.backoff.failures >= 4, timeout=30)
+        assert retries[3] - retries[0] >= 0.5 + 1.0 + 2.0
+        rtsp_private_core.start()
+        wait_until(lambda: session.available and session.stats.keyframes > 0, timeout=30)
+        rtsp_private_core.stop(kill=True)
+        wait_until(lambda: session.state is SessionState.RECONNECTING)
+        dropped = len(retries)
+        wait_until(lambda: len(retries) > dropped, timeout=30)  # the first retry, refused
+    finally:
+        session.stop()
+    # Without the reset the wait would have been the capped 4 s; it was the first 0.5 s again.
+    assert retries[dropped] - retries[dropped - 1] < 3.0
+    assert session.backoff.failures in (2, 3)
 
 
 def test_file_source_is_paced_and_ends_like_a_dropped_camera(tmp_path: Path) -> None:
@@ -197,6 +244,55 @@ def test_stall_raises_after_read_timeout_then_recovers(
     assert sum("is back" in m for m in messages) == 1
 
 
+def test_flapping_camera_streams_again_within_3_s_of_coming_back(
+    rtsp_private_core: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A camera killed and restarted again and again (issue #16: 3 s is the acceptance).
+
+    Before, the backoff was reset only by a minute of streaming, so each outage of a flapping
+    camera waited longer than the one before. Timed from the server listening again to the
+    session streaming and to its first packet.
+    """
+    caplog.set_level(logging.INFO)
+    streaming: list[float] = []
+
+    def on_state(state: SessionState, error: str | None) -> None:
+        if state is SessionState.STREAMING:
+            streaming.append(time.monotonic())
+
+    session = StreamSession("flap", rtsp_private_core.url("/cam"), on_state=on_state)
+    sink = ArrivalSink()
+    session.add_sink(sink)
+    session.start()
+    to_streaming: list[float] = []
+    to_packet: list[float] = []
+    try:
+        wait_until(lambda: sink.packets > 0, timeout=20)
+        for down in (3.3, 4.6, 3.8, 5.0, 4.2):  # 3-5 s, not in step with the 1-s retries
+            up_from = len(sink.arrivals)
+            time.sleep(5.0)  # up for 5 s
+            assert len(sink.arrivals) > up_from + 50  # 25 fps: it was streaming all along
+            rtsp_private_core.stop(kill=True)  # the camera loses power
+            wait_until(lambda: session.state is SessionState.RECONNECTING)
+            old_packets = len(sink.arrivals)
+            connects = len(streaming)
+            time.sleep(down)
+            rtsp_private_core.start()
+            back = time.monotonic()
+            wait_until(lambda: len(sink.arrivals) > old_packets, timeout=30)  # noqa: B023
+            to_streaming.append(streaming[connects] - back)
+            to_packet.append(sink.arrivals[old_packets] - back)
+    finally:
+        session.stop()
+    report = f"streaming after {to_streaming}, first packet after {to_packet}"
+    assert max(to_packet) <= 3.0, report
+    assert max(to_streaming) <= 3.0, report
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith("core.stream")]
+    assert sum("unavailable" in m for m in messages) == 5  # once per outage
+    assert sum("is back" in m for m in messages) == 5
+    print(report)
+
+
 def test_unsupported_codec_is_a_failed_connection(tmp_path: Path) -> None:
     """A stream pm_dvr cannot copy never reaches sinks; the reason is kept."""
     clip = write_video(tmp_path / "old.avi", codec="mpeg4", frames=5)
@@ -205,6 +301,8 @@ def test_unsupported_codec_is_a_failed_connection(tmp_path: Path) -> None:
     session.add_sink(sink)
     session.start()
     wait_until(lambda: session.state is SessionState.RECONNECTING)
+    # A connection that opens but delivers no video it can record does not reset the backoff.
+    wait_until(lambda: session.backoff.failures >= 2)
     session.stop()
     assert "H.264 or H.265" in (session.stats.last_error or "")
     assert sink.connects == []

@@ -34,9 +34,14 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+# Reconnects: a dropped camera is retried once a second, and only a camera that keeps failing is
+# retried less often, up to MAX_RETRY. A flapping camera (down for seconds, up for seconds) is back
+# within a second or two of answering again, however often it flaps: any connection that delivers
+# a keyframe starts the schedule over. FAST_RETRIES covers a camera's reboot (about a minute when
+# refused at once; an attempt that waits out the timeouts stretches it).
 FIRST_RETRY = 1.0
+FAST_RETRIES = 60
 MAX_RETRY = 30.0
-HEALTHY_AFTER = 60.0
 JPEG_QUALITY = 85
 # Network streams are read in bursts. Once the reader has caught up with the camera (its last read
 # waited for data), it naps, the next packets pile up in the socket, and they are read back to
@@ -89,16 +94,29 @@ class SessionStats:
     last_error: str | None = None
 
 
-def backoff_delays() -> Callable[[], float]:
-    """1 s, 2 s, 4 s ... capped at 30 s: the first retry comes within 2 s of a drop."""
-    delay = FIRST_RETRY / 2
+@dataclass(slots=True)
+class Backoff:
+    """The wait before each attempt to reach a camera since it last delivered video.
 
-    def next_delay() -> float:
-        nonlocal delay
-        delay = min(delay * 2, MAX_RETRY)
-        return delay
+    The retry after a drop and the next `fast_retries` come `first` apart, then the wait doubles
+    up to `cap`: quick while a camera comes back, gentle on one that stays away. `reset()` once a
+    connection delivers video, so a flapping camera never pays for its earlier outages.
+    """
 
-    return next_delay
+    first: float = FIRST_RETRY
+    fast_retries: int = FAST_RETRIES
+    cap: float = MAX_RETRY
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        """Count one more failed connection (or a drop) and say how long to wait now."""
+        self.failures += 1
+        slow = self.failures - 1 - self.fast_retries
+        return self.first if slow <= 0 else min(self.first * 2**slow, self.cap)
+
+    def reset(self) -> None:
+        """The camera delivered video: its next drop is retried as quickly as the first."""
+        self.failures = 0
 
 
 @dataclass(slots=True)
@@ -122,6 +140,8 @@ class StreamSession:
         on_state: Callable[[SessionState, str | None], None] | None = None,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
+        *,
+        backoff: Backoff | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -137,7 +157,7 @@ class StreamSession:
         self._added: list[StreamSink] = []
         self._removed: list[StreamSink] = []
         self._thread: threading.Thread | None = None
-        self._streaming_since: float | None = None
+        self.backoff = backoff or Backoff()
         self._lost = False
         # The video packets since the latest keyframe (refcounted buffers: no copies).
         self._gop: _Gop | None = None
@@ -215,30 +235,31 @@ class StreamSession:
             self._on_state(state, error)
 
     def _run(self) -> None:
-        next_delay = backoff_delays()
+        backoff = self.backoff
+        backoff.reset()
         self._set_state(SessionState.CONNECTING)
         while not self._stop.is_set():
+            keyframes = self.stats.keyframes
             reason = self._stream_once()
             if self._stop.is_set():
                 break
-            since = self._streaming_since
-            if since is not None and time.monotonic() - since >= HEALTHY_AFTER:
-                # A healthy minute of streaming (not of failed opens) resets the backoff.
-                next_delay = backoff_delays()
+            if self.stats.keyframes > keyframes:
+                # The camera delivered video (not merely accepted the connection): whatever
+                # failed before is history, and this drop is retried as quickly as the first.
+                backoff.reset()
             self.stats.disconnects += 1
             self.stats.last_error = reason
             if not self._lost:
                 _LOGGER.warning("Camera %s unavailable: %s", self.name, reason)
                 self._lost = True
             self._set_state(SessionState.RECONNECTING, reason)
-            if self._stop.wait(next_delay()):
+            if self._stop.wait(backoff.next_delay()):
                 break
         self._disconnect_sinks("stopped")
         self._set_state(SessionState.STOPPED)
 
     def _stream_once(self) -> str:
         """Open, stream until the end or an error, and return why it ended."""
-        self._streaming_since = None
         try:
             container = open_stream(self.url, self.open_timeout, self.read_timeout)
         except PmDvrError as err:
@@ -258,7 +279,6 @@ class StreamSession:
             if self._lost:
                 _LOGGER.info("Camera %s is back", self.name)
                 self._lost = False
-            self._streaming_since = time.monotonic()
             self._set_state(SessionState.STREAMING)
             return self._pump(container)
         finally:
