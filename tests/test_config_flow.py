@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from custom_components.pm_dvr.const import (
 
 from .common import wait_for
 from .conftest import as_subentry, camera_subentry
-from .rig.rtsp import RtspServer
+from .rig.rtsp import VP8, RtspServer
+from .rig.sockets import SilentServer, UnansweredPort
 
 CAMERA_FORM = {
     "name": "Porch",
@@ -364,6 +366,65 @@ async def test_camera_flow_errors(
     assert await _camera_error(
         hass, empty_hub, {"stream_url": rtsp_server.url("/cam"), "name": "  "}
     ) == {"name": "name_required"}
+
+
+@pytest.fixture
+def silent_server(socket_enabled: None) -> Iterator[SilentServer]:
+    """A port that accepts connections and never answers."""
+    with SilentServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hanging_up_server(socket_enabled: None) -> Iterator[SilentServer]:
+    """A port that accepts connections and closes them at once."""
+    with SilentServer(close=True) as server:
+        yield server
+
+
+@pytest.fixture
+def unanswered_port(socket_enabled: None) -> Iterator[UnansweredPort]:
+    """A port whose connection attempts get no answer, as an unroutable address's."""
+    with UnansweredPort() as port:
+        yield port
+
+
+@pytest.fixture
+def rtsp_vp8() -> Iterator[RtspServer]:
+    """A real RTSP camera whose video is VP8."""
+    with RtspServer({"/vp8": VP8}) as server:
+        yield server
+
+
+async def test_camera_flow_unreachable_and_silent_cameras(
+    hass: HomeAssistant,
+    empty_hub: MockConfigEntry,
+    silent_server: SilentServer,
+    hanging_up_server: SilentServer,
+    unanswered_port: UnansweredPort,
+) -> None:
+    """A camera that accepts the connection and never answers is "timed out"; one that cannot
+    be reached or hangs up is "cannot connect". Neither is an unsupported codec (issue #16)."""
+    assert await _camera_error(hass, empty_hub, {"stream_url": silent_server.url()}) == {
+        "stream_url": "timed_out"
+    }
+    assert await _camera_error(hass, empty_hub, {"stream_url": hanging_up_server.url()}) == {
+        "stream_url": "cannot_connect"
+    }
+    assert await _camera_error(hass, empty_hub, {"stream_url": unanswered_port.url()}) == {
+        "stream_url": "cannot_connect"
+    }
+    assert silent_server.accepted == 1
+    assert hanging_up_server.accepted == 1
+
+
+async def test_camera_flow_other_codec_over_rtsp(
+    hass: HomeAssistant, empty_hub: MockConfigEntry, rtsp_vp8: RtspServer
+) -> None:
+    """A camera that answers with video pm_dvr cannot copy: the one "unsupported codec"."""
+    assert await _camera_error(hass, empty_hub, {"stream_url": rtsp_vp8.url("/vp8")}) == {
+        "stream_url": "unsupported_codec"
+    }
 
 
 async def test_camera_flow_auth_masked_on_error(

@@ -10,6 +10,11 @@ import time
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = os.environ.get("PM_DVR_GST_PYTHON", "/usr/bin/python3")
+# A mount source whose video pm_dvr cannot record by copy (VP8 over RTP).
+VP8 = (
+    "launch:( videotestsrc is-live=true ! video/x-raw,width=320,height=176,framerate=10/1"
+    " ! vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 )"
+)
 
 
 class RtspServer:

@@ -16,7 +16,13 @@ class StreamError(PmDvrError):
 
 
 class CannotConnectError(StreamError):
-    """Nothing answered, the connection was refused or timed out."""
+    """No connection: refused, unreachable, or closed without an answer."""
+
+
+class TimedOutError(StreamError):
+    """The camera accepted the connection but did not answer in time (frozen, or busy)."""
+
+    translation_key = "timed_out"
 
 
 class InvalidAuthError(StreamError):

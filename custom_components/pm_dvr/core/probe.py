@@ -14,8 +14,8 @@ from .errors import (
     CannotConnectError,
     InvalidAuthError,
     InvalidUrlError,
-    StreamError,
     StreamNotFoundError,
+    TimedOutError,
     UnsupportedCodecError,
 )
 from .urls import is_network_url, is_valid_stream_url, mask_url
@@ -70,9 +70,16 @@ def open_options(url: str, read_timeout: float | None = None) -> dict[str, str]:
 def open_stream(
     url: str, open_timeout: float = OPEN_TIMEOUT, read_timeout: float = READ_TIMEOUT
 ) -> av.container.InputContainer:
-    """Open a stream, translating FFmpeg errors into core errors. Blocking: call off the loop."""
+    """Open a stream, translating FFmpeg errors into core errors. Blocking: call off the loop.
+
+    What FFmpeg 7 and 9 raise (tried on closed, silent and unanswered local ports and the real
+    RTSP server): a closed port ConnectionRefusedError; an address that never answers the
+    connection TimeoutError or OSError (no route to host); 401 and 404 their HTTP errors; and
+    InvalidDataError for an RTSP server that accepted the connection but gave no OK answer.
+    """
     if not is_valid_stream_url(url):
         raise InvalidUrlError(f"Not a supported stream URL: {mask_url(url)}")
+    started = time.monotonic()
     try:
         return av.open(
             url,
@@ -84,7 +91,19 @@ def open_stream(
     except (av.error.HTTPNotFoundError, av.error.FileNotFoundError) as err:
         raise StreamNotFoundError(f"Stream not found at {mask_url(url)}") from err
     except av.error.InvalidDataError as err:
-        raise UnsupportedCodecError(f"Unreadable stream at {mask_url(url)}") from err
+        if not is_rtsp_url(url):  # a file or HTTP body that is no video FFmpeg can read
+            raise UnsupportedCodecError(f"Unreadable stream at {mask_url(url)}") from err
+        # FFmpeg's RTSP client drops the error of reading an answer and reports only that no OK
+        # came. Having waited out a timeout tells a server that never answered from one that
+        # closed the connection (or spoke something other than RTSP).
+        waited = time.monotonic() - started
+        if waited >= min(open_timeout, read_timeout):
+            raise TimedOutError(
+                f"{mask_url(url)} accepted the connection but did not answer within {waited:.0f} s"
+            ) from err
+        raise CannotConnectError(
+            f"{mask_url(url)} closed the connection without an RTSP answer"
+        ) from err
     except (av.error.FFmpegError, OSError) as err:
         raise CannotConnectError(
             f"Cannot connect to {mask_url(url)}: {type(err).__name__}"
@@ -129,7 +148,7 @@ def probe_stream(url: str, timeout: float = OPEN_TIMEOUT) -> StreamInfo:
             raise CannotConnectError(
                 f"Stream {mask_url(url)} stopped: {type(err).__name__}"
             ) from err
-        raise StreamError(  # pragma: no cover
+        raise TimedOutError(  # pragma: no cover
             f"No keyframe from {mask_url(url)} within {timeout:.0f} s"
         )
     finally:
