@@ -25,3 +25,12 @@ def rtsp_private_core() -> Iterator[RtspServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def rtsp_auth_core() -> Iterator[RtspServer]:
+    """A real RTSP server that wants admin:s3cret."""
+    server = RtspServer({"/cam": "synthetic:320x180@15:300:30"}, auth="admin:s3cret")
+    server.start()
+    yield server
+    server.stop()

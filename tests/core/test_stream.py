@@ -98,6 +98,28 @@ def test_backoff_is_quick_after_a_drop_and_slows_only_while_failing() -> None:
     assert [backoff.next_delay() for _ in range(2)] == [1.0, 1.0]
     gentle = Backoff(first=0.5, fast_retries=1, cap=3.0)
     assert [gentle.next_delay() for _ in range(6)] == [0.5, 0.5, 1.0, 2.0, 3.0, 3.0]
+    refused = Backoff()
+    refused.refused()
+    assert [refused.next_delay() for _ in range(3)] == [2.0, 4.0, 8.0]
+
+
+def test_refused_credentials_are_not_retried_every_second(rtsp_auth_core: RtspServer) -> None:
+    """A wrong password backs off at once: many cameras lock an account after a few failures."""
+    retries: list[float] = []
+
+    def on_state(state: SessionState, error: str | None) -> None:
+        if state is SessionState.RECONNECTING:
+            retries.append(time.monotonic())
+
+    session = StreamSession("locked", rtsp_auth_core.url("/cam", "admin:wrong"), on_state=on_state)
+    session.start()
+    try:
+        wait_until(lambda: len(retries) >= 3, timeout=40)
+    finally:
+        session.stop()
+    assert retries[1] - retries[0] >= 1.9  # 2 s, then 4 s: not 1 s
+    assert retries[2] - retries[1] >= 3.9
+    assert "Authentication failed" in (session.stats.last_error or "")
 
 
 def test_backoff_starts_over_once_the_camera_delivered_video(rtsp_private_core: RtspServer) -> None:

@@ -22,7 +22,7 @@ import av.stream
 from av.video.codeccontext import VideoCodecContext
 
 from .avcompat import release_decoder
-from .errors import PmDvrError, StreamError
+from .errors import InvalidAuthError, PmDvrError, StreamError
 from .probe import StreamInfo, is_network_url, open_stream, video_info
 from .urls import mask_url
 
@@ -117,6 +117,12 @@ class Backoff:
     def reset(self) -> None:
         """The camera delivered video: its next drop is retried as quickly as the first."""
         self.failures = 0
+
+    def refused(self) -> None:
+        """The camera refused the credentials: skip the quick retries, since many cameras lock
+        an account after a few failed logins in a row (the old password will not start working
+        within a second)."""
+        self.failures = max(self.failures, self.fast_retries + 1)
 
 
 @dataclass(slots=True)
@@ -262,6 +268,9 @@ class StreamSession:
         """Open, stream until the end or an error, and return why it ended."""
         try:
             container = open_stream(self.url, self.open_timeout, self.read_timeout)
+        except InvalidAuthError as err:
+            self.backoff.refused()
+            return str(err)
         except PmDvrError as err:
             return str(err)
         try:
