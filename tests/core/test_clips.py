@@ -12,6 +12,7 @@ from custom_components.pm_dvr.core.clips import (
     Clip,
     ClipIndex,
     clip_from_path,
+    clip_name_order,
     clip_start_from_name,
 )
 from custom_components.pm_dvr.core.errors import StorageError
@@ -75,6 +76,23 @@ def test_scan_builds_sorted_index(tmp_path: Path) -> None:
     assert index.total_size("back") == 100
     assert [c.camera for c in index.oldest()] == ["front", "back", "front", "front"]
     assert ClipIndex(tmp_path / "missing").scan() == 0
+
+
+def test_clips_of_one_second_keep_their_order(tmp_path: Path) -> None:
+    """`-N` clips came later in the same second: a scan puts them after their elder, in N
+    order (plain string order would put `-1` first)."""
+    day = clip_path(tmp_path, "cam", BASE).parent
+    day.mkdir(parents=True)
+    names = ["20261122-100000.mp4", "20261122-100000-1.mp4", "20261122-100000-2.mp4"]
+    for n, name in enumerate(reversed([*names, "20261122-095959.mp4"])):
+        (day / name).write_bytes(b"x")
+        os.utime(day / name, (BASE + n, BASE + n))
+    assert sorted(names)[0] == "20261122-100000-1.mp4"
+    assert sorted(names, key=clip_name_order) == names
+    assert clip_name_order("notes.txt") == (0.0, 0)
+    index = ClipIndex(recordings_dir(tmp_path))
+    assert index.scan() == 4
+    assert [c.path.name for c in index.clips("cam")] == ["20261122-095959.mp4", *names]
 
 
 def test_covering_window(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import time
 
 CLIP_SUFFIX = ".mp4"
 PART_SUFFIX = ".part"
-_CLIP_NAME = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-\d+)?\.mp4$")
+_CLIP_NAME = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-(\d+))?\.mp4$")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -46,8 +46,24 @@ def clip_start_from_name(name: str) -> float | None:
     match = _CLIP_NAME.match(name)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+
+
+def clip_name_order(name: str) -> tuple[float, int]:
+    """Sort key of a clip name: its start, then N of `-N` (later clips of the same second).
+
+    Plain string order would put `...-1.mp4` before `....mp4`, its elder.
+    """
+    match = _CLIP_NAME.match(name)
+    if match is None:
+        return (0.0, 0)
+    start = clip_start_from_name(name)
+    return (start or 0.0, int(match.group(7) or 0))
+
+
+def _clip_order(clip: Clip) -> tuple[float, int]:
+    return clip.start, clip_name_order(clip.path.name)[1]
 
 
 class _StartCache:
@@ -90,12 +106,16 @@ def _start_of(clip: Clip) -> float:
     return clip.start
 
 
-def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip]) -> None:
-    """Append the clips of one day folder (opened without following a symlink)."""
+def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip]) -> bool:
+    """Append the clips of one day folder (opened without following a symlink).
+
+    Returns whether one has a `-N` name (clips of the same second, ordered by N).
+    """
+    suffixed = False
     try:
         fd = os.open(day_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
-        return
+        return suffixed
     try:
         prefix = day_dir + os.sep
         with os.scandir(fd) as entries:
@@ -109,6 +129,7 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue
+                suffixed = suffixed or len(entry.name) != 19
                 clips.append(
                     Clip(
                         start,
@@ -121,6 +142,7 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
                 )
     finally:
         os.close(fd)
+    return suffixed
 
 
 def clip_from_path(camera: str, path: Path) -> Clip | None:
@@ -158,10 +180,14 @@ class ClipIndex:
                 if not camera_entry.is_dir(follow_symlinks=False):
                     continue
                 clips: list[Clip] = []
+                suffixed = False
                 for day_entry in os.scandir(camera_entry.path):
                     if day_entry.is_dir(follow_symlinks=False):
-                        _scan_day(camera_entry.name, day_entry.path, starts, clips)
+                        found_suffix = _scan_day(camera_entry.name, day_entry.path, starts, clips)
+                        suffixed = suffixed or found_suffix
                 clips.sort(key=_start_of)  # same order as Clip's (start only), without tuples
+                if suffixed:
+                    clips.sort(key=_clip_order)  # rare: clips of one second, by their -N
                 found[camera_entry.name] = clips
         with self._lock:
             self._clips = found

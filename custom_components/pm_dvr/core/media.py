@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import av
 
 from .avcompat import add_template_stream
-from .clips import Clip, clip_start_from_name
+from .clips import Clip, clip_name_order, clip_start_from_name
 from .layout import EVENT_FILE, events_dir, recordings_dir
 from .stream import encode_jpeg
 
@@ -296,7 +296,7 @@ class EventCatalog:
         A clip that resolves outside the events folder (a planted symlink) is left out.
         """
         check_part(camera, CAMERA_SLUG, "camera")
-        names = sorted(summary.clips.get(camera, ()), key=lambda n: clip_start_from_name(n) or 0)
+        names = sorted(summary.clips.get(camera, ()), key=clip_name_order)
         paths = []
         for name in names:
             try:
