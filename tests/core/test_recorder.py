@@ -421,27 +421,55 @@ def test_switch_off_closes_clip_and_session_keeps_streaming(
 # -- broken timestamps, fed packet by packet from files -----------------------------------------
 
 
+class FakeClock:
+    """The recorder's wall clock, set by the test: files are fed faster than real time."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def file_recorder(
+    tmp_path: Path, states: list[RecorderState], **kwargs: object
+) -> tuple[Recorder, FakeClock]:
+    """A recorder on a fake clock, for `feed`."""
+    clock = FakeClock()
+    return make_recorder(tmp_path, states, clock=clock, **kwargs), clock
+
+
 def feed(
-    recorder: Recorder, path: Path, mutate: Callable[[int, av.Packet], bool] | None = None
+    recorder: Recorder,
+    clock: FakeClock,
+    path: Path,
+    mutate: Callable[[int, av.Packet], bool] | None = None,
 ) -> int:
-    """Run a file through the recorder as a session would; `mutate` may change or skip packets."""
+    """Run a file through the recorder as a camera streaming in real time would.
+
+    The clock follows each packet's own time (before `mutate`, which may change or skip it).
+    """
     with av.open(str(path)) as container:
         recorder.on_connect(container, video_info(container))
+        origin = clock.now
         n = 0
         for packet in container.demux():
             if not packet.size:
                 continue
+            if packet.dts is not None and packet.time_base is not None:
+                clock.now = max(clock.now, origin + float(packet.dts * packet.time_base))
             if mutate is None or mutate(n, packet):
                 recorder.on_packet(packet)
             n += 1
         recorder.on_disconnect("end of stream")
+    clock.now += 1.0
     return n
 
 
 def test_broken_timestamps_are_repaired_or_split(
     media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
 ) -> None:
-    recorder = make_recorder(tmp_path, states, segment_seconds=30.0)
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
     tick = 512  # libx264 in MP4 at 25 fps: 1/12800 time base
 
     def break_it(n: int, packet: av.Packet) -> bool:
@@ -459,7 +487,7 @@ def test_broken_timestamps_are_repaired_or_split(
             packet.pts = packet.dts
         return n < 200
 
-    feed(recorder, media["numbered"], break_it)
+    feed(recorder, clock, media["numbered"], break_it)
     stats = recorder.stats
     assert stats.repaired_packets == 4
     assert stats.timestamp_jumps == 1
@@ -506,10 +534,10 @@ def test_parameter_change_starts_a_new_clip(
 def test_disabled_from_start_and_runtime_segment_change(
     media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
 ) -> None:
-    recorder = make_recorder(tmp_path, states, enabled=False)
+    recorder, clock = file_recorder(tmp_path, states, enabled=False)
     assert recorder.state is RecorderState.STOPPED
     assert not recorder.enabled
-    feed(recorder, media["numbered"], lambda n, p: n < 60)
+    feed(recorder, clock, media["numbered"], lambda n, p: n < 60)
     assert recorder.index.count() == 0
     recorder.set_enabled(True)
     assert recorder.state is RecorderState.RECONNECTING  # enabled, no stream
@@ -517,7 +545,7 @@ def test_disabled_from_start_and_runtime_segment_change(
     assert recorder.segment_seconds == 1.0
     with pytest.raises(ValueError, match="positive"):
         recorder.set_segment_seconds(0)
-    feed(recorder, media["numbered"], lambda n, p: n < 60)
+    feed(recorder, clock, media["numbered"], lambda n, p: n < 60)
     assert [Probe(c.path).packets for c in recorder.index.clips("front-door")] == [25, 25, 10]
     assert recorder.state is RecorderState.RECONNECTING
     recorder.close()
@@ -528,8 +556,8 @@ def test_unwritable_storage_is_counted_not_raised(
 ) -> None:
     blocker = tmp_path / "recordings"
     blocker.write_text("not a folder")
-    recorder = make_recorder(tmp_path, states)
-    feed(recorder, media["numbered"], lambda n, p: n < 60)
+    recorder, clock = file_recorder(tmp_path, states)
+    feed(recorder, clock, media["numbered"], lambda n, p: n < 60)
     assert recorder.stats.errors == 1  # one attempt, then a pause before the next
     assert recorder.stats.last_error is not None
     assert recorder.stats.clips == 0
@@ -623,7 +651,7 @@ def test_recorder_ignores_packets_before_connect(
 def test_aac_is_copied_and_broken_audio_timestamps_repaired(
     media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
 ) -> None:
-    recorder = make_recorder(tmp_path, states, segment_seconds=30.0)
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
     audio: list[int] = []
 
     def break_audio(n: int, packet: av.Packet) -> bool:
@@ -646,7 +674,7 @@ def test_aac_is_copied_and_broken_audio_timestamps_repaired(
         audio.append(dts)
         return True
 
-    feed(recorder, media["aac"], break_audio)
+    feed(recorder, clock, media["aac"], break_audio)
     stats = recorder.stats
     assert (stats.dropped_packets, stats.repaired_packets, stats.timestamp_jumps) == (2, 1, 1)
     clips = recorder.index.clips("front-door")
@@ -661,8 +689,8 @@ def test_aac_is_copied_and_broken_audio_timestamps_repaired(
 def test_unrecordable_audio_is_left_out(
     name: str, media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
 ) -> None:
-    recorder = make_recorder(tmp_path, states, segment_seconds=30.0)
-    feed(recorder, media[name])
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
+    feed(recorder, clock, media[name])
     clips = recorder.index.clips("front-door")
     assert len(clips) == 1
     probe = Probe(clips[0].path)
@@ -687,7 +715,7 @@ class FailingOutput:
 def test_write_failure_keeps_the_clip_and_resumes(
     media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
 ) -> None:
-    recorder = make_recorder(tmp_path, states, segment_seconds=30.0)
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
 
     def fail_at(n: int, packet: av.Packet) -> bool:
         clip = recorder._clip
@@ -699,7 +727,7 @@ def test_write_failure_keeps_the_clip_and_resumes(
             recorder.set_enabled(True)
         return n < 140
 
-    feed(recorder, media["numbered"], fail_at)
+    feed(recorder, clock, media["numbered"], fail_at)
     clips = recorder.index.clips("front-door")
     assert [Probe(c.path).numbers for c in clips] == [
         list(range(30)),

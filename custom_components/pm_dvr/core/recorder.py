@@ -5,6 +5,12 @@ muxed in place (stream copy, video is never decoded), a clip is cut on the first
 `segment_seconds`, and the keyframe that closes clip N opens clip N+1, so clips are gapless.
 Clips are written as `<name>.mp4.part` in fragments of about a second (a power cut loses about a
 second) and renamed when closed; `recover_partials` finalises what a crash left behind.
+
+Clip times are wall-clock arrival times: a clip starts when its first keyframe reached the
+recorder. The camera's own clock only keeps back-to-back clips exactly joined, and only while it
+agrees with arrival within CLOCK_TOLERANCE; so a camera that falls behind and then delivers its
+backlog fast never gets clips named in the future, and a camera that stalls leaves a gap as long
+as the stall.
 """
 
 from __future__ import annotations
@@ -44,7 +50,13 @@ CODEC_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 PARAM_HEAD = 512
 # A clip may only start once the file system said where, so a failing disk is retried this often.
 RETRY_OPEN_SECONDS = 5.0
-MAX_CLOCK_LEAD = 60.0
+# How far the camera's clock may place a keyframe before its arrival (delivery jitter, the session's
+# burst reads) and still keep clips exactly back to back; beyond that arrival wins (never after it).
+CLOCK_TOLERANCE = 1.0
+# Video missing this long (or two frame intervals of a slower camera) is a recording gap.
+STALL_SECONDS = 2.0
+# Drift corrections closer together than this are one occurrence, logged once.
+DRIFT_QUIET_SECONDS = 60.0
 
 MUX_OPTIONS = {
     # Self-contained fragments after an empty moov: a file cut anywhere plays up to its last
@@ -109,14 +121,23 @@ def _free_path(path: Path) -> Path:
 
 
 class _Clip:
-    """The clip being written: its container, output streams and where its time starts."""
+    """The clip being written: its container, output streams and where its time starts.
+
+    `start` may still move back to `earliest` while the clip is open: the first keyframe of a
+    connection reaches the recorder late (FFmpeg probes the stream first, about 0.6 s), which
+    the next keyframes reveal; the file is then renamed as it closes (its `.part` keeps the
+    name from `named`). `gap` is the recording gap counted when it opened.
+    """
 
     __slots__ = (
         "audio_out",
         "audio_start",
+        "earliest",
         "encoder",
         "first_dts",
         "first_muxed",
+        "gap",
+        "named",
         "out",
         "part",
         "path",
@@ -127,7 +148,8 @@ class _Clip:
         self.out = out
         self.path = path
         self.part = path.with_name(path.name + PART_SUFFIX)
-        self.start = start
+        self.start = self.named = self.earliest = start
+        self.gap = 0.0
         self.first_dts = 0
         self.first_muxed = 0
         self.audio_out: av.stream.Stream | None = None
@@ -140,6 +162,7 @@ class Recorder:
 
     `camera` is the camera's slug (its folder and its name in the index). `on_state` is called
     with every state change, from the session thread or from the thread calling set_enabled.
+    `clock` is the wall clock read as each video packet arrives (tests pass a fake one).
     """
 
     def __init__(
@@ -152,6 +175,7 @@ class Recorder:
         audio: Literal["auto", "off"] = "auto",
         enabled: bool = True,
         on_state: Callable[[RecorderState], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.camera = camera
         self.storage = storage
@@ -187,7 +211,19 @@ class Recorder:
         self._held: av.Packet | None = None
         self._cut_tolerance = 0
         self._params: bytes | None = None
+        self._clock = clock
+        # Wall time the current video packet arrived (0: none yet on this connection).
+        self._arrival = 0.0
+        self._stall_after = STALL_SECONDS
+        # (wall, dts): the wall time of a video DTS is wall + (DTS - dts) * time base.
         self._anchor: tuple[float, int] | None = None
+        # No video came for `_stall_gap` s: the next keyframe starts a clip at its arrival and
+        # counts the gap (unless the connection drops first: then the reconnect counts it).
+        self._stalled = False
+        self._stall_gap = 0.0
+        # Anchor corrections since the stream last kept time, and when they last went too far.
+        self._drift = 0.0
+        self._drift_at = -DRIFT_QUIET_SECONDS
         # Where the last recording stopped unintentionally: the next clip logs the gap.
         self._gap_from: float | None = None
         self._last_end = 0.0
@@ -249,6 +285,7 @@ class Recorder:
         rate = video.average_rate or video.guessed_rate
         frame_seconds = 1 / float(rate) if rate else 0.04
         self._v_repair = TimestampRepair(tb, frame_seconds, bump=True)
+        self._stall_after = max(STALL_SECONDS, 2 * frame_seconds)
         # Until the first packet is placed, every packet takes the slow path (gap -1).
         self._v_gap = -1
         self._v_last = 0
@@ -258,6 +295,9 @@ class Recorder:
         self._cut_tolerance = round(CUT_TOLERANCE_FRAMES * frame_seconds / self._v_tb_f)
         self._params = None
         self._anchor = None
+        self._arrival = 0.0
+        self._stalled = False
+        self._drift = 0.0
         self._setup_audio(container)
         self._connected = True
 
@@ -287,6 +327,10 @@ class Recorder:
         """Per-packet path: one comparison chain and a mux for nearly every packet."""
         index = packet.stream_index
         if index == self._v_index:
+            now = self._clock()
+            if now - self._arrival > self._stall_after and self._out is not None:
+                self._stall(now - self._arrival)
+            self._arrival = now
             dts = packet.dts
             last = self._v_last
             if dts is None or dts <= last or dts - last > self._v_gap:
@@ -320,6 +364,7 @@ class Recorder:
         self._connected = False
         self._held = None
         self._lost_until_key = False
+        self._stalled = False  # packets flushed as the read timed out: the reconnect counts it
         if reason in ("stopped", "removed"):
             self._gap_from = None
             self._set_state(RecorderState.STOPPED)
@@ -348,6 +393,7 @@ class Recorder:
             if self._out is not None:
                 self._close_clip()
                 self._gap_from = self._last_end
+            self._stalled = False  # counted with the jump's gap
             self._anchor = None
             self._v_last = known(dts_of(packet))
             self._lost_until_key = True
@@ -389,17 +435,26 @@ class Recorder:
             if clip is not None:
                 self._close_clip()
             return
+        contiguous = False
         if clip is not None:
+            # After a stall the clip ends by the old clock and the next starts at arrival.
+            start = None if self._stalled else self._place(dts)
+            if start is not None:
+                self._settle(clip)
+                contiguous = True
             if changed:
                 self._stats.parameter_changes += 1
                 _LOGGER.info("Camera %s: stream parameters changed, new clip", self.camera)
-            elif (dts - clip.first_dts + self._cut_tolerance) * self._v_tb_f < (
-                self._segment_seconds
+            elif start is not None and (
+                (dts - clip.first_dts + self._cut_tolerance) * self._v_tb_f < self._segment_seconds
+                # A backlog delivered fast: one clip per second of wall time at most, so names
+                # (whole seconds) stay unique and in recording order.
+                or int(start) == int(clip.start)
             ):
                 self._mux_video(packet, clip)
                 return
             self._close_clip(end_dts=dts)
-        clip = self._open_clip(dts, params if changed else None)
+        clip = self._open_clip(dts, params if changed else None, contiguous)
         if clip is not None:
             self._mux_video(packet, clip)
         else:
@@ -480,32 +535,79 @@ class Recorder:
 
     # -- clips --------------------------------------------------------------------------------
 
-    def _start_time(self, dts: int) -> float:
-        """Wall-clock time of a DTS: stream time from an anchor, re-anchored when it drifts."""
-        now = time.time()
-        anchor = self._anchor
-        if anchor is not None:
-            at = anchor[0] + (dts - anchor[1]) * self._v_tb_f
-            if abs(at - now) <= 2.0:
-                return at
-        # Never before the previous clip's end (clips of a camera do not overlap), unless the
-        # clock was set back by far, where the wall clock is the better guess.
-        start = self._last_end if 0 < self._last_end - now < MAX_CLOCK_LEAD else now
-        self._anchor = (start, dts)
-        return start
+    def _stall(self, seconds: float) -> None:
+        """No video for `seconds`: cut at the next keyframe, which counts the gap."""
+        self._stall_gap = seconds + (self._stall_gap if self._stalled else 0.0)
+        self._stalled = True
 
-    def _open_clip(self, dts: int, params: bytes | None) -> _Clip | None:
-        """Open `<day>/<name>.mp4.part` for a clip starting with the keyframe at `dts`."""
+    def _wall(self, dts: int) -> float:
+        """Wall time of a video DTS by the anchor (placed with the clip that is open)."""
+        anchor = self._anchor
+        assert anchor is not None
+        return anchor[0] + (dts - anchor[1]) * self._v_tb_f
+
+    def _place(self, dts: int) -> float:
+        """Wall time of the keyframe at `dts` that just arrived; moves the anchor if needed.
+
+        The camera's clock may put it up to CLOCK_TOLERANCE before its arrival (clips stay exactly
+        back to back), never after it (a name in the future). Otherwise the keyframe is placed at
+        its arrival: a backlog delivered fast, a camera clock that jumps or runs at another rate.
+        Corrections add up until a keyframe needs none; past the tolerance that is logged, once
+        for corrections that follow each other within DRIFT_QUIET_SECONDS.
+        """
+        now = self._arrival
+        if self._anchor is not None:
+            at = self._wall(dts)
+            if now - CLOCK_TOLERANCE <= at <= now:
+                self._drift = 0.0
+                return at
+            self._drift += at - now
+            if abs(self._drift) > CLOCK_TOLERANCE:
+                if now - self._drift_at > DRIFT_QUIET_SECONDS:
+                    _LOGGER.info(
+                        "Camera %s: stream time runs %s the wall clock (%.1f s so far); clip "
+                        "times follow arrival",
+                        self.camera,
+                        "ahead of" if self._drift > 0 else "behind",
+                        abs(self._drift),
+                    )
+                self._drift_at = now
+        self._anchor = (now, dts)
+        return now
+
+    def _settle(self, clip: _Clip) -> None:
+        """Move the open clip's start back if the clock (just corrected) says it began earlier."""
+        start = max(clip.earliest, self._wall(clip.first_dts))
+        if start < clip.start:
+            if clip.gap:
+                moved = min(clip.gap, clip.start - start)
+                clip.gap -= moved
+                self._stats.gap_seconds -= moved
+            clip.start = start
+
+    def _open_clip(self, dts: int, params: bytes | None, contiguous: bool = False) -> _Clip | None:
+        """Open `<day>/<name>.mp4.part` for a clip starting with the keyframe at `dts`.
+
+        `contiguous`: it follows the previous clip without a break, so it starts where that one
+        ended; so does one after a stall, at its arrival. Otherwise its start may still move
+        back by up to CLOCK_TOLERANCE (`_settle`).
+        """
         video = self._video
         if video is None or time.monotonic() < self._retry_open_at:
             return None
-        start = self._start_time(dts)
+        stalled = self._stalled
+        if stalled:  # counted by arrival: the clip starts as its keyframe arrived
+            self._stalled = False
+            self._anchor = None
+        start = self._place(dts)
         path = _free_path(clip_path(self.storage, self.camera, start))
         out: av.container.OutputContainer | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             out = av.open(str(path) + PART_SUFFIX, "w", format="mp4", container_options=MUX_OPTIONS)
             clip = _Clip(out, path, start)
+            if not (contiguous or stalled):
+                clip.earliest = max(self._last_end, start - CLOCK_TOLERANCE)
             clip.first_dts = dts
             clip.first_muxed = self._muxed
             stream = add_template_stream(out, video)
@@ -525,10 +627,18 @@ class Recorder:
             return None
         if self._gap_from is not None:
             gap = max(0.0, start - self._gap_from)
+            clip.gap = gap
+            clip.earliest = max(clip.earliest, self._gap_from)
             self._stats.gaps += 1
             self._stats.gap_seconds += gap
             _LOGGER.warning("Camera %s: recording gap of %.1f s", self.camera, gap)
             self._gap_from = None
+        elif stalled:  # in wall time, whatever the camera's clock says
+            self._stats.gaps += 1
+            self._stats.gap_seconds += self._stall_gap
+            _LOGGER.warning(
+                "Camera %s: recording gap of %.1f s (no video)", self.camera, self._stall_gap
+            )
         self._clip = clip
         self._out = out
         self._lost_until_key = False
@@ -557,7 +667,13 @@ class Recorder:
         self._out = None
         if end_dts is None:
             end_dts = self._v_last + (self._v_repair.step if self._v_repair else 0)
-        end = clip.start + max(0, end_dts - clip.first_dts) * self._v_tb_f
+        # By the clock the clip was placed with, but never in the future: at most the arrival of
+        # the keyframe that cut it, or its last frame's length after the last arrival (up to now).
+        # Never zero-length either: scans would read such a clip as empty.
+        cap = self._arrival
+        if end_dts > self._v_last:
+            cap = min(self._clock(), cap + (end_dts - self._v_last) * self._v_tb_f)
+        end = max(min(self._wall(end_dts), cap), clip.start + 0.001)
         self._last_end = end
         try:
             if clip.encoder is not None and clip.audio_out is not None:
@@ -575,6 +691,9 @@ class Recorder:
             self._discard(None, clip.path)
             return
         try:
+            if int(clip.start) != int(clip.named):  # moved back into an earlier second
+                clip.path = _free_path(clip_path(self.storage, self.camera, clip.start))
+                clip.path.parent.mkdir(exist_ok=True)
             clip.part.rename(clip.path)
             os.utime(clip.path, (end, end))
             st = clip.path.stat()
@@ -605,7 +724,7 @@ class Recorder:
         self._error(err, "write failed, the clip is closed")
         self._close_clip()
         if self._enabled:
-            self._gap_from = self._last_end
+            self._gap_from = self._last_end  # from there, a stall just before it included
             self._lost_until_key = True
 
     def _error(self, err: MuxError, what: str) -> None:
