@@ -335,7 +335,8 @@ def test_recover_trims_torn_fragment_and_drops_empty(
     assert len(moofs) >= 4
     torn = day / "20260102-101010.mp4.part"
     torn.write_bytes(data[: moofs[3] + 500])  # the fourth fragment is cut short
-    os.utime(torn, (1_767_000_000, 1_767_000_000))
+    written = time.mktime((2026, 1, 2, 10, 10, 14, 0, 0, -1))  # last write, after its start
+    os.utime(torn, (written, written))
     (day / "20260102-101011.mp4").write_bytes(b"taken")
     clash = day / "20260102-101011.mp4.part"
     clash.write_bytes(data[: moofs[1]])  # one whole fragment
@@ -350,7 +351,7 @@ def test_recover_trims_torn_fragment_and_drops_empty(
     ]
     fixed = day / "20260102-101010.mp4"
     assert fixed.stat().st_size == moofs[3]  # the torn fragment is trimmed off
-    assert fixed.stat().st_mtime == 1_767_000_000
+    assert fixed.stat().st_mtime == written
     probe = Probe(fixed)
     assert probe.first_is_key
     assert 50 <= probe.packets < 100

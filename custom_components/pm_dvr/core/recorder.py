@@ -34,7 +34,7 @@ import av.error
 import av.stream
 
 from .avcompat import add_template_stream, write_header
-from .clips import PART_SUFFIX, Clip, ClipIndex
+from .clips import PART_SUFFIX, Clip, ClipIndex, clip_start_from_name
 from .layout import clip_path, recordings_dir
 from .probe import StreamInfo
 from .timestamps import TimestampRepair, Verdict, dts_of, known, parameter_sets
@@ -780,12 +780,52 @@ def _complete_end(path: Path) -> tuple[int, bool]:
     return (good if has_moov else 0), has_fragment
 
 
+def _video_seconds(path: Path) -> float:
+    """Seconds of video in a clip by its packets' timestamps (0 when it cannot be read)."""
+    first: int | None = None
+    last = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                dts = dts_of(packet)
+                if dts is None or not packet.size:
+                    continue
+                if first is None:
+                    first = dts
+                last = dts + (packet.duration or 0)
+            tb = stream.time_base or Fraction(1, 90000)
+    except (av.error.FFmpegError, OSError, IndexError):
+        return 0.0
+    return float((last - first) * tb) if first is not None else 0.0
+
+
+def _recovered_name(storage: Path, part: Path, modified: float) -> Path:
+    """Where a part goes: its own name, unless that lies after its last write.
+
+    Such a name came from a clock that ran ahead (versions before wall-clock names, or a clock
+    set back while recording): the clip would sort after later ones and be read as empty (end
+    = max(start, mtime)). It is named after what it holds instead: its last write minus its
+    video's length.
+    """
+    final = part.with_name(part.name[: -len(PART_SUFFIX)])
+    named = clip_start_from_name(final.name)
+    if named is None or named <= modified:
+        return final
+    start = modified - max(_video_seconds(part), 1.0)  # a second at least: never empty
+    _LOGGER.info("Clip %s was named %.0f s after it started: renamed", final.name, named - start)
+    moved = clip_path(storage, part.parent.parent.name, start)
+    moved.parent.mkdir(exist_ok=True)
+    return moved
+
+
 def recover_partials(storage: Path) -> list[Path]:
     """Finalise the `.part` clips a crash left behind (blocking; run before the index scan).
 
     Each is trimmed to its last complete fragment (a fragment cut short by the crash would stop
-    browsers) and renamed to `.mp4` with its modification time kept. Parts that hold no frame at
-    all (0 bytes, or only the header) are removed. Returns the finished clip paths.
+    browsers) and renamed to `.mp4` with its modification time kept (named by its content when
+    its name lay in the future). Parts that hold no frame at all (0 bytes, or only the header)
+    are removed. Returns the finished clip paths.
     """
     root = recordings_dir(storage)
     recovered: list[Path] = []
@@ -801,7 +841,7 @@ def recover_partials(storage: Path) -> list[Path]:
                 continue
             if end < st.st_size:
                 os.truncate(part, end)
-            target = final = part.with_name(part.name[: -len(PART_SUFFIX)])
+            target = final = _recovered_name(storage, part, st.st_mtime)
             n = 0
             while target.exists():
                 n += 1
