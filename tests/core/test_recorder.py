@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 import re
 import subprocess
-import sys
-import textwrap
 import time
 
 import av
@@ -31,10 +29,10 @@ from custom_components.pm_dvr.core.recorder import (
 )
 from custom_components.pm_dvr.core.stream import SessionState, StreamSession
 from custom_components.pm_dvr.core.timestamps import TimestampRepair, Verdict, parameter_sets
+from tests.rig import recorder_child
 from tests.rig.clipfiles import decode_cut_clip
 from tests.rig.rtsp import RtspServer
 
-ROOT = Path(__file__).resolve().parents[2]
 W, H, FPS, GOP, BITS = 640, 360, 25, 25, 12
 
 
@@ -260,42 +258,12 @@ def test_server_killed_then_back(tmp_path: Path, states: list[RecorderState]) ->
     assert recorder.stats.gap_seconds == pytest.approx(clips[1].start - first.end, abs=0.01)
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    sys.path.insert(0, sys.argv[3])
-    from custom_components.pm_dvr.core.clips import ClipIndex
-    from custom_components.pm_dvr.core.recorder import Recorder
-    from custom_components.pm_dvr.core.stream import StreamSession
-    storage = Path(sys.argv[2])
-    recorder = Recorder("cam", storage, ClipIndex(storage / "recordings"), 60.0)
-    session = StreamSession("cam", sys.argv[1])
-    session.add_sink(recorder)
-    session.start()
-    while recorder.stats.packets < 80:
-        time.sleep(0.05)
-    print("recording", flush=True)
-    time.sleep(60)
-    """
-)
-
-
 def test_sigkill_leaves_a_playable_part(server: RtspServer, tmp_path: Path) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, server.url("/syn"), str(tmp_path), str(ROOT)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child = recorder_child.start(server.url("/syn"), tmp_path, 60.0, ("packets", 80))
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "recording"
         time.sleep(0.3)
     finally:
-        child.kill()
-        child.wait()
-        if child.stdout:
-            child.stdout.close()
+        recorder_child.stop(child)
     parts = list(tmp_path.rglob("*.mp4.part"))
     assert len(parts) == 1
     raw = Probe(parts[0])  # playable as it is, before any recovery

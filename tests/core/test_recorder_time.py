@@ -13,9 +13,6 @@ import logging
 import os
 from pathlib import Path
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import av
@@ -35,12 +32,12 @@ from custom_components.pm_dvr.core.recorder import (
     recover_partials,
 )
 from custom_components.pm_dvr.core.stream import StreamSession
+from tests.rig import recorder_child
 from tests.rig.paced_http import PacedHttpServer
 from tests.rig.rtsp import RtspServer
 
 from .test_recorder import FakeClock, Probe, make_video, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 LOGGER = "custom_components.pm_dvr.core.recorder"
 # A fake-clock origin at a half second: a start moved back by 0.6 s changes its name's second.
 BASE = 1_800_000_000.5
@@ -412,47 +409,17 @@ def test_frozen_camera_is_a_wall_clock_gap(
     rec.assert_names_on_the_wall_clock()
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    sys.path.insert(0, sys.argv[3])
-    from custom_components.pm_dvr.core.clips import ClipIndex
-    from custom_components.pm_dvr.core.recorder import Recorder
-    from custom_components.pm_dvr.core.stream import StreamSession
-    storage = Path(sys.argv[2])
-    recorder = Recorder("cam", storage, ClipIndex(storage / "recordings"), 2.0)
-    session = StreamSession("cam", sys.argv[1])
-    session.add_sink(recorder)
-    session.start()
-    while recorder.stats.clips < 2:
-        time.sleep(0.05)
-    print("recording", flush=True)
-    time.sleep(60)
-    """
-)
-
-
 def test_sigkill_during_a_backlog_then_restart(
     fast_camera: PacedHttpServer, rtsp_server_core: RtspServer, tmp_path: Path
 ) -> None:
     """Killed mid-clip while a backlog came in at 4x, restarted at once: the recovered clip
     sorts between the clips before and after, and none is empty in the index."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, fast_camera.url(), str(tmp_path), str(ROOT)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child = recorder_child.start(fast_camera.url(), tmp_path, 2.0, ("clips", 2))
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "recording"
         time.sleep(1.5)
     finally:
         killed = time.time()
-        child.kill()
-        child.wait()
-        if child.stdout:
-            child.stdout.close()
+        recorder_child.stop(child)
     assert len(list(tmp_path.rglob("*.part"))) == 1
     recovered = recover_partials(tmp_path)
     assert len(recovered) == 1
