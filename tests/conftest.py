@@ -46,6 +46,7 @@ from custom_components.pm_dvr.const import (
     SUBENTRY_TARGET,
     UPLOAD_EVENTS,
 )
+from custom_components.pm_dvr.core.writer import ClipWriter
 
 from .common import wait_for
 from .rig.azurite import Azurite
@@ -55,6 +56,25 @@ from .rig.rtsp import RtspServer
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load pm_dvr from custom_components."""
+
+
+@pytest.fixture(autouse=True)
+def stop_clip_writers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """End the writer threads of recorders a test made but never stopped (as a session would).
+
+    HA's fixtures fail a test that leaves a thread behind.
+    """
+    made: list[ClipWriter] = []
+    init = ClipWriter.__init__
+
+    def tracked(self: ClipWriter, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ClipWriter, "__init__", tracked)
+    yield
+    for writer in made:
+        writer.stop()
 
 
 @pytest.fixture(autouse=True)

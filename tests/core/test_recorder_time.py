@@ -75,7 +75,9 @@ def play(
                 continue
             clock.now = max(clock.now, at)
             recorder.on_packet(packet)
+            assert recorder.flush(timeout=10)  # the disk keeps up: clips close as they are cut
         recorder.on_disconnect("end of stream")
+    assert recorder.flush(timeout=10)
     remove()
     return closed
 
@@ -310,7 +312,8 @@ class Recording:
         self.session.start()
 
     def clips(self, until: float = float("inf")) -> list[Clip]:
-        return [clip for clip, at in self.closed if at <= until]
+        """The clips that started by `until` (they are indexed a moment after they close)."""
+        return [clip for clip, _ in self.closed if clip.start <= until]
 
     def opened(self) -> list[float]:
         """When each closed clip was opened: as the one before closed, or on (re)connecting."""

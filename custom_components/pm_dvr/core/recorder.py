@@ -4,7 +4,9 @@ The recorder is a StreamSink, so everything here runs in the camera's session th
 muxed in place (stream copy, video is never decoded), a clip is cut on the first keyframe after
 `segment_seconds`, and the keyframe that closes clip N opens clip N+1, so clips are gapless.
 Clips are written as `<name>.mp4.part` in fragments of about a second (a power cut loses about a
-second) and renamed when closed; `recover_partials` finalises what a crash left behind.
+second) and renamed when closed; `recover_partials` finalises what a crash left behind. The muxer
+writes into memory and a `ClipWriter` thread puts the bytes on disk, so a slow disk never holds
+up the camera: past `BUFFER_SECONDS` of backlog whole GOPs are dropped and the gap is counted.
 
 Clip times are wall-clock arrival times: a clip starts when its first keyframe reached the
 recorder. The camera's own clock only keeps back-to-back clips exactly joined, and only while it
@@ -20,6 +22,7 @@ import contextlib
 from dataclasses import dataclass
 import enum
 from fractions import Fraction
+from functools import partial
 import logging
 import os
 from pathlib import Path
@@ -38,6 +41,7 @@ from .clips import PART_SUFFIX, Clip, ClipIndex, clip_start_from_name
 from .layout import clip_path, recordings_dir
 from .probe import StreamInfo
 from .timestamps import TimestampRepair, Verdict, dts_of, known, parameter_sets
+from .writer import BUFFER_SECONDS, ClipFile, ClipWriter, Disk, Finish, complete_end
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ COPY_AUDIO = frozenset({"aac", "mp3"})
 TRANSCODE_AUDIO = frozenset({"pcm_alaw", "pcm_mulaw"})
 CODEC_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 PARAM_HEAD = 512
-# A clip may only start once the file system said where, so a failing disk is retried this often.
+# After a clip could not be written, the next one is tried this much later (not at every GOP).
 RETRY_OPEN_SECONDS = 5.0
 # How far the camera's clock may place a keyframe before its arrival (delivery jitter, the session's
 # burst reads) and still keep clips exactly back to back; beyond that arrival wins (never after it).
@@ -80,6 +84,8 @@ class RecorderState(enum.StrEnum):
     RECORDING = "recording"
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"
+    # The storage fails or is too slow: video is being lost although the camera streams.
+    STORAGE_PROBLEM = "storage_problem"
 
 
 @dataclass(slots=True)
@@ -110,23 +116,14 @@ def _is_adts(packet: av.Packet) -> bool:
     return head[0] == 0xFF and head[1] & 0xF0 == 0xF0
 
 
-def _free_path(path: Path) -> Path:
-    """`path`, or `path` with -1, -2 ... when that name (or its .part) already exists."""
-    candidate = path
-    n = 0
-    while candidate.exists() or candidate.with_name(candidate.name + PART_SUFFIX).exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-
 class _Clip:
     """The clip being written: its container, output streams and where its time starts.
 
     `start` may still move back to `earliest` while the clip is open: the first keyframe of a
     connection reaches the recorder late (FFmpeg probes the stream first, about 0.6 s), which
     the next keyframes reveal; the file is then renamed as it closes (its `.part` keeps the
-    name from `named`). `gap` is the recording gap counted when it opened.
+    name from `named`). `gap` is the recording gap counted when it opened. `file` is the
+    writer's side of it.
     """
 
     __slots__ = (
@@ -134,20 +131,18 @@ class _Clip:
         "audio_start",
         "earliest",
         "encoder",
+        "file",
         "first_dts",
         "first_muxed",
         "gap",
         "named",
         "out",
-        "part",
-        "path",
         "start",
     )
 
-    def __init__(self, out: av.container.OutputContainer, path: Path, start: float) -> None:
+    def __init__(self, out: av.container.OutputContainer, file: ClipFile, start: float) -> None:
         self.out = out
-        self.path = path
-        self.part = path.with_name(path.name + PART_SUFFIX)
+        self.file = file
         self.start = self.named = self.earliest = start
         self.gap = 0.0
         self.first_dts = 0
@@ -162,7 +157,8 @@ class Recorder:
 
     `camera` is the camera's slug (its folder and its name in the index). `on_state` is called
     with every state change, from the session thread or from the thread calling set_enabled.
-    `clock` is the wall clock read as each video packet arrives (tests pass a fake one).
+    `clock` is the wall clock read as each video packet arrives (tests pass a fake one). `disk`
+    is what the writer thread writes through (tests pass one that stalls or fails).
     """
 
     def __init__(
@@ -176,6 +172,7 @@ class Recorder:
         enabled: bool = True,
         on_state: Callable[[RecorderState], None] | None = None,
         clock: Callable[[], float] = time.time,
+        disk: Disk | None = None,
     ) -> None:
         self.camera = camera
         self.storage = storage
@@ -192,6 +189,9 @@ class Recorder:
         self._clip: _Clip | None = None
         self._out: av.container.OutputContainer | None = None
         self._retry_open_at = 0.0
+        self._writer = ClipWriter(f"Camera {camera}", disk=disk, on_error=self._write_error)
+        # The writer's backlog passed BUFFER_SECONDS: GOPs are dropped until half of it is left.
+        self._storage_full = False
         # Per connection (set in on_connect):
         self._video: av.stream.Stream | None = None
         self._audio_in: AudioStream | None = None
@@ -367,6 +367,7 @@ class Recorder:
         self._stalled = False  # packets flushed as the read timed out: the reconnect counts it
         if reason in ("stopped", "removed"):
             self._gap_from = None
+            self._writer.stop()
             self._set_state(RecorderState.STOPPED)
         elif self._enabled:
             if was_recording:
@@ -435,6 +436,9 @@ class Recorder:
             if clip is not None:
                 self._close_clip()
             return
+        if self._storage_behind():
+            return
+        clip = self._clip
         contiguous = False
         if clip is not None:
             # After a stall the clip ends by the old clock and the next starts at arrival.
@@ -600,12 +604,11 @@ class Recorder:
             self._stalled = False
             self._anchor = None
         start = self._place(dts)
-        path = _free_path(clip_path(self.storage, self.camera, start))
+        spool = self._writer.open(clip_path(self.storage, self.camera, start))
         out: av.container.OutputContainer | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            out = av.open(str(path) + PART_SUFFIX, "w", format="mp4", container_options=MUX_OPTIONS)
-            clip = _Clip(out, path, start)
+            out = av.open(spool, "w", format="mp4", container_options=MUX_OPTIONS)
+            clip = _Clip(out, spool.file, start)
             if not (contiguous or stalled):
                 clip.earliest = max(self._last_end, start - CLOCK_TOLERANCE)
             clip.first_dts = dts
@@ -619,8 +622,7 @@ class Recorder:
             self._add_audio(clip, dts)
             write_header(out, clip.encoder)
         except (av.error.FFmpegError, OSError, ValueError) as err:
-            if out is not None:
-                self._discard(out, path)
+            self._discard(out, spool.file)
             self._retry_open_at = time.monotonic() + RETRY_OPEN_SECONDS
             self._lost_until_key = True
             self._error(err, "cannot open a clip")
@@ -642,7 +644,7 @@ class Recorder:
         self._clip = clip
         self._out = out
         self._lost_until_key = False
-        self._set_state(RecorderState.RECORDING)
+        self._set_state(self._recording_state())
         return clip
 
     def _add_audio(self, clip: _Clip, video_dts: int) -> None:
@@ -688,35 +690,92 @@ class Recorder:
             self._error(err, "cannot close a clip")
         video_packets = self._muxed - clip.first_muxed
         if video_packets == 0:
-            self._discard(None, clip.path)
+            self._writer.discard(clip.file)
             return
-        try:
-            if int(clip.start) != int(clip.named):  # moved back into an earlier second
-                clip.path = _free_path(clip_path(self.storage, self.camera, clip.start))
-                clip.path.parent.mkdir(exist_ok=True)
-            clip.part.rename(clip.path)
-            os.utime(clip.path, (end, end))
-            st = clip.path.stat()
-        except OSError as err:
-            self._error(err, "cannot finish a clip")
-            return
+        moved = int(clip.start) != int(clip.named)  # moved back into an earlier second
+        rename_to = clip_path(self.storage, self.camera, clip.start) if moved else None
+        done = partial(self._clip_written, clip.start, end, video_packets)
+        self._writer.finish(clip.file, Finish(rename_to, end, done))
+
+    def _clip_written(
+        self, start: float, end: float, video_packets: int, path: Path, st: os.stat_result
+    ) -> None:
+        """A clip is on disk under its final name (writer thread): count and index it."""
         stats = self._stats
         stats.clips += 1
         stats.bytes += st.st_size
-        stats.last_clip = clip.path
-        duration = end - clip.start
+        stats.last_clip = path
+        duration = end - start
         if duration > 0:
             stats.bitrate = st.st_size * 8 / duration
             stats.fps = video_packets / duration
-        self.index.add(Clip(clip.start, end, self.camera, clip.path, st.st_size, st.st_ino))
+        self.index.add(Clip(start, end, self.camera, path, st.st_size, st.st_ino))
 
-    def _discard(self, out: av.container.OutputContainer | None, path: Path) -> None:
+    def _discard(self, out: av.container.OutputContainer | None, file: ClipFile) -> None:
         """Drop a clip that holds no video (opened on a keyframe that could not be written)."""
         if out is not None:
             with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 out.close()
-        with contextlib.suppress(OSError):
-            path.with_name(path.name + PART_SUFFIX).unlink(missing_ok=True)
+        self._writer.discard(file)
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def _storage_behind(self) -> bool:
+        """At a keyframe: True (and the keyframe dropped) while the disk cannot take more video.
+
+        A clip whose writes failed is closed here (the writer keeps its whole fragments) and the
+        next one opens at once, unless its file could not even be created: then after
+        RETRY_OPEN_SECONDS, not at every GOP. A backlog past BUFFER_SECONDS closes the clip
+        and drops whole GOPs until half of it is written; the gap is counted as the next clip
+        opens, and the state says so meanwhile.
+        """
+        clip = self._clip
+        if clip is not None and clip.file.failed:
+            if clip.file.written == 0:  # nothing of it reached the disk
+                self._stats.dropped_packets += self._muxed - clip.first_muxed
+                self._muxed = clip.first_muxed
+            self._close_clip()
+            self._gap_from = self._last_end
+            if clip.file.part is None:
+                self._retry_open_at = time.monotonic() + RETRY_OPEN_SECONDS
+            self._lost_until_key = True
+            self._set_state(RecorderState.STORAGE_PROBLEM)
+        backlog = self._writer.backlog_seconds()
+        if backlog <= (BUFFER_SECONDS / 2 if self._storage_full else BUFFER_SECONDS):
+            if self._storage_full:
+                self._storage_full = False
+                _LOGGER.info("Camera %s: storage caught up, recording again", self.camera)
+            return False
+        if not self._storage_full:
+            self._storage_full = True
+            _LOGGER.warning(
+                "Camera %s: storage is more than %.0f s behind, video is dropped until it "
+                "catches up",
+                self.camera,
+                BUFFER_SECONDS,
+            )
+        if self._clip is not None:
+            self._close_clip()
+            self._gap_from = self._last_end
+        self._lost_until_key = True
+        self._stats.dropped_packets += 1
+        self._set_state(RecorderState.STORAGE_PROBLEM)
+        return True
+
+    def _recording_state(self) -> RecorderState:
+        """RECORDING, unless the storage is failing or too slow."""
+        if self._storage_full or not self._writer.healthy:
+            return RecorderState.STORAGE_PROBLEM
+        return RecorderState.RECORDING
+
+    def _write_error(self, what: str, err: OSError) -> None:
+        """The writer could not write (writer thread; it logs each distinct failure once)."""
+        self._stats.errors += 1
+        self._stats.last_error = f"{what}: {type(err).__name__}"
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every closed clip is on disk and indexed; False on timeout."""
+        return self._writer.flush(timeout)
 
     def _fail(self, err: MuxError) -> None:
         """A write failed: keep what was written, start over at the next keyframe."""
@@ -733,51 +792,12 @@ class Recorder:
         _LOGGER.warning("Camera %s: %s: %s", self.camera, what, err)
 
     def close(self) -> None:
-        """Close the open clip (when the recorder is dropped without its session telling it)."""
+        """Close the open clip and write it (when dropped without its session telling it)."""
         self._close_clip()
+        self._writer.stop()
 
 
 # -- crash recovery ---------------------------------------------------------------------------
-
-
-def _complete_end(path: Path) -> tuple[int, bool]:
-    """Byte length of the playable head of an fMP4 (whole boxes up to the last full fragment).
-
-    Returns (length, has_fragment). Top-level boxes are walked by their headers only.
-    """
-    size = path.stat().st_size
-    good = 0
-    pos = 0
-    has_moov = False
-    has_fragment = False
-    in_fragment = False
-    with path.open("rb") as f:
-        while pos + 8 <= size:
-            f.seek(pos)
-            header = f.read(16)
-            box_size = int.from_bytes(header[:4], "big")
-            kind = header[4:8]
-            if box_size == 1:
-                if len(header) < 16:
-                    break
-                box_size = int.from_bytes(header[8:16], "big")
-            elif box_size == 0:
-                box_size = size - pos
-            if box_size < 8 or pos + box_size > size:
-                break
-            pos += box_size
-            if kind == b"moov":
-                has_moov = True
-                good = pos
-            elif kind == b"moof":
-                in_fragment = True
-            elif kind == b"mdat" and in_fragment:
-                in_fragment = False
-                has_fragment = True
-                good = pos
-            elif not in_fragment:
-                good = pos
-    return (good if has_moov else 0), has_fragment
 
 
 def _video_seconds(path: Path) -> float:
@@ -834,7 +854,7 @@ def recover_partials(storage: Path) -> list[Path]:
     for part in sorted(root.glob(f"*/*/*{PART_SUFFIX}")):
         try:
             st = part.stat()
-            end, has_fragment = _complete_end(part)
+            end, has_fragment = complete_end(part)
             if not has_fragment:
                 _LOGGER.info("Removing %s: the crash left no footage in it", part.name)
                 part.unlink()
