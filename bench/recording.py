@@ -4,7 +4,8 @@ Run from the repo root: .venv/bin/python bench/recording.py [--quick]
 A 1080p25 ~4 Mbit/s H.264 file (noise, so the bitrate is real) is served by the GStreamer rig
 from one path per camera. Each contender runs in its own process(es); CPU is read from
 /proc/<pid>/stat over a steady-state window that starts after start-up (process start, imports,
-probing), memory as PSS from /proc/<pid>/smaps_rollup at the end of that window.
+probing), memory as PSS from /proc/<pid>/smaps_rollup at the end of that window. The anchor names
+its segments by wall-clock time (`-strftime 1`), as a user's unit would.
 The last line is `RESULT {json}`.
 """
 
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,34 +29,36 @@ sys.path.insert(0, str(ROOT))
 from tests.rig.rtsp import RtspServer  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-MEDIA = OUT / "cam1080p_gop2s_loop.mp4"
 TICKS = os.sysconf("SC_CLK_TCK")
 SEGMENT = 10.0
 
 
-def make_media() -> Path:
-    """1080p25, 4 Mbit/s, GOP 2 s, no B-frames, looped to 3 minutes (made once, then reused).
+def make_media(plays: int = 6) -> Path:
+    """1080p25, 4 Mbit/s, GOP 2 s, no B-frames: 30 s played `plays` times (made once, reused).
 
     Scene-cut keyframes are off: on a noisy picture x264 would otherwise put one every third of a
     second, where cameras keep a fixed GOP.
     """
-    if MEDIA.exists():
-        return MEDIA
+    media = OUT / f"cam1080p_gop2s_{plays * 30}s.mp4"
+    if media.exists():
+        return media
     OUT.mkdir(parents=True, exist_ok=True)
     base = OUT / "cam1080p_gop2s.mp4"
+    if not base.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+             "testsrc2=size=1920x1080:rate=25,noise=alls=12:allf=t", "-t", "30",
+             "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50", "-sc_threshold", "0",
+             "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p", "-an",
+             str(base)],
+            check=True,
+        )  # fmt: skip
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-         "testsrc2=size=1920x1080:rate=25,noise=alls=12:allf=t", "-t", "30",
-         "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50", "-sc_threshold", "0",
-         "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p", "-an", str(base)],
+        ["ffmpeg", "-v", "error", "-y", "-stream_loop", str(plays - 1), "-i", str(base),
+         "-c", "copy", str(media)],
         check=True,
     )  # fmt: skip
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-stream_loop", "5", "-i", str(base), "-c", "copy",
-         str(MEDIA)],
-        check=True,
-    )  # fmt: skip
-    return MEDIA
+    return media
 
 
 def cpu_seconds(pid: int) -> float:
@@ -100,49 +104,71 @@ def measure(procs: list[subprocess.Popen[str]], warmup: float, duration: float) 
     }
 
 
+# -- the contenders -----------------------------------------------------------------------------
+
+
+def ffmpeg_cmd(url: str, out: Path) -> list[str]:
+    """The anchor: FFmpeg's segmenter, stream copy, 10-s segments named by wall-clock time."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
+            "-i", url, "-c", "copy", "-f", "segment", "-segment_time", str(int(SEGMENT)),
+            "-reset_timestamps", "1", "-strftime", "1", str(out / "%Y%m%d-%H%M%S.mp4")]  # fmt: skip
+
+
+def wait_or_kill(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_pm_dvr(urls: list[str], workdir: Path) -> subprocess.Popen[str]:
+    """pm_dvr in a process of its own (`child_main`), recording `urls` into `workdir`."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", str(workdir), *urls],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_pm_dvr(child: subprocess.Popen[str]) -> dict[str, Any]:
+    """Ask the child to stop its sessions; its report (recorder and session counters)."""
+    assert child.stdin is not None
+    assert child.stdout is not None
+    child.stdin.write("stop\n")
+    child.stdin.flush()
+    report: dict[str, Any] = json.loads(child.stdout.readline() or "{}")
+    child.wait(timeout=60)
+    child.stdin.close()
+    child.stdout.close()
+    return report
+
+
 def run_ffmpeg(urls: list[str], workdir: Path, warmup: float, duration: float) -> dict[str, float]:
     procs = []
     for i, url in enumerate(urls):
         out = workdir / f"cam{i}"
         out.mkdir(parents=True)
-        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport",
-               "tcp", "-i", url, "-c", "copy", "-f", "segment", "-segment_time", str(int(SEGMENT)),
-               "-reset_timestamps", "1", str(out / "out_%03d.mp4")]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True))
+        procs.append(subprocess.Popen(ffmpeg_cmd(url, out), stdout=subprocess.DEVNULL, text=True))
     try:
         result = measure(procs, warmup, duration)
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
         for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            wait_or_kill(p)
     result["bytes"] = dir_bytes(workdir)
     result["dropped"] = 0
     return result
 
 
 def run_pm_dvr(urls: list[str], workdir: Path, warmup: float, duration: float) -> dict[str, float]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(workdir), *urls],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None
-    assert child.stdout is not None
+    child = start_pm_dvr(urls, workdir)
     try:
         result = measure([child], warmup, duration)
     finally:
-        child.stdin.write("stop\n")
-        child.stdin.flush()
-        report = json.loads(child.stdout.readline() or "{}")
-        child.wait(timeout=30)
-        child.stdin.close()
-        child.stdout.close()
+        report = stop_pm_dvr(child)
     result["bytes"] = dir_bytes(workdir)
     result["dropped"] = report.get("dropped", -1)
     result["errors"] = report.get("errors", -1)
@@ -196,15 +222,12 @@ def child_main(workdir: Path, urls: list[str]) -> None:
     print(json.dumps(report), flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short windows, one round")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child_main(Path(args.child[0]), args.child[1:])
-        return
-    warmup, duration, rounds = (4.0, 15.0, 1) if args.quick else (5.0, 60.0, 3)
+# -- steady round -------------------------------------------------------------------------------
+
+
+def steady_round(quick: bool) -> dict[str, Any]:
+    """CPU and memory of both contenders at 1, 4, 8 and 16 cameras; prints its table."""
+    warmup, duration, rounds = (4.0, 15.0, 1) if quick else (5.0, 60.0, 3)
     media = make_media()
     server = RtspServer(mounts={f"/cam{i}": f"file:{media}" for i in range(16)}).start()
     runs = OUT / "runs"
@@ -267,7 +290,7 @@ def main() -> None:
         )
     pm16, ff16 = by[("pm_dvr", 16)], by[("ffmpeg", 16)]
     pm1, ff1 = by[("pm_dvr", 1)], by[("ffmpeg", 1)]
-    result = {
+    return {
         "cpu_ratio_vs_ffmpeg": round(pm16["cpu_per_min"] / ff16["cpu_per_min"], 3),
         "cpu_ratio_vs_ffmpeg_1cam": round(pm1["cpu_per_min"] / ff1["cpu_per_min"], 3),
         "cores_16_cameras": round(pm16["cpu_per_min"] / 60, 4),
@@ -278,13 +301,24 @@ def main() -> None:
             "pm_dvr": round(pm16["cpu_per_min"], 2),
             "ffmpeg": round(ff16["cpu_per_min"], 2),
         },
-        "quick": args.quick,
     }
-    print("RESULT " + json.dumps(result))
 
 
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short windows, one round")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(Path(args.child[0]), args.child[1:])
+        return
+    result = steady_round(args.quick)
+    result["quick"] = args.quick
+    print("RESULT " + json.dumps(result))
 
 
 if __name__ == "__main__":
