@@ -17,11 +17,16 @@ from pathlib import Path
 import re
 import stat
 import threading
-import time
+
+from . import walltime
 
 CLIP_SUFFIX = ".mp4"
 PART_SUFFIX = ".part"
-_CLIP_NAME = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-(\d+))?\.mp4$")
+_CLIP_NAME = re.compile(
+    r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:"
+    + walltime.MARKER.pattern
+    + r")?(?:-(\d+))?\.mp4$"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -41,46 +46,81 @@ class Clip:
         return max(0.0, self.end - self.start)
 
 
-def clip_start_from_name(name: str) -> float | None:
-    """Parse `YYYYmmdd-HHMMSS[-N].mp4` (local time) into epoch seconds, None if not a clip name."""
+def clip_starts_from_name(name: str) -> tuple[float, ...] | None:
+    """Every start a clip name can mean, oldest first; None if not a clip name.
+
+    One, except for a name without an offset marker in a repeated hour (written before names
+    had markers): both passes. A time in a skipped hour reads as if the clocks had not moved yet.
+    """
     match = _CLIP_NAME.match(name)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    wall = [int(g) for g in match.groups()[:6]]
+    try:
+        if match.group(7) is not None:  # the offset is in the name: exact
+            offset = walltime.marker_offset(*match.group(7, 8, 9, 10))
+            return (float(walltime.naive(wall) - offset),)
+        found = walltime.instants(wall)
+        if not found:
+            return (walltime.to_epoch(wall),)
+        return tuple(float(t) for t in found)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
-def clip_name_order(name: str) -> tuple[float, int]:
+def clip_start_from_name(name: str, mtime: float | None = None) -> float | None:
+    """Parse `YYYYmmdd-HHMMSS[_pHHMM|_mHHMM][-N].mp4` (local time, its UTC offset when in a
+    repeated hour) into epoch seconds; None if not a clip name.
+
+    A name without a marker in a repeated hour is the pass whose start is the last one at or
+    before `mtime` (the clip's end, its modification time), else the first pass.
+    """
+    starts = clip_starts_from_name(name)
+    return None if starts is None else _pick(starts, mtime)
+
+
+def _pick(starts: tuple[float, ...], mtime: float | None) -> float:
+    """The last start at or before the clip's end, else the first."""
+    if mtime is not None and len(starts) > 1:
+        for start in reversed(starts):
+            if start <= mtime:
+                return start
+    return starts[0]
+
+
+def clip_name_order(name: str, mtime: float | None = None) -> tuple[float, int]:
     """Sort key of a clip name: its start, then N of `-N` (later clips of the same second).
 
-    Plain string order would put `...-1.mp4` before `....mp4`, its elder.
+    Plain string order would put `...-1.mp4` before `....mp4`, its elder. `mtime` places a name
+    of a repeated hour written without a marker (see clip_start_from_name).
     """
     match = _CLIP_NAME.match(name)
     if match is None:
         return (0.0, 0)
-    start = clip_start_from_name(name)
-    return (start or 0.0, int(match.group(7) or 0))
+    start = clip_start_from_name(name, mtime)
+    return (start or 0.0, int(match.group(11) or 0))
 
 
 def _clip_order(clip: Clip) -> tuple[float, int]:
-    return clip.start, clip_name_order(clip.path.name)[1]
+    match = _CLIP_NAME.match(clip.path.name)
+    return clip.start, int(match.group(11) or 0) if match else 0
 
 
 class _StartCache:
-    """Clip start times by day: one mktime per day instead of one per clip.
+    """Clip start times by day: one day's base time instead of a time-zone lookup per clip.
 
     A day whose wall clock runs linearly (no DST change inside it) maps `HHMMSS` to
-    midnight + seconds; other days fall back to mktime per clip, so the result always equals
-    `clip_start_from_name`.
+    midnight + seconds; other days, and names with a marker or `-N`, are parsed one by one, so
+    the result always equals `clip_start_from_name`.
     """
 
     def __init__(self) -> None:
         self._midnight: dict[str, float | None] = {}
 
-    def start(self, name: str) -> float | None:
-        """Epoch start of a clip name, None if not a clip name."""
+    def start(self, name: str, mtime: float | None = None) -> float | None:
+        """Epoch start of a clip name (its file modified at `mtime`), None if not a clip name."""
         if len(name) != 19 or name[8] != "-" or not name.endswith(CLIP_SUFFIX):
-            return clip_start_from_name(name)  # rare forms (`-N` suffix) and non-clips
+            return clip_start_from_name(name, mtime)  # rare forms (marker, `-N`) and non-clips
         day, hms = name[:8], name[9:15]
         if not (day.isascii() and day.isdigit() and hms.isascii() and hms.isdigit()):
             return None
@@ -91,15 +131,21 @@ class _StartCache:
         value = int(hms)
         hour, minute, second = value // 10000, value // 100 % 100, value % 100
         if midnight is None or hour > 23 or minute > 59 or second > 59:
-            return clip_start_from_name(name)
+            return clip_start_from_name(name, mtime)
         return midnight + hour * 3600 + minute * 60 + second
 
     @staticmethod
     def _day_midnight(day: str) -> float | None:
+        """Midnight of a day whose every second happens once, None for other days."""
         year, month, mday = int(day[:4]), int(day[4:6]), int(day[6:])
-        first = time.mktime((year, month, mday, 0, 0, 0, 0, 0, -1))
-        last = time.mktime((year, month, mday, 23, 59, 59, 0, 0, -1))
-        return first if last - first == 86399 else None
+        try:
+            first = walltime.instants((year, month, mday))
+            last = walltime.instants((year, month, mday, 23, 59, 59))
+        except (OverflowError, ValueError, OSError):
+            return None
+        if len(first) == 1 and len(last) == 1 and last[0] - first[0] == 86399:
+            return float(first[0])
+        return None
 
 
 def _start_of(clip: Clip) -> float:
@@ -120,8 +166,7 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
         prefix = day_dir + os.sep
         with os.scandir(fd) as entries:
             for entry in entries:
-                start = starts.start(entry.name)
-                if start is None:
+                if not entry.name.endswith(CLIP_SUFFIX):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -129,7 +174,11 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue
-                suffixed = suffixed or len(entry.name) != 19
+                # The end places a name of a repeated hour that has no offset marker.
+                start = starts.start(entry.name, st.st_mtime)
+                if start is None:
+                    continue
+                suffixed = suffixed or "-" in entry.name[15:]  # `-N`, not a marker
                 clips.append(
                     Clip(
                         start,
@@ -147,13 +196,14 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
 
 def clip_from_path(camera: str, path: Path) -> Clip | None:
     """Describe a clip file from its name and one stat (end = last modification). Blocking."""
-    start = clip_start_from_name(path.name)
-    if start is None:
+    starts = clip_starts_from_name(path.name)
+    if starts is None:
         return None
     try:
         st = path.stat()
     except OSError:
         return None
+    start = _pick(starts, st.st_mtime)
     return Clip(start, max(start, st.st_mtime), camera, path, st.st_size, st.st_ino)
 
 

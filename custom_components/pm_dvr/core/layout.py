@@ -1,6 +1,7 @@
 """Where things live under a hub's storage path, and safe names for them.
 
-<storage>/recordings/<camera_slug>/<YYYY-MM-DD>/<YYYYmmdd-HHMMSS>.mp4   (".part" while written)
+<storage>/recordings/<camera_slug>/<YYYY-MM-DD>/<YYYYmmdd-HHMMSS>[_pHHMM][-N].mp4
+    (".part" while written; `_pHHMM`/`_mHHMM`, the UTC offset, only in an hour repeated by DST)
 <storage>/events/<event_id>/event.json
 <storage>/events/<event_id>/<camera_slug>/<clip name>                   (hard links)
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 import re
 import time
 import unicodedata
+
+from . import walltime
 
 RECORDINGS = "recordings"
 EVENTS = "events"
@@ -40,8 +43,10 @@ def events_dir(storage: Path) -> Path:
 
 
 def clip_name(start: float) -> str:
-    """File name of a clip starting at `start` (local time of its first frame)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(start)) + ".mp4"
+    """File name of a clip starting at `start`: the local time of its first frame, with its UTC
+    offset when that time happens twice (`20261025-023000_p0200.mp4`, see walltime)."""
+    local = time.localtime(start)
+    return time.strftime("%Y%m%d-%H%M%S", local) + walltime.offset_marker(local) + ".mp4"
 
 
 def clip_path(storage: Path, camera: str, start: float) -> Path:

@@ -22,12 +22,14 @@ import os
 from pathlib import Path
 import re
 import shutil
+import stat
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import av
 
+from . import walltime
 from .avcompat import add_template_stream
 from .clips import Clip, clip_name_order, clip_start_from_name
 from .layout import EVENT_FILE, events_dir, recordings_dir
@@ -57,6 +59,10 @@ def _start_of(clip: Clip) -> float:
     return clip.start
 
 
+def _first(item: tuple[tuple[float, int], Path]) -> tuple[float, int]:
+    return item[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     """A run of consecutive clips sharing a day (key `YYYY-mm-dd`) or an hour (key `HH`)."""
@@ -74,7 +80,7 @@ def day_buckets(clips: Sequence[Clip]) -> list[Bucket]:
     while i < n:
         start = clips[i].start
         local = time.localtime(start)
-        tomorrow = time.mktime((local.tm_year, local.tm_mon, local.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+        tomorrow = walltime.to_epoch((local.tm_year, local.tm_mon, local.tm_mday + 1))
         j = bisect_left(clips, tomorrow, lo=i + 1, key=_start_of)
         buckets.append(Bucket(time.strftime(DAY_FORMAT, local), start, i, j - i))
         i = j
@@ -84,15 +90,16 @@ def day_buckets(clips: Sequence[Clip]) -> list[Bucket]:
 def hour_buckets(clips: Sequence[Clip], lo: int = 0, hi: int | None = None) -> list[Bucket]:
     """Hours with footage among clips[lo:hi], oldest first.
 
-    The next hour comes from mktime, so the hour repeated by a DST change is one bucket.
+    An hour ends at the first pass of the next one, so the hour repeated when the clocks go back
+    is one bucket (both passes, in time order) and the one before it does not reach into it.
     """
     buckets: list[Bucket] = []
     i, n = lo, len(clips) if hi is None else hi
     while i < n:
         start = clips[i].start
         local = time.localtime(start)
-        next_hour = time.mktime(
-            (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour + 1, 0, 0, 0, 0, -1)
+        next_hour = walltime.to_epoch(
+            (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour + 1)
         )
         j = bisect_left(clips, next_hour, lo=i + 1, hi=n, key=_start_of)
         buckets.append(Bucket(f"{local.tm_hour:02d}", start, i, j - i))
@@ -107,8 +114,8 @@ def day_range(clips: Sequence[Clip], day: str) -> tuple[int, int]:
     year, month, mday = (int(part) for part in day.split("-"))
     try:
         date(year, month, mday)
-        t0 = time.mktime((year, month, mday, 0, 0, 0, 0, 0, -1))
-        t1 = time.mktime((year, month, mday + 1, 0, 0, 0, 0, 0, -1))
+        t0 = walltime.to_epoch((year, month, mday))
+        t1 = walltime.to_epoch((year, month, mday + 1))
     except (OverflowError, ValueError) as err:
         raise MediaPathError(f"not a day: {day!r}") from err
     return bisect_left(clips, t0, key=_start_of), bisect_left(clips, t1, key=_start_of)
@@ -293,19 +300,22 @@ class EventCatalog:
     def clip_paths(self, summary: EventSummary, camera: str) -> list[Path]:
         """The event's clips of one camera that are on disk, in time order. Blocking.
 
-        A clip that resolves outside the events folder (a planted symlink) is left out.
+        A clip that resolves outside the events folder (a planted symlink) is left out. Its
+        modification time (the recording's end) places a name of a repeated hour that has no
+        offset marker, as in the clip index.
         """
         check_part(camera, CAMERA_SLUG, "camera")
-        names = sorted(summary.clips.get(camera, ()), key=clip_name_order)
-        paths = []
-        for name in names:
+        found: list[tuple[tuple[float, int], Path]] = []
+        for name in summary.clips.get(camera, ()):
             try:
                 path = inside(self.root, summary.event_id, camera, name)
-            except MediaPathError:
+                st = path.stat()
+            except (MediaPathError, OSError):
                 continue
-            if path.is_file():
-                paths.append(path)
-        return paths
+            if stat.S_ISREG(st.st_mode):
+                found.append((clip_name_order(name, st.st_mtime), path))
+        found.sort(key=_first)
+        return [path for _, path in found]
 
 
 # ----------------------------------------------------------------------------------- videos
