@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterator
 from datetime import datetime
 from http import HTTPStatus
 import io
@@ -28,6 +30,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.pm_dvr.const import CONF_STORAGE_PATH, DOMAIN
+from custom_components.pm_dvr.core.layout import clip_path
 from custom_components.pm_dvr.media_source import PAGE_SIZE
 
 from .common import wait_for
@@ -46,10 +49,8 @@ def plant_clips(storage: Path, camera: str, starts: list[float], seconds: float 
     source = storage / "source.mp4"
     make_clip(source)
     for start in starts:
-        local = time.localtime(start)
-        folder = storage / "recordings" / camera / time.strftime("%Y-%m-%d", local)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / time.strftime("%Y%m%d-%H%M%S.mp4", local)
+        path = clip_path(storage, camera, start)
+        path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, path)
         os.utime(path, (start + seconds, start + seconds))
     source.unlink()
@@ -293,6 +294,60 @@ async def test_paging_a_year(
     assert titles(older)[-1].startswith("2025-03-01 09:50:00 · Visitor 0")
     event = await async_browse_media(hass, ids(older)[-1])
     assert titles(event) == ["porch (1 h 05 min)"]
+    assert await hass.config_entries.async_unload(entry_id)
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time with a DST change (Europe/Berlin: 25 Oct 2026, 03:00 back to 02:00)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+@pytest.mark.usefixtures("media", "berlin")
+async def test_repeated_hour_lists_both_passes(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    storage_path: Path,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The hour the clocks go back through is one hour with both passes in time order, each
+    clip titled with its UTC offset and playable, a name from before offset markers too."""
+    change = calendar.timegm((2026, 10, 25, 1, 0, 0))  # 03:00 CEST becomes 02:00 CET
+    starts = [change - 1800, change + 1800, change + 2400]
+    await hass.async_add_executor_job(plant_clips, storage_path, "porch", starts)
+    day = storage_path / "recordings" / "porch" / "2026-10-25"
+    names = sorted(p.name for p in day.iterdir())
+    assert names == [
+        "20261025-023000_p0100.mp4",
+        "20261025-023000_p0200.mp4",
+        "20261025-024000_p0100.mp4",
+    ]
+    (day / names[2]).rename(day / "20261025-024000.mp4")  # as versions before markers named it
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    entry_id = mock_config_entry.entry_id
+
+    hours = await async_browse_media(hass, f"{ROOT}/{entry_id}/rec/porch/2026-10-25")
+    assert titles(hours) == ["02:00 (3 clips)"]
+    clips = await async_browse_media(hass, ids(hours)[0])
+    assert titles(clips) == [
+        "02:30:00 +02:00 (10 s)",
+        "02:30:00 +01:00 (10 s)",
+        "02:40:00 +01:00 (10 s)",
+    ]
+    assert ids(clips)[0].endswith("/clip/porch/20261025-023000_p0200.mp4")
+    assert ids(clips)[2].endswith("/clip/porch/20261025-024000.mp4")
+    client = await hass_client()
+    for identifier in ids(clips):
+        play = await async_resolve_media(hass, identifier, None)
+        got = await client.get(play.url)
+        assert got.status == HTTPStatus.OK, identifier
     assert await hass.config_entries.async_unload(entry_id)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-import time
 
 from aiohttp import web
 from homeassistant.components.http.auth import async_sign_path
@@ -47,6 +46,7 @@ from .core.media import (
     hour_buckets,
     hour_range,
 )
+from .core.walltime import local_text
 from .data import PmDvrConfigEntry
 
 PAGE_SIZE = 100
@@ -115,8 +115,9 @@ def _page(identifier: str, parts: list[str]) -> tuple[list[str], int]:
 
 
 def _local(timestamp: float) -> str:
-    """The local time the clip names and day folders use (the process's time zone)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    """The local time the clip names and day folders use (the process's time zone), with its
+    UTC offset in the hour repeated when the clocks go back (`02:30:00 +02:00`)."""
+    return local_text(timestamp)
 
 
 def _seconds(value: float) -> str:
@@ -383,15 +384,17 @@ def _event_title(summary: EventSummary, titles: dict[str, str]) -> str:
 
 def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | None:
     """The clip of the index with this name (the index is the only source of clip paths)."""
-    from .core.clips import clip_start_from_name
+    from .core.clips import clip_starts_from_name
 
-    start = clip_start_from_name(name)
-    if start is None:
+    starts = clip_starts_from_name(name)
+    if starts is None:
         raise MediaPathError(f"invalid clip name: {name[:80]!r}")
-    # Live clips start at their first packet's time; the name carries it to the second.
-    for clip in entry.runtime_data.index.covering(camera, start, start + 1):
-        if clip.path.name == name:
-            return clip
+    # Live clips start at their first packet's time; the name carries it to the second (a name
+    # of a repeated hour written without an offset marker may be either pass).
+    for start in starts:
+        for clip in entry.runtime_data.index.covering(camera, start, start + 1):
+            if clip.path.name == name:
+                return clip
     return None
 
 
