@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import os
 import signal
 import time
+import traceback
 
 import pytest
 
@@ -35,6 +36,39 @@ def test_closed_port_cannot_connect() -> None:
         probe_stream(f"rtsp://127.0.0.1:{closed_port()}/cam", timeout=TIMEOUT)
     assert caught.value.translation_key == "cannot_connect"
     assert time.monotonic() - started < TIMEOUT
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://127.0.0.1:{port}/cam?user=admin&password=hunter2",
+        "rtsp://admin:hunter2@127.0.0.1:{port}/cam?channel=1&PassWord=hunter2",
+        "http://127.0.0.1:{port}/cgi?usr=admin&pwd=hunter2",
+    ],
+)
+def test_errors_never_show_the_password(url: str) -> None:
+    """Neither our error nor FFmpeg's chained to it (its filename is the URL) holds a secret:
+    a traceback logged with it shows the URL masked."""
+    with pytest.raises(CannotConnectError) as caught:
+        probe_stream(url.format(port=closed_port()), timeout=TIMEOUT)
+    text = "".join(traceback.format_exception(caught.value))
+    assert "hunter2" not in text
+    assert "***" in str(caught.value)
+    assert caught.value.__cause__ is not None
+    assert "127.0.0.1" in str(caught.value.__cause__)
+
+
+def test_plain_os_error_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError that is not FFmpeg's keeps its filename apart from its args: masked too."""
+    url = f"rtsp://127.0.0.1:{closed_port()}/cam?password=hunter2"
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(111, "Connection refused", url)
+
+    monkeypatch.setattr("av.open", refuse)
+    with pytest.raises(CannotConnectError) as caught:
+        open_stream(url)
+    assert "hunter2" not in "".join(traceback.format_exception(caught.value))
 
 
 def test_unanswered_address_cannot_connect() -> None:

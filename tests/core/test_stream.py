@@ -32,7 +32,7 @@ from custom_components.pm_dvr.core.stream import (
     decode_latest,
     encode_jpeg,
 )
-from custom_components.pm_dvr.core.urls import is_valid_stream_url, mask_url
+from custom_components.pm_dvr.core.urls import is_valid_stream_url
 
 from ..rig.rtsp import RtspServer
 
@@ -416,20 +416,6 @@ def test_probe_file(tmp_path: Path) -> None:
         "fps": 25.0,
         "audio_codec": None,
     }
-
-
-@pytest.mark.parametrize(
-    ("url", "masked"),
-    [
-        ("rtsp://admin:s3cret@cam:554/live", "rtsp://admin:***@cam:554/live"),
-        ("rtsp://admin@cam/live", "rtsp://admin@cam/live"),
-        ("rtsp://cam/live", "rtsp://cam/live"),
-        ("http://[::1", "<invalid url>"),
-    ],
-)
-def test_mask_url(url: str, masked: str) -> None:
-    """Passwords never reach logs or forms."""
-    assert mask_url(url) == masked
 
 
 def test_valid_stream_urls(tmp_path: Path) -> None:

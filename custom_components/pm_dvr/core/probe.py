@@ -14,6 +14,7 @@ from .errors import (
     CannotConnectError,
     InvalidAuthError,
     InvalidUrlError,
+    StreamError,
     StreamNotFoundError,
     TimedOutError,
     UnsupportedCodecError,
@@ -86,28 +87,43 @@ def open_stream(
             options=open_options(url, read_timeout),
             timeout=(open_timeout, None if is_rtsp_url(url) else read_timeout),
         )
-    except av.error.HTTPUnauthorizedError as err:
-        raise InvalidAuthError(f"Authentication failed for {mask_url(url)}") from err
-    except (av.error.HTTPNotFoundError, av.error.FileNotFoundError) as err:
-        raise StreamNotFoundError(f"Stream not found at {mask_url(url)}") from err
-    except av.error.InvalidDataError as err:
+    except (av.error.FFmpegError, OSError) as err:
+        _mask_error(err, url)
+        raise _open_error(err, url, time.monotonic() - started, open_timeout, read_timeout) from err
+
+
+def _mask_error(err: BaseException, url: str) -> None:
+    """Take the URL out of FFmpeg's own error: it stays chained to ours, and a traceback logged
+    with it would show the password (PyAV puts the URL in the error as its filename)."""
+    masked = mask_url(url)
+    if masked == url:
+        return
+    err.args = tuple(arg.replace(url, masked) if isinstance(arg, str) else arg for arg in err.args)
+    # A plain OSError keeps its filename apart from its args (PyAV's is read from them).
+    if isinstance(err, OSError) and isinstance(err.filename, str) and url in err.filename:
+        err.filename = err.filename.replace(url, masked)
+
+
+def _open_error(
+    err: BaseException, url: str, waited: float, open_timeout: float, read_timeout: float
+) -> StreamError:
+    """The core error for what FFmpeg raised while opening a stream."""
+    if isinstance(err, av.error.HTTPUnauthorizedError):
+        return InvalidAuthError(f"Authentication failed for {mask_url(url)}")
+    if isinstance(err, av.error.HTTPNotFoundError | av.error.FileNotFoundError):
+        return StreamNotFoundError(f"Stream not found at {mask_url(url)}")
+    if isinstance(err, av.error.InvalidDataError):
         if not is_rtsp_url(url):  # a file or HTTP body that is no video FFmpeg can read
-            raise UnsupportedCodecError(f"Unreadable stream at {mask_url(url)}") from err
+            return UnsupportedCodecError(f"Unreadable stream at {mask_url(url)}")
         # FFmpeg's RTSP client drops the error of reading an answer and reports only that no OK
         # came. Having waited out a timeout tells a server that never answered from one that
         # closed the connection (or spoke something other than RTSP).
-        waited = time.monotonic() - started
         if waited >= min(open_timeout, read_timeout):
-            raise TimedOutError(
+            return TimedOutError(
                 f"{mask_url(url)} accepted the connection but did not answer within {waited:.0f} s"
-            ) from err
-        raise CannotConnectError(
-            f"{mask_url(url)} closed the connection without an RTSP answer"
-        ) from err
-    except (av.error.FFmpegError, OSError) as err:
-        raise CannotConnectError(
-            f"Cannot connect to {mask_url(url)}: {type(err).__name__}"
-        ) from err
+            )
+        return CannotConnectError(f"{mask_url(url)} closed the connection without an RTSP answer")
+    return CannotConnectError(f"Cannot connect to {mask_url(url)}: {type(err).__name__}")
 
 
 def video_info(container: av.container.InputContainer) -> StreamInfo:
@@ -145,6 +161,7 @@ def probe_stream(url: str, timeout: float = OPEN_TIMEOUT) -> StreamInfo:
                 if packet.size == 0 or time.monotonic() > deadline:  # pragma: no cover
                     break
         except av.error.FFmpegError as err:  # pragma: no cover
+            _mask_error(err, url)
             raise CannotConnectError(
                 f"Stream {mask_url(url)} stopped: {type(err).__name__}"
             ) from err
