@@ -113,7 +113,8 @@ def secret_subentries(rtsp_auth: RtspServer) -> list[Any]:
             "Front door",
             rtsp_auth.url("/cam", "admin:s3cret"),
             "front-door",
-            detect_stream_url=rtsp_auth.url("/cam", "viewer:hunter2"),
+            detect_stream_url=rtsp_auth.url("/cam", "viewer:hunter2")
+            + "?channel=1&user=viewer&PassWord=qu3rySecret",
         ),
         ConfigSubentryDataWithId(
             data={
@@ -150,7 +151,15 @@ async def test_no_secret_survives(
     )
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, secret_entry)
     text = json.dumps(diagnostics)
-    for secret in ("s3cret", "hunter2", AZURE_KEY, AZURE_KEY[:40], SAS_SIG, "n4sPass"):
+    for secret in (
+        "s3cret",
+        "hunter2",
+        "qu3rySecret",
+        AZURE_KEY,
+        AZURE_KEY[:40],
+        SAS_SIG,
+        "n4sPass",
+    ):
         assert secret not in text, secret
     target = next(s for s in diagnostics["entry"]["subentries"] if s["subentry_type"] == "target")
     assert target["data"]["container"] == "events"  # what is not secret stays readable
@@ -160,7 +169,46 @@ async def test_no_secret_survives(
     assert target["data"]["account_key"] == "**REDACTED**"
     camera = next(s for s in diagnostics["entry"]["subentries"] if s["subentry_type"] == "camera")
     assert camera["data"]["stream_url"] == f"rtsp://**REDACTED**@127.0.0.1:{rtsp_auth.port}/cam"
+    assert camera["data"]["detect_stream_url"] == (
+        f"rtsp://**REDACTED**@127.0.0.1:{rtsp_auth.port}/cam"
+        "?channel=1&user=viewer&PassWord=**REDACTED**"
+    )
     assert "127.0.0.1" in diagnostics["cameras"]["front-door"]["session"]["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        (
+            "Cannot connect to rtsp://cam/s?user=admin&password=hunter2: ConnectionRefusedError",
+            # A secret runs to the next separator: better the colon than a password's last char.
+            "Cannot connect to rtsp://cam/s?user=admin&password=**REDACTED** ConnectionRefusedError",
+        ),
+        (
+            "'http://cam/cgi?usr=admin&Pwd=hunter2#x' (401)",
+            "'http://cam/cgi?usr=admin&Pwd=**REDACTED**#x' (401)",
+        ),
+        (
+            "rtsps://admin:hunter2@cam/s?pass%77ord=hunter2&channel=1",
+            "rtsps://**REDACTED**@cam/s?pass%77ord=**REDACTED**&channel=1",
+        ),
+        (
+            "rtsp://dvr/user=admin&password=hunter2&channel=1&stream=0.sdp",
+            "rtsp://dvr/user=admin&password=**REDACTED**&channel=1&stream=0.sdp",
+        ),
+        # Outside any URL too.
+        (
+            "login user=admin&password=hunter2 refused",
+            "login user=admin&password=**REDACTED** refused",
+        ),
+        ("access_token=hunter2; key=hunter2", "access_token=**REDACTED** key=**REDACTED**"),
+        ("keyframe=1 bypass=2", "keyframe=1 bypass=2"),
+        ("http://[::1 is not a URL", "<invalid url> is not a URL"),
+    ],
+)
+def test_scrub_url_secrets(text: str, scrubbed: str) -> None:
+    """Secret query, path and userinfo parts of URLs in any text, and secret parameters alone."""
+    assert scrub_text(text) == scrubbed
 
 
 def test_scrub_keeps_what_is_not_secret() -> None:

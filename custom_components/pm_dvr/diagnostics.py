@@ -2,7 +2,8 @@
 
 Each section is one function in SECTIONS (adding one is one line); the whole document then goes
 through `scrub`, which redacts secret keys anywhere (also in sections added later), credentials in
-URLs and error texts, and Azure connection strings, account keys and SAS tokens in any string.
+URLs (userinfo, secret query and path parameters) and error texts, and Azure connection strings,
+account keys and SAS tokens in any string.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from homeassistant.core import HomeAssistant
 from .const import TARGET_SECRET_KEYS
 from .core.layout import free_bytes
 from .core.media import EventCatalog
+from .core.urls import SECRET_PARAMS, mask_url
 from .data import PmDvrConfigEntry
 
 # Keys whose value is a secret wherever they appear (camera, hub or sync target data).
 SECRET_KEY: Final = re.compile(
     r"pass|secret|token|key|sas|sig|credential|connection|auth|cookie|bearer", re.IGNORECASE
 )
+_URL: Final = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 _URL_USERINFO: Final = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+# `password=...` and the like outside a URL too (`access_token=`: the name may end a longer one).
+_SECRET_PARAM: Final = re.compile(
+    rf"(?<![A-Za-z0-9])(?P<name>{'|'.join(sorted(SECRET_PARAMS, key=len, reverse=True))})="
+    r"(?P<value>[^&\s\"'#]+)",
+    re.IGNORECASE,
+)
 _AZURE_SECRET: Final = re.compile(
     r"(?P<name>AccountKey|SharedAccessSignature|SharedAccessKey|sig)=(?P<value>[^;&\s\"']+)",
     re.IGNORECASE,
@@ -46,7 +55,9 @@ type Section = Callable[[HomeAssistant, PmDvrConfigEntry], Awaitable[Any]]
 
 def scrub_text(text: str) -> str:
     """A string with URL credentials, Azure keys/SAS signatures and key-like blobs removed."""
+    text = _URL.sub(lambda m: mask_url(m[0], REDACTED), text)
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m['name']}={REDACTED}", text)
     text = _AZURE_SECRET.sub(lambda m: f"{m['name']}={REDACTED}", text)
     return _LONG_BASE64.sub(_key_like, text)
 
