@@ -46,6 +46,7 @@ from custom_components.pm_dvr.const import (
     SUBENTRY_TARGET,
     UPLOAD_EVENTS,
 )
+from custom_components.pm_dvr.core.urls import strip_credentials
 from custom_components.pm_dvr.core.writer import ClipWriter
 
 from .common import wait_for
@@ -189,13 +190,14 @@ def camera_data(name: str, url: str, slug: str, **overrides: Any) -> dict[str, A
 
 
 def camera_subentry(name: str, url: str, slug: str, **overrides: Any) -> ConfigSubentryData:
-    """A camera subentry for MockConfigEntry, with a stable id (`sub_<slug>`) for snapshots."""
+    """A camera subentry for MockConfigEntry, with a stable id (`sub_<slug>`) for snapshots and
+    the unique id the camera flow gives it."""
     return ConfigSubentryDataWithId(
         data=camera_data(name, url, slug, **overrides),
         subentry_type=SUBENTRY_CAMERA,
         subentry_id=f"sub_{slug}",
         title=name,
-        unique_id=url,
+        unique_id=strip_credentials(url),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
-from custom_components.pm_dvr.config_flow import default_storage_path, strip_credentials, unmask
+from custom_components.pm_dvr.config_flow import default_storage_path, unmask
 from custom_components.pm_dvr.const import (
     CONF_DETECT_STREAM_URL,
     CONF_MAX_AGE_DAYS,
@@ -29,11 +30,12 @@ from custom_components.pm_dvr.const import (
     DOMAIN,
     SUBENTRY_CAMERA,
 )
+from custom_components.pm_dvr.core.urls import strip_credentials
 
-from .common import wait_for
+from .common import form_text, wait_for
 from .conftest import as_subentry, camera_subentry
 from .rig.rtsp import VP8, RtspServer
-from .rig.sockets import SilentServer, UnansweredPort
+from .rig.sockets import SilentServer, UnansweredPort, closed_port
 
 CAMERA_FORM = {
     "name": "Porch",
@@ -595,3 +597,75 @@ def test_url_helpers() -> None:
     assert unmask("rtsp://h/a", "rtsp://u:p@h/a") == "rtsp://h/a"
     assert unmask("rtsp://u:***@h/a", "rtsp://h/a") == "rtsp://u:***@h/a"
     assert unmask(" rtsp://h/a ", None) == "rtsp://h/a"
+    stored = "rtsp://h/a?user=admin&password=hunter2"
+    assert unmask("rtsp://h/a?user=admin&password=***", stored) == stored
+    assert unmask(" rtsp://h/a?user=admin&password=*** ", stored) == stored
+    # Anything else changed: what was typed (the stored password goes nowhere new).
+    assert unmask("rtsp://h/b?user=admin&password=***", stored) == (
+        "rtsp://h/b?user=admin&password=***"
+    )
+    assert unmask("rtsp://h/a?user=admin&password=new", stored) == (
+        "rtsp://h/a?user=admin&password=new"
+    )
+
+
+QUERY_LOGIN = "?user=admin&password=hunter2"
+
+
+async def test_camera_flow_query_password_never_shown(
+    hass: HomeAssistant,
+    empty_hub: MockConfigEntry,
+    rtsp_server: RtspServer,
+    socket_enabled: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Reolink-style URL (`?user=admin&password=...`): a failing test shows it masked; once it
+    works, the camera's unique id has no login and the reconfigure form shows `password=***`,
+    which keeps the stored password when sent back."""
+    caplog.set_level(logging.DEBUG)
+    closed = f"rtsp://127.0.0.1:{closed_port()}/cam{QUERY_LOGIN}"
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**CAMERA_FORM, "stream_url": closed, CONF_DETECT_STREAM_URL: closed},
+    )
+    assert result["errors"] == {"stream_url": "cannot_connect"}
+    shown = result["data_schema"]({})
+    assert shown["stream_url"] == closed.replace("hunter2", "***")
+    assert "hunter2" not in form_text(result)
+
+    url = rtsp_server.url("/cam") + QUERY_LOGIN
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CAMERA_FORM, "stream_url": url}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "hunter2" not in form_text(result)
+    subentry = next(iter(empty_hub.subentries.values()))
+    assert subentry.data["stream_url"] == url
+    assert subentry.unique_id == rtsp_server.url("/cam")
+    assert subentry.title == "Porch"
+
+    # The same stream with another login is the same camera.
+    result = await _start_camera_flow(hass, empty_hub)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**CAMERA_FORM, "stream_url": rtsp_server.url("/cam") + "?user=viewer&PassWord=x"},
+    )
+    assert result["reason"] == "already_configured"
+
+    result = await hass.config_entries.subentries.async_init(
+        (empty_hub.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert result["data_schema"]({})["stream_url"] == url.replace("hunter2", "***")
+    assert "hunter2" not in form_text(result)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**CAMERA_FORM, "name": "Porch 2", "stream_url": url.replace("hunter2", "***")},
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert subentry.subentry_id in empty_hub.subentries
+    subentry = empty_hub.subentries[subentry.subentry_id]
+    assert subentry.data["stream_url"] == url
+    assert subentry.unique_id == rtsp_server.url("/cam")
+    assert "hunter2" not in caplog.text

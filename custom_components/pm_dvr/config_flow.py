@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -68,10 +67,9 @@ from .core.layout import ensure_storage, free_bytes, slugify
 from .core.motion import MotionConfig
 from .core.motion_sink import parse_zones
 from .core.probe import probe_stream
-from .core.urls import mask_url
+from .core.urls import MASK, mask_url, strip_credentials
 from .sync_flow import TargetReauthFlow, TargetSubentryFlow
 
-MASK = "***"
 WINDOW_SELECTOR = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=0,
@@ -287,22 +285,13 @@ class PmDvrOptionsFlow(OptionsFlow):
         )
 
 
-def strip_credentials(url: str) -> str:
-    """The URL without user and password: cameras are the same whatever login reaches them."""
-    parts = urlsplit(url.strip())
-    if not parts.scheme or "@" not in parts.netloc:
-        return url.strip()
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 def unmask(submitted: str, stored: str | None) -> str:
-    """Put the stored password back where the form showed `***`."""
+    """The stored URL when the form sent back exactly what it showed (its secrets as `***`)."""
+    submitted = submitted.strip()
     if stored is None or MASK not in submitted:
-        return submitted.strip()
-    password = urlsplit(stored).password
-    if password is None or mask_url(stored) != submitted.strip():
-        return submitted.strip()
-    return stored
+        return submitted
+    shown = mask_url(stored)
+    return stored if shown != stored and shown == submitted else submitted
 
 
 def _camera_schema(defaults: dict[str, Any]) -> vol.Schema:
