@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import logging
 from pathlib import Path
 import threading
 
 import cv2
 from homeassistant.components.camera import async_get_image
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigSubentryData,
+)
 from homeassistant.const import (
     ATTR_ENTITY_ID,
     EVENT_HOMEASSISTANT_STOP,
@@ -17,17 +23,29 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+from homeassistant.util import dt as dt_util
 import numpy as np
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.pm_dvr.const import DOMAIN
+from custom_components.pm_dvr import async_migrate_entry
+from custom_components.pm_dvr.const import DOMAIN, ENTRY_MINOR_VERSION, SUBENTRY_CAMERA
 from custom_components.pm_dvr.devices import find_device
+from custom_components.pm_dvr.issues import camera_issue_id
 
-from .common import wait_for
-from .conftest import as_subentry, camera_subentry, hub_like
+from .common import form_text, wait_for
+from .conftest import as_subentry, camera_subentry, hub_like, target_subentry
 from .rig.rtsp import RtspServer
+from .rig.sockets import closed_port
 
 
 def session_threads() -> list[threading.Thread]:
@@ -220,3 +238,174 @@ async def test_hub_and_two_cameras_through_the_flows(
         assert decoded.shape == shape
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert session_threads() == []
+
+
+# -- secrets (issue #17, part 5) -------------------------------------------------------------
+
+SECRET = "hunter2"
+QUERY_LOGIN = f"?user=admin&password={SECRET}"
+
+
+def old_camera(name: str, url: str, slug: str) -> ConfigSubentryData:
+    """A camera as pm_dvr up to entry version 1.1 stored it: its unique id was its URL without
+    userinfo, but with the query's password."""
+    data = camera_subentry(name, url, slug)
+    data["unique_id"] = url.replace("admin:hunter2@", "")
+    return data
+
+
+def shown_anywhere(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """What HA stores in the clear or shows: entry and subentry ids and titles, the entity and
+    device registries, and every state with its attributes."""
+    entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    states = [hass.states.get(e.entity_id) for e in entities]
+    return repr(
+        [
+            entry.unique_id,
+            entry.title,
+            [(s.unique_id, s.title) for s in entry.subentries.values()],
+            entities,
+            devices,
+            [state.as_dict() for state in states if state is not None],
+        ]
+    )
+
+
+async def test_migration_takes_secrets_out_of_camera_ids(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    rtsp_server: RtspServer,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """An entry of 1.1 whose camera ids hold a password comes up as 1.2 with ids that hold none;
+    its entities (ids built from the subentry, not the URL) keep their ids, so their history."""
+    porch_url = rtsp_server.url("/cam") + QUERY_LOGIN
+    yard_url = rtsp_server.url("/cam2", "admin:hunter2") + f"?channel=1&PassWord={SECRET}"
+    entry = hub_like(
+        mock_config_entry,
+        str(mock_config_entry.data["storage_path"]),
+        [old_camera("Porch", porch_url, "porch"), old_camera("Yard", yard_url, "yard")],
+    )
+    assert entry.minor_version == 1
+    entry.add_to_hass(hass)
+    assert SECRET in entry.subentries["sub_porch"].unique_id  # type: ignore[operator]
+    legacy = entity_registry.async_get_or_create(
+        "camera",
+        DOMAIN,
+        "sub_porch_camera",
+        suggested_object_id="legacy_porch",
+        config_entry=entry,
+        config_subentry_id="sub_porch",
+    )
+    assert legacy.entity_id == "camera.legacy_porch"
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (1, ENTRY_MINOR_VERSION)
+    assert entry.subentries["sub_porch"].unique_id == rtsp_server.url("/cam")
+    assert entry.subentries["sub_yard"].unique_id == rtsp_server.url("/cam2") + "?channel=1"
+    # The cameras still use their full URLs.
+    cameras = entry.runtime_data.cameras
+    assert cameras["sub_porch"].session.url == porch_url
+    await wait_for(lambda: all(c.session.available for c in cameras.values()))
+    await hass.async_block_till_done()
+    assert entity_registry.async_get("camera.legacy_porch") is not None
+    assert entity_registry.async_get("camera.legacy_porch").unique_id == "sub_porch_camera"  # type: ignore[union-attr]
+    assert hass.states.get("camera.legacy_porch").state != STATE_UNAVAILABLE  # type: ignore[union-attr]
+    assert hass.states.get("camera.porch") is None
+    assert hass.states.get("camera.yard") is not None
+    assert SECRET not in shown_anywhere(hass, entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_migrate_entry_edge_cases(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """One stream reached with two logins: the second keeps no id rather than a duplicate;
+    targets' ids stay; an entry of a newer major version is refused, a newer minor kept."""
+    url = "rtsp://127.0.0.1:1/cam"
+    entry = hub_like(
+        mock_config_entry,
+        "hub",
+        [
+            old_camera("One", f"{url}?user=a&password={SECRET}", "one"),
+            old_camera("Two", f"{url}?user=b&pwd=other", "two"),
+            old_camera("Three", "rtsp://127.0.0.1:1/three", "three"),
+            target_subentry("sub_target", "NAS", {"target_type": "folder", "path": "/nas"}),
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await async_migrate_entry(hass, entry)
+    ids = {s.subentry_id: s.unique_id for s in entry.subentries.values()}
+    assert ids == {
+        "sub_one": url,
+        "sub_two": None,
+        "sub_three": "rtsp://127.0.0.1:1/three",
+        "sub_target": "test:sub_target",
+    }
+    assert entry.minor_version == ENTRY_MINOR_VERSION
+    assert await async_migrate_entry(hass, entry)  # nothing left to do
+
+    newer = MockConfigEntry(domain=DOMAIN, version=2, data={"storage_path": "/x"})
+    newer.add_to_hass(hass)
+    assert not await async_migrate_entry(hass, newer)
+    minor = MockConfigEntry(domain=DOMAIN, minor_version=9, data={"storage_path": "/y"})
+    minor.add_to_hass(hass)
+    assert await async_migrate_entry(hass, minor)
+    assert minor.minor_version == 9
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_query_password_never_shown(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A camera at `?user=admin&password=hunter2` that cannot be reached (a closed port): the
+    password is in no log line, diagnostics, repair, form, title, attribute or unique id."""
+    caplog.set_level(logging.DEBUG)
+    url = f"rtsp://127.0.0.1:{closed_port()}/cam{QUERY_LOGIN}"
+    entry = hub_like(mock_config_entry, "hub", [old_camera("Porch", url, "porch")])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.cameras["sub_porch"]
+    await wait_for(lambda: coordinator.session.stats.last_error)
+    await hass.async_block_till_done()
+    masked = url.replace(SECRET, "***")
+    assert f"Cannot connect to {masked}: ConnectionRefusedError" in caplog.text
+
+    # The camera has been unreachable for 30 minutes: a repair names the error, masked.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=1, seconds=1))
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=32))
+    await hass.async_block_till_done()
+    issue = issue_registry.async_get_issue(DOMAIN, camera_issue_id("sub_porch"))
+    assert issue is not None
+    assert "127.0.0.1" in repr(issue.translation_placeholders)
+    assert SECRET not in repr(issue)
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    camera = next(s for s in diagnostics["entry"]["subentries"] if s["title"] == "Porch")
+    assert camera["data"]["stream_url"] == url.replace(SECRET, "**REDACTED**")
+    assert "127.0.0.1" in diagnostics["cameras"]["porch"]["session"]["last_error"]
+
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": "sub_porch"},
+    )
+    assert result["data_schema"]({})["stream_url"] == masked
+    texts = [form_text(result)]
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Porch", "stream_url": masked}
+    )
+    assert result["errors"] == {"stream_url": "cannot_connect"}
+    texts.append(form_text(result))
+
+    for text in (caplog.text, repr(diagnostics), *texts, shown_anywhere(hass, entry)):
+        assert SECRET not in text
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -17,8 +17,10 @@ from homeassistant.helpers.typing import ConfigType
 from .const import (
     CONF_SEGMENT_SECONDS,
     CONF_STORAGE_PATH,
+    CONF_STREAM_URL,
     DEFAULT_SEGMENT_SECONDS,
     DOMAIN,
+    ENTRY_VERSION,
     EVENT_PM_DVR,
     LOGGER,
     MOTION_LIVE_KEYS,
@@ -31,6 +33,7 @@ from .core.clips import ClipIndex
 from .core.errors import StorageError
 from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
+from .core.urls import strip_credentials
 from .data import PmDvrConfigEntry, PmDvrData
 from .devices import async_migrate_devices
 from .errors import translated
@@ -62,6 +65,40 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     hass.http.register_view(PmDvrLiveView(hass))
     return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bool:
+    """Bring an entry saved by an older pm_dvr up to date (a newer major version is refused)."""
+    if entry.version > ENTRY_VERSION:
+        return False
+    if entry.minor_version < 2:
+        _migrate_camera_ids(hass, entry)
+        hass.config_entries.async_update_entry(entry, minor_version=2)
+    return True
+
+
+def _migrate_camera_ids(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
+    """1.2: a camera's unique id is its URL without any login (userinfo, `password=` and the
+    like in the query), no longer with the query's secrets; entity and device ids are built from
+    the subentry's id, so they and the history stay. A camera whose new id another camera holds
+    already (one stream reached with two logins) keeps no id."""
+    migrated = 0
+    for subentry in list(entry.subentries.values()):
+        if subentry.subentry_type != SUBENTRY_CAMERA:
+            continue
+        unique_id: str | None = strip_credentials(subentry.data[CONF_STREAM_URL])
+        if unique_id == subentry.unique_id:
+            continue
+        if any(
+            other.unique_id == unique_id
+            for other in entry.subentries.values()
+            if other.subentry_id != subentry.subentry_id
+        ):
+            unique_id = None
+        hass.config_entries.async_update_subentry(entry, subentry, unique_id=unique_id)
+        migrated += 1
+    if migrated:
+        LOGGER.info("Removed the login from the unique ids of %d camera(s)", migrated)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bool:

@@ -53,6 +53,8 @@ from .const import (
     DEFAULT_SEGMENT_SECONDS,
     DEFAULT_STORAGE_FOLDER,
     DOMAIN,
+    ENTRY_MINOR_VERSION,
+    ENTRY_VERSION,
     MAX_MOTION_MIN_SIZE,
     MAX_MOTION_OFF_DELAY,
     MAX_SEGMENT_SECONDS,
@@ -201,7 +203,8 @@ def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
 class PmDvrConfigFlow(TargetReauthFlow, ConfigFlow, domain=DOMAIN):
     """The hub: where footage is stored (and the reauth of its sync targets)."""
 
-    VERSION = 1
+    VERSION = ENTRY_VERSION
+    MINOR_VERSION = ENTRY_MINOR_VERSION
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the storage path and create the hub with sensible options."""

@@ -12,6 +12,9 @@ from .core.capture import (
 
 DOMAIN: Final = "pm_dvr"
 LOGGER = logging.getLogger(__package__)
+# Config entry version: 1.2 took the secrets out of the cameras' unique ids (async_migrate_entry).
+ENTRY_VERSION: Final = 1
+ENTRY_MINOR_VERSION: Final = 2
 
 SUBENTRY_CAMERA: Final = "camera"
 
