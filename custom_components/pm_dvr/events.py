@@ -11,7 +11,6 @@ import math
 import time
 
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import (
@@ -28,7 +27,7 @@ from .coordinator import CameraCoordinator
 from .core.capture import CaptureManager, EventInfo
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
-from .errors import translated, validation_error
+from .errors import refused, validation_error
 
 # Motion results arrive about five times a second; extending the event (and saving the event
 # state) on each would be wasted work. At most this often, and at least twice per post-roll so
@@ -102,11 +101,11 @@ async def async_stop_persistent(
 
 
 async def _translated[T](work: Awaitable[T]) -> T:
-    """Core errors of a user's request as translated validation errors."""
+    """Core errors of a user's request as translated errors (refused input: validation)."""
     try:
         return await work
     except PmDvrError as err:
-        raise translated(err, ServiceValidationError) from err
+        raise refused(err) from err
 
 
 async def async_service_start_persistent(
