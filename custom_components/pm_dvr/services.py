@@ -1,14 +1,29 @@
-"""Services: capture an event around now on cameras, persistent recording, sync now, clean up."""
+"""Services: capture an event around now on cameras, persistent recording, sync now, clean up.
+
+Each service's schema checks everything that can be checked without Home Assistant's state:
+cameras named (at least one, each a camera entity id), windows in 0..3600 s, labels of at most
+64 characters, a target size of 0 GB or more. Its refusals are translated validation errors,
+like the handlers' (unknown camera, recording off): the UI shows their text, REST callers get
+400 with it (see errors.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import contextlib
+import functools
 import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, Platform
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    split_entity_id,
+)
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 import voluptuous as vol
 
@@ -18,9 +33,10 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import CameraCoordinator
+from .core.capture import check_label, check_window
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
-from .errors import translated, validation_error
+from .errors import PmDvrValidationError, refused, validation_error
 from .events import (
     async_service_start_persistent,
     async_service_stop_persistent,
@@ -31,34 +47,147 @@ from .events import (
 SERVICE_CAPTURE_EVENT = "capture_event"
 SERVICE_START_PERSISTENT = "start_persistent_recording"
 SERVICE_STOP_PERSISTENT = "stop_persistent_recording"
+SERVICE_SYNC_NOW = "sync_now"
 SERVICE_CLEANUP = "cleanup"
 ATTR_LABEL = "label"
 ATTR_TARGET_GB = "target_gb"
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+MAX_ECHO = 100  # characters of a refused value quoted back in a message
 
-# Ranges and label length are checked by the core, whose errors are translated (not voluptuous').
-CAPTURE_SCHEMA = vol.Schema(
+
+# ------------------------------------------------------------------------------------ schemas
+
+
+class InvalidInput(vol.Invalid):
+    """A schema refusal with the translation the user sees (a validator raises it)."""
+
+    def __init__(self, translation_key: str, message: str, **placeholders: str) -> None:
+        """`message` is for logs; the user reads the translation with `placeholders`."""
+        super().__init__(message)
+        # Not `translation_key`: HA 2026's voluptuous (probatio) has one of its own.
+        self.message_key = translation_key
+        self.message_placeholders = placeholders
+
+
+class ServiceSchema(vol.Schema):
+    """A service's schema whose refusals are translated validation errors.
+
+    HA's REST API discards a schema's message (a bare 400) and its WebSocket API passes it on
+    untranslated: raised as `PmDvrValidationError`, both give the translated text.
+    """
+
+    def __call__(self, data: Any) -> Any:
+        """Validate `data`, or raise the first refusal as a translated validation error."""
+        validate: Callable[[Any], Any] = super().__call__  # voluptuous's is not annotated
+        try:
+            return validate(data)
+        except vol.Invalid as err:
+            raise _as_validation_error(err) from err
+
+
+def _as_validation_error(err: vol.Invalid) -> PmDvrValidationError:
+    errors = err.errors if isinstance(err, vol.MultipleInvalid) else [err]
+    for error in errors:
+        if isinstance(error, InvalidInput):
+            return validation_error(error.message_key, **error.message_placeholders)
+    # Extra, missing or mistyped fields: voluptuous's own words ("extra keys not allowed @
+    # data['x']"), which quote field names, never the values.
+    return validation_error("invalid_service_data", error=_echo(err))
+
+
+def _echo(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_ECHO else f"{text[: MAX_ECHO - 1]}…"
+
+
+def camera_entities(value: Any) -> list[str]:
+    """One or more camera entity ids (a list, or text separated by commas), each once."""
+    entity_ids: list[str] = []
+    for item in cv.ensure_list_csv(value):
+        try:
+            entity_id = cv.entity_id(item)
+        except vol.Invalid as err:
+            raise InvalidInput("unknown_camera_entity", str(err), entity_id=_echo(item)) from err
+        if split_entity_id(entity_id)[0] != Platform.CAMERA:
+            raise InvalidInput(
+                "unknown_camera_entity", "not a camera entity", entity_id=_echo(entity_id)
+            )
+        if entity_id not in entity_ids:
+            entity_ids.append(entity_id)
+    if not entity_ids:
+        raise InvalidInput("no_camera", "no camera given")
+    return entity_ids
+
+
+def _number(value: Any) -> Any:
+    """Text that reads as a number (a template's output) as that number; the rest as it is."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
+def _core_check[T](check: Callable[[Any], T]) -> Callable[[Any], T]:
+    """A core check as a validator: the core's error, translated, is the schema's refusal."""
+
+    def validate(value: Any) -> T:
+        try:
+            return check(value)
+        except PmDvrError as err:
+            raise InvalidInput(err.translation_key, str(err), error=str(err)) from err
+
+    return validate
+
+
+def seconds(name: str) -> Callable[[Any], float]:
+    """Seconds before or after an event: 0 to 3600 (the core's range)."""
+    check = _core_check(functools.partial(check_window, name=name))
+    return lambda value: check(_number(value))
+
+
+_check_label = _core_check(check_label)
+
+
+def event_label(value: Any) -> str | None:
+    """A label of at most 64 printable characters (the core's rule); none when empty."""
+    return None if value is None else _check_label(cv.string(value))
+
+
+def target_size(value: Any) -> float:
+    """A size in GB, 0 or more."""
+    number = _number(value)
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not math.isfinite(number)
+        or number < 0
+    ):
+        raise InvalidInput("invalid_target", "not a size of 0 GB or more", target_gb=_echo(value))
+    return float(number)
+
+
+CAPTURE_SCHEMA = ServiceSchema(
     {
-        vol.Required(ATTR_ENTITY_ID): cv.entity_ids,
-        vol.Optional(CONF_PRE_SECONDS): vol.Coerce(float),
-        vol.Optional(CONF_POST_SECONDS): vol.Coerce(float),
-        vol.Optional(ATTR_LABEL): cv.string,
+        vol.Required(ATTR_ENTITY_ID): camera_entities,
+        vol.Optional(CONF_PRE_SECONDS): seconds(CONF_PRE_SECONDS),
+        vol.Optional(CONF_POST_SECONDS): seconds(CONF_POST_SECONDS),
+        vol.Optional(ATTR_LABEL): event_label,
     }
 )
-
-START_PERSISTENT_SCHEMA = vol.Schema(
-    {vol.Required(ATTR_ENTITY_ID): cv.entity_ids, vol.Optional(ATTR_LABEL): cv.string}
+START_PERSISTENT_SCHEMA = ServiceSchema(
+    {vol.Required(ATTR_ENTITY_ID): camera_entities, vol.Optional(ATTR_LABEL): event_label}
 )
-STOP_PERSISTENT_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
-
-
-# The target's range is checked below, with a translated error.
-CLEANUP_SCHEMA = vol.Schema(
+STOP_PERSISTENT_SCHEMA = ServiceSchema({vol.Required(ATTR_ENTITY_ID): camera_entities})
+SYNC_NOW_SCHEMA = ServiceSchema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+CLEANUP_SCHEMA = ServiceSchema(
     {
         vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
-        vol.Optional(ATTR_TARGET_GB): vol.Coerce(float),
+        vol.Optional(ATTR_TARGET_GB): target_size,
     }
 )
+
+
+# ----------------------------------------------------------------------------------- handlers
 
 
 def cameras_for_entities(
@@ -84,12 +213,13 @@ def cameras_for_entities(
             or owner.state is not ConfigEntryState.LOADED
             or entity.config_subentry_id not in owner.runtime_data.cameras
         ):
-            raise validation_error("unknown_camera_entity", entity_id=entity_id)
+            raise validation_error("unknown_camera_entity", entity_id=_echo(entity_id))
         if entry is not None and owner is not entry:
             raise validation_error("cameras_of_several_hubs")
         entry = owner
         cameras.append(owner.runtime_data.cameras[entity.config_subentry_id])
-    assert entry is not None  # cv.entity_ids refuses an empty list
+    if entry is None:
+        raise validation_error("no_camera")
     return entry, cameras
 
 
@@ -98,20 +228,18 @@ async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
     check_recording(cameras)
     default_pre, default_post = event_window(cameras)
-    pre = call.data.get(CONF_PRE_SECONDS, default_pre)
-    post = call.data.get(CONF_POST_SECONDS, default_post)
     capture = entry.runtime_data.capture
     assert capture is not None
     try:
         event = await capture.capture(
             [camera.slug for camera in cameras],
-            float(pre),
-            float(post),
+            call.data.get(CONF_PRE_SECONDS, default_pre),
+            call.data.get(CONF_POST_SECONDS, default_post),
             call.data.get(ATTR_LABEL),
             trigger="service",
         )
     except PmDvrError as err:
-        raise translated(err, ServiceValidationError) from err
+        raise refused(err) from err
     response: dict[str, Any] = {"event_id": event.event_id, "path": str(event.path)}
     return response
 
@@ -134,10 +262,6 @@ async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
     return response
 
 
-SERVICE_SYNC_NOW = "sync_now"
-SYNC_NOW_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
-
-
 async def _async_sync_now(call: ServiceCall) -> None:
     """Retry every queued upload now, on one hub or on every loaded hub."""
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
@@ -147,7 +271,7 @@ async def _async_sync_now(call: ServiceCall) -> None:
         if entry_id is None or entry.entry_id == entry_id
     ]
     if entry_id is not None and not entries:
-        raise validation_error("hub_not_loaded", entry_id=entry_id)
+        raise validation_error("hub_not_loaded", entry_id=_echo(entry_id))
     for entry in entries:
         if entry.runtime_data.sync is not None:
             await entry.runtime_data.sync.async_sync_now()
@@ -158,7 +282,7 @@ def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
     if entry_id is not None:
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
-            raise validation_error("hub_not_loaded", entry_id=entry_id)
+            raise validation_error("hub_not_loaded", entry_id=_echo(entry_id))
         hub: PmDvrConfigEntry = entry
         return hub
     hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
@@ -171,13 +295,10 @@ def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
 
 async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
     """Run retention now; answer with what it deleted."""
-    target = call.data.get(ATTR_TARGET_GB)
-    if target is not None and not (math.isfinite(target) and target >= 0):
-        raise validation_error("invalid_target", target_gb=str(target))
     entry = loaded_hub(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
     retention = entry.runtime_data.retention
     assert retention is not None
-    result = await retention.async_cleanup(target)
+    result = await retention.async_cleanup(call.data.get(ATTR_TARGET_GB))
     return {
         "files_deleted": result.files_deleted,
         "bytes_freed": result.bytes_freed,
@@ -187,32 +308,13 @@ async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register pm_dvr's services once, whatever the number of hubs."""
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_CAPTURE_EVENT,
-        _async_capture_event,
-        schema=CAPTURE_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
-    )
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_START_PERSISTENT,
-        _async_start_persistent,
-        schema=START_PERSISTENT_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
-    )
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_STOP_PERSISTENT,
-        _async_stop_persistent,
-        schema=STOP_PERSISTENT_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
-    )
+    for service, handler, schema in (
+        (SERVICE_CAPTURE_EVENT, _async_capture_event, CAPTURE_SCHEMA),
+        (SERVICE_START_PERSISTENT, _async_start_persistent, START_PERSISTENT_SCHEMA),
+        (SERVICE_STOP_PERSISTENT, _async_stop_persistent, STOP_PERSISTENT_SCHEMA),
+        (SERVICE_CLEANUP, _async_cleanup, CLEANUP_SCHEMA),
+    ):
+        hass.services.async_register(
+            DOMAIN, service, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL
+        )
     hass.services.async_register(DOMAIN, SERVICE_SYNC_NOW, _async_sync_now, schema=SYNC_NOW_SCHEMA)
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_CLEANUP,
-        _async_cleanup,
-        schema=CLEANUP_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
-    )
