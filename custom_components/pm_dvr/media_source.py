@@ -379,7 +379,12 @@ def _event_title(summary: EventSummary, titles: dict[str, str]) -> str:
     when = _local(summary.start) if summary.start is not None else summary.event_id[:15]
     label = summary.label or summary.trigger
     title = " · ".join(part for part in (when, label, cameras) if part)
-    return f"{title} (recording)" if summary.state == "recording" else title
+    marks = ", ".join(
+        mark
+        for mark, shown in (("recording", summary.state == "recording"), ("kept", summary.keep))
+        if shown
+    )
+    return f"{title} ({marks})" if marks else title
 
 
 def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | None:

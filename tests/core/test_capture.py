@@ -835,6 +835,48 @@ async def test_event_json_rewrites_are_spaced_but_links_are_not(env: Env) -> Non
         manager.set_keep(info.event_id, False)
 
 
+async def test_mark_keep_in_progress_complete_or_missing(env: Env, tmp_path: Path) -> None:
+    env.recorder.history(1.0)
+    env.recorder.start()
+    manager = env.manager(write_interval=30.0)
+    await manager.start()
+    info = await manager.capture(["cam1"], 0.5, 0.5, None, "service")
+    # In progress: written at once, not after the write interval.
+    assert await manager.mark_keep(info.event_id, True)
+    assert read_event(info)["keep"] is True
+    done = await env.wait_complete(info.event_id)
+    doc = read_event(done)
+    assert (doc["state"], doc["keep"]) == (STATE_COMPLETE, True)
+    # Complete: event.json rewritten, the rest of it as it was.
+    assert await manager.mark_keep(info.event_id, False)
+    assert read_event(done) == {**doc, "keep": False}
+    assert await manager.mark_keep(info.event_id, False)
+    # Completing: its final write lands first, so it cannot undo the mark.
+    second = await manager.capture(["cam1"], 0.5, 0.0, None, "service")
+    await wait_until(lambda: second.event_id not in {e.event_id for e in manager.active_events()})
+    assert await manager.mark_keep(second.event_id, True)
+    await env.wait_complete(second.event_id)
+    assert read_event(second)["keep"] is True
+    # Nothing to mark: no folder, no event.json, not an id, a planted symlink.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / EVENT_FILE).write_text("{}")
+    events = events_dir(env.storage)
+    (events / "20260101-000000-000_link").symlink_to(outside, target_is_directory=True)
+    (events / "20260101-000000-000_empty").mkdir()
+    (events / "20260101-000000-000_file").mkdir()
+    (events / "20260101-000000-000_file" / EVENT_FILE).symlink_to(outside / EVENT_FILE)
+    for event_id in (
+        "20260101-000000-000_none",
+        "../outside",
+        "20260101-000000-000_link",
+        "20260101-000000-000_empty",
+        "20260101-000000-000_file",
+    ):
+        assert not await manager.mark_keep(event_id, True), event_id
+    assert (outside / EVENT_FILE).read_text() == "{}"
+
+
 async def test_spaced_rewrites_catch_up(env: Env) -> None:
     env.recorder.history(1.0)
     env.recorder.start()

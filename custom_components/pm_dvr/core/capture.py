@@ -228,6 +228,21 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _write_keep(root: Path, event_id: str, keep: bool) -> bool:
+    """Set `keep` in the event.json of an event folder (no symlinks); False if none. Blocking."""
+    folder = root / event_id
+    path = folder / EVENT_FILE
+    if folder.is_symlink() or not folder.is_dir() or path.is_symlink():
+        return False
+    doc = _read_json(path)
+    if doc is None:
+        return False
+    if doc.get("keep") is not keep:
+        doc["keep"] = keep
+        _write_json(path, doc, durable=True)
+    return True
+
+
 def _create_folder(root: Path, base_id: str, counter: int) -> tuple[str, Path]:
     """Make a new event folder, bumping the counter if the id exists on disk. Blocking."""
     root.mkdir(parents=True, exist_ok=True)
@@ -490,8 +505,29 @@ class CaptureManager:
         if event is None or event.state != STATE_RECORDING:
             raise EventNotFoundError(f"No event in progress with id {event_id[:80]!r}")
         event.keep = bool(keep)
+        event.written_at = None  # written at once, not after the write interval
         self._kick(event)
         return self._info(event)
+
+    async def mark_keep(self, event_id: str, keep: bool) -> bool:
+        """Mark any event of the storage as kept (or not); False when there is no such event.
+
+        An event in progress through `set_keep`, a complete one by rewriting its event.json.
+        Returns once event.json says so.
+        """
+        if not _EVENT_ID.fullmatch(event_id):
+            return False
+        loop = self._running_loop()
+        event = self._events.get(event_id)
+        if event is not None and event.state == STATE_RECORDING:
+            self.set_keep(event_id, keep)
+        if event is not None and event.task is not None:
+            # Its writer (a final write may be in flight) first, so it cannot undo this one.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(event.task)
+        if event is not None and event.keep is keep and event.event_id in self._events:
+            return True
+        return await loop.run_in_executor(None, _write_keep, self.events_root, event_id, keep)
 
     def is_persistent(self, camera: str) -> bool:
         """Whether the camera records persistently now."""

@@ -180,6 +180,7 @@ class EventSummary:
     end: float | None
     state: str
     clips: dict[str, tuple[str, ...]]
+    keep: bool = False
 
     def duration(self) -> float | None:
         """Seconds requested (the window), None while it has no end."""
@@ -226,6 +227,7 @@ def _summary(event_id: str, doc: dict[str, Any]) -> EventSummary:
         end=_time(requested.get("end")),
         state=str(doc.get("state") or ""),
         clips=clips,
+        keep=doc.get("keep") is True,
     )
 
 
