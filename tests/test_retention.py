@@ -280,6 +280,116 @@ async def test_cleanup_service_and_button(
         assert planted[event].exists()
 
 
+async def keep(hass: HomeAssistant, service: str, event: str, **data: Any) -> dict[str, Any]:
+    response = await hass.services.async_call(
+        DOMAIN, service, {"event_id": event, **data}, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+def kept_flag(folder: Path) -> bool:
+    keep: bool = json.loads((folder / "event.json").read_text())["keep"]
+    return keep
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+@pytest.mark.parametrize(
+    "hub_options", [{CONF_MAX_STORAGE_GB: 100.0, CONF_MAX_AGE_DAYS: 0, **NO_FLOOR}]
+)
+async def test_keep_and_release_events(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    storage_path: Path,
+    planted: dict[str, Any],
+) -> None:
+    """Kept events (by id, folder or media-source id) outlive an event quota they exceed, the
+    media browser shows them kept; released, retention deletes them like any other."""
+    from homeassistant.components.media_source import URI_SCHEME, async_browse_media
+
+    await set_up(hass, mock_config_entry)
+    assert await async_setup_component(hass, "media_source", {})
+    done, planted_keep = planted["done"], planted["keep"]
+    entry_id = mock_config_entry.entry_id
+    media_id = f"{URI_SCHEME}{DOMAIN}/{entry_id}/event/{done.name}"
+    response = await keep(hass, "keep_event", done.name)
+    assert response == {"event_id": done.name, "path": str(done), "keep": True}
+    assert await hass.async_add_executor_job(kept_flag, done)
+    # Twice is once; the rest of event.json is left as it was.
+    before = await hass.async_add_executor_job((done / "event.json").read_text)
+    await keep(hass, "keep_event", f"{media_id}/front", config_entry_id=entry_id)
+    assert await hass.async_add_executor_job((done / "event.json").read_text) == before
+
+    events = await async_browse_media(hass, f"{URI_SCHEME}{DOMAIN}/{entry_id}/events")
+    assert events.children is not None
+    assert [child.title for child in events.children] == [
+        "20260101-000200 (recording)",
+        "20260101-000100 (kept)",
+        "20260101-000000 (kept)",
+    ]
+
+    # An event quota smaller than any event: nothing may go.
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        options={**mock_config_entry.options, CONF_MAX_EVENT_STORAGE_GB: gb(SIZE)},
+    )
+    await hass.async_block_till_done()
+    assert (await cleanup(hass))["events_deleted"] == 0
+    assert all(
+        await hass.async_add_executor_job(lambda: [e.is_dir() for e in (done, planted_keep)])
+    )
+
+    # Released by its folder, the planted kept event goes on the run the release asks for;
+    # then the other, by media-source id.
+    manager = manager_of(mock_config_entry)
+    runs = manager.runs
+    response = await keep(hass, "release_event", f"{planted_keep}/")
+    assert response == {"event_id": planted_keep.name, "path": str(planted_keep), "keep": False}
+    await wait_for(lambda: not planted_keep.exists())
+    assert manager.runs > runs
+    assert done.exists()
+    await keep(hass, "release_event", media_id)
+    await wait_for(lambda: not done.exists())
+    assert planted["busy"].exists()
+    with pytest.raises(ServiceValidationError) as err:
+        await keep(hass, "keep_event", done.name)
+    assert err.value.translation_key == "unknown_event"
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+async def test_keep_on_several_hubs(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """An id alone names the hub that has it; an id two hubs have needs the hub."""
+    event_id = "20260101-000000-000_twin"
+    second = hub_entry(tmp_path / "second", {CONF_MAX_STORAGE_GB: 1.0, **NO_FLOOR})
+    await set_up(hass, mock_config_entry)
+    await set_up(hass, second)
+    storages = [Path(entry.data[CONF_STORAGE_PATH]) for entry in (mock_config_entry, second)]
+
+    def plant(storage: Path) -> None:
+        (events_dir(storage) / event_id).mkdir()
+        make_event(storage, event_id, [])
+
+    await hass.async_add_executor_job(plant, storages[1])
+    assert (await keep(hass, "keep_event", event_id))["path"] == str(
+        events_dir(storages[1]) / event_id
+    )
+    await hass.async_add_executor_job(plant, storages[0])
+    with pytest.raises(ServiceValidationError) as err:
+        await keep(hass, "keep_event", event_id)
+    assert err.value.translation_key == "event_of_several_hubs"
+    assert err.value.translation_placeholders == {"event_id": event_id}
+    response = await keep(hass, "keep_event", event_id, config_entry_id=mock_config_entry.entry_id)
+    assert response["path"] == str(events_dir(storages[0]) / event_id)
+    for entry in (mock_config_entry, second):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    with pytest.raises(ServiceValidationError) as err:
+        await keep(hass, "keep_event", event_id)
+    assert err.value.translation_key == "no_hub_loaded"
+
+
 async def test_cleanup_service_errors(
     hass: HomeAssistant, storage_path: Path, tmp_path: Path
 ) -> None:
@@ -617,7 +727,15 @@ async def test_event_quota_spares_events_in_progress_and_kept(
         )
         assert isinstance(response, dict)
         events.append(Path(response["path"]))
-    capture.set_keep(events[0].name, True)
+    kept = await hass.services.async_call(
+        DOMAIN, "keep_event", {"event_id": events[0].name}, blocking=True, return_response=True
+    )
+    assert kept == {"event_id": events[0].name, "path": str(events[0]), "keep": True}
+    # Still recording: the manager writes it at once, and again when the event completes.
+    doc = await hass.async_add_executor_job(
+        lambda: json.loads((events[0] / "event.json").read_text())
+    )
+    assert (doc["state"], doc["keep"]) == ("recording", True)
     assert (await cleanup(hass))["events_deleted"] == 0
     assert all(event.is_dir() for event in events)
     await wait_for(lambda: not capture.active_events(), timeout=30)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
@@ -30,7 +30,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.pm_dvr.const import CONF_STORAGE_PATH, CONF_STREAM_URL, DOMAIN, EVENT_PM_DVR
 from custom_components.pm_dvr.core.errors import CaptureError, LabelTooLongError, StorageError
 from custom_components.pm_dvr.errors import PmDvrValidationError, refused
-from custom_components.pm_dvr.services import cameras_for_entities
+from custom_components.pm_dvr.services import EventRef, cameras_for_entities, parse_event_ref
 
 from .common import wait_for
 from .conftest import camera_subentry
@@ -280,7 +280,7 @@ async def test_hub_services_refuse_bad_input_on_every_transport(
     hass_ws_client: WebSocketGenerator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Clean-up and sync: sizes and hubs, in the schema or in the handler."""
+    """Clean-up, sync and keep: sizes, hubs and events, in the schema or in the handler."""
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -296,6 +296,82 @@ async def test_hub_services_refuse_bad_input_on_every_transport(
         "sync_now", {"config_entry_id": "nope"}, "hub_not_loaded", {"entry_id": "nope"}
     )
     await call.refused("sync_now", {"now": True}, "invalid_service_data")
+
+    storage = mock_config_entry.runtime_data.storage
+    for service in ("keep_event", "release_event"):
+        await call.refused(service, {}, "invalid_service_data")
+        for bad in (
+            "nope",
+            "",
+            "media-source://pm_dvr/x/rec/front",
+            f"media-source://pm_dvr/x/event/{EVENT_ID}/../up",
+            f"media-source://other/x/event/{EVENT_ID}",
+            f"/media/../etc/{EVENT_ID}",
+            f"{storage}/events/{EVENT_ID}/event.json",
+        ):
+            echoed = {"event": bad} if len(bad) < 100 else None  # longer ones are cut short
+            await call.refused(service, {"event_id": bad}, "invalid_event", echoed)
+        for missing in (EVENT_ID, f"{storage}/events/{EVENT_ID}", f"/elsewhere/events/{EVENT_ID}"):
+            await call.refused(
+                service, {"event_id": missing}, "unknown_event", {"event_id": EVENT_ID}
+            )
+        await call.refused(
+            service,
+            {"event_id": f"media-source://pm_dvr/nope/event/{EVENT_ID}"},
+            "hub_not_loaded",
+            {"entry_id": "nope"},
+        )
+        await call.refused(
+            service,
+            {"event_id": EVENT_ID, "config_entry_id": mock_config_entry.entry_id},
+            "unknown_event",
+        )
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+async def test_keep_refuses_as_the_core_does(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The capture manager's errors when keeping: the caller's fault is a validation error, a
+    storage that fails is not."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    capture = mock_config_entry.runtime_data.capture
+    assert capture is not None
+    data = {"event_id": EVENT_ID, "config_entry_id": mock_config_entry.entry_id}
+    for error, key in (
+        (CaptureError("The capture manager is not running"), "capture_failed"),
+        (StorageError("Event folder would leave the events folder"), "storage_not_writable"),
+    ):
+
+        async def fail(event_id: str, keep: bool, error: Exception = error) -> bool:
+            raise error
+
+        monkeypatch.setattr(capture, "mark_keep", fail)
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(DOMAIN, "keep_event", data, blocking=True)
+        assert err.value.translation_key == key
+        assert err.value.translation_placeholders == {"error": str(error)}
+        assert isinstance(err.value, ServiceValidationError) is (key == "capture_failed")
+        assert str(error) in str(err.value)
+
+
+def test_event_refs() -> None:
+    """Ids, folders and media-source ids (of the event or of one camera's video)."""
+    folder = "/media/pm_dvr/events"
+    assert parse_event_ref(f" {EVENT_ID} ") == EventRef(EVENT_ID)
+    assert parse_event_ref(f"{folder}/{EVENT_ID}/") == EventRef(
+        EVENT_ID, folder=PurePosixPath(folder)
+    )
+    assert parse_event_ref(f"media-source://pm_dvr/hub/event/{EVENT_ID}") == EventRef(
+        EVENT_ID, entry_id="hub"
+    )
+    assert parse_event_ref(f"media-source://pm_dvr/hub/event/{EVENT_ID}/front-door") == EventRef(
+        EVENT_ID, entry_id="hub"
+    )
+    for bad in ("media-source://pm_dvr//event/" + EVENT_ID, f"{folder}/x", "x" + EVENT_ID):
+        assert parse_event_ref(bad) is None
 
 
 async def test_core_refusals(hass: HomeAssistant) -> None:

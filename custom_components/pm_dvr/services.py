@@ -1,18 +1,21 @@
-"""Services: capture an event around now on cameras, persistent recording, sync now, clean up.
+"""Services: capture an event around now on cameras, persistent recording, keep events, sync now,
+clean up.
 
 Each service's schema checks everything that can be checked without Home Assistant's state:
 cameras named (at least one, each a camera entity id), windows in 0..3600 s, labels of at most
-64 characters, a target size of 0 GB or more. Its refusals are translated validation errors,
-like the handlers' (unknown camera, recording off): the UI shows their text, REST callers get
-400 with it (see errors.py).
+64 characters, a target size of 0 GB or more, an event given by id, folder or media-source id.
+Its refusals are translated validation errors, like the handlers' (unknown camera, recording off,
+unknown event): the UI shows their text, REST callers get 400 with it (see errors.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 import contextlib
+from dataclasses import dataclass
 import functools
 import math
+from pathlib import PurePosixPath
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -35,6 +38,8 @@ from .const import (
 from .coordinator import CameraCoordinator
 from .core.capture import check_label, check_window
 from .core.errors import PmDvrError
+from .core.layout import events_dir
+from .core.media import CAMERA_SLUG, EVENT_ID
 from .data import PmDvrConfigEntry
 from .errors import PmDvrValidationError, refused, validation_error
 from .events import (
@@ -47,11 +52,15 @@ from .events import (
 SERVICE_CAPTURE_EVENT = "capture_event"
 SERVICE_START_PERSISTENT = "start_persistent_recording"
 SERVICE_STOP_PERSISTENT = "stop_persistent_recording"
+SERVICE_KEEP_EVENT = "keep_event"
+SERVICE_RELEASE_EVENT = "release_event"
 SERVICE_SYNC_NOW = "sync_now"
 SERVICE_CLEANUP = "cleanup"
 ATTR_LABEL = "label"
 ATTR_TARGET_GB = "target_gb"
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+ATTR_EVENT_ID = "event_id"
+MEDIA_SOURCE_PREFIX = f"media-source://{DOMAIN}/"
 MAX_ECHO = 100  # characters of a refused value quoted back in a message
 
 
@@ -166,6 +175,50 @@ def target_size(value: Any) -> float:
     return float(number)
 
 
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """An event as a user names it: the id, and the hub it belongs to when the name says."""
+
+    event_id: str
+    entry_id: str | None = None  # from a media-source id
+    folder: PurePosixPath | None = None  # the events folder, from the event's own folder
+
+
+def parse_event_ref(value: str) -> EventRef | None:
+    """An event id (`event_id` of capture_event's answer, the pm_dvr_event event or a Last event
+    sensor), its folder (`path` there), or its media-source id from the media browser; or None.
+    """
+    text = value.strip()
+    if text.startswith(MEDIA_SOURCE_PREFIX):
+        # <entry>/event/<id>, or one camera's video in it: <entry>/event/<id>/<camera>
+        parts = text.removeprefix(MEDIA_SOURCE_PREFIX).split("/")
+        if (
+            len(parts) in (3, 4)
+            and parts[0]
+            and parts[1] == "event"
+            and EVENT_ID.fullmatch(parts[2])
+            and (len(parts) == 3 or CAMERA_SLUG.fullmatch(parts[3]))
+        ):
+            return EventRef(parts[2], entry_id=parts[0])
+        return None
+    if text.startswith("/"):
+        path = PurePosixPath(text)
+        if ".." not in path.parts and EVENT_ID.fullmatch(path.name):
+            return EventRef(path.name, folder=path.parent)
+        return None
+    return EventRef(text) if EVENT_ID.fullmatch(text) else None
+
+
+def event_reference(value: Any) -> str:
+    """Text that `parse_event_ref` reads."""
+    text = cv.string(value).strip()
+    if parse_event_ref(text) is None:
+        raise InvalidInput(
+            "invalid_event", "not an event id, folder or media-source id", event=_echo(text)
+        )
+    return text
+
+
 CAPTURE_SCHEMA = ServiceSchema(
     {
         vol.Required(ATTR_ENTITY_ID): camera_entities,
@@ -178,6 +231,12 @@ START_PERSISTENT_SCHEMA = ServiceSchema(
     {vol.Required(ATTR_ENTITY_ID): camera_entities, vol.Optional(ATTR_LABEL): event_label}
 )
 STOP_PERSISTENT_SCHEMA = ServiceSchema({vol.Required(ATTR_ENTITY_ID): camera_entities})
+KEEP_SCHEMA = ServiceSchema(
+    {
+        vol.Required(ATTR_EVENT_ID): event_reference,
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    }
+)
 SYNC_NOW_SCHEMA = ServiceSchema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 CLEANUP_SCHEMA = ServiceSchema(
     {
@@ -262,6 +321,63 @@ async def _async_stop_persistent(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+async def _async_event_hub(
+    hass: HomeAssistant, ref: EventRef, entry_id: str | None
+) -> PmDvrConfigEntry:
+    """The hub with the event: the one the call or the event's name gives, else the one loaded
+    hub whose events folder has it."""
+    if (entry_id := entry_id or ref.entry_id) is not None:
+        return loaded_hub(hass, entry_id)
+    hubs: list[PmDvrConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not hubs:
+        raise validation_error("no_hub_loaded")
+    if ref.folder is not None:
+        found = [
+            hub for hub in hubs if PurePosixPath(events_dir(hub.runtime_data.storage)) == ref.folder
+        ]
+    else:
+        folders = [events_dir(hub.runtime_data.storage) / ref.event_id for hub in hubs]
+        present = await hass.async_add_executor_job(lambda: [folder.is_dir() for folder in folders])
+        found = [hub for hub, here in zip(hubs, present, strict=True) if here]
+    if len(found) > 1:
+        raise validation_error("event_of_several_hubs", event_id=ref.event_id)
+    if not found:
+        raise validation_error("unknown_event", event_id=ref.event_id)
+    return found[0]
+
+
+async def _async_set_keep(call: ServiceCall, keep: bool) -> ServiceResponse:
+    """Mark an event kept (retention never deletes it) or not; answer with the event."""
+    ref = parse_event_ref(call.data[ATTR_EVENT_ID])
+    assert ref is not None  # the schema read it
+    entry = await _async_event_hub(call.hass, ref, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    capture = entry.runtime_data.capture
+    assert capture is not None
+    try:
+        found = await capture.mark_keep(ref.event_id, keep)
+    except PmDvrError as err:
+        raise refused(err) from err
+    if not found:
+        raise validation_error("unknown_event", event_id=ref.event_id)
+    if entry.runtime_data.retention is not None:
+        entry.runtime_data.retention.async_refresh_event(ref.event_id)
+    return {
+        "event_id": ref.event_id,
+        "path": str(capture.events_root / ref.event_id),
+        "keep": keep,
+    }
+
+
+async def _async_keep_event(call: ServiceCall) -> ServiceResponse:
+    """Retention never deletes the event (until released)."""
+    return await _async_set_keep(call, True)
+
+
+async def _async_release_event(call: ServiceCall) -> ServiceResponse:
+    """The event is retention's again, under the event quota and age like any other."""
+    return await _async_set_keep(call, False)
+
+
 async def _async_sync_now(call: ServiceCall) -> None:
     """Retry every queued upload now, on one hub or on every loaded hub."""
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
@@ -312,6 +428,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_CAPTURE_EVENT, _async_capture_event, CAPTURE_SCHEMA),
         (SERVICE_START_PERSISTENT, _async_start_persistent, START_PERSISTENT_SCHEMA),
         (SERVICE_STOP_PERSISTENT, _async_stop_persistent, STOP_PERSISTENT_SCHEMA),
+        (SERVICE_KEEP_EVENT, _async_keep_event, KEEP_SCHEMA),
+        (SERVICE_RELEASE_EVENT, _async_release_event, KEEP_SCHEMA),
         (SERVICE_CLEANUP, _async_cleanup, CLEANUP_SCHEMA),
     ):
         hass.services.async_register(
