@@ -296,6 +296,17 @@ def test_draw_outlines_marks_the_box(channels: int) -> None:
     assert inside.mean() < 3
 
 
+def test_outlined_area_is_the_union_of_the_boxes() -> None:
+    assert MotionResult(False).area == 0.0
+    assert MotionResult(True, ((0.25, 0.25, 0.5, 0.5),)).area == 0.25
+    # Disjoint boxes add up; an overlap counts once; a box inside another adds nothing.
+    assert MotionResult(True, ((0.0, 0.0, 0.25, 0.5), (0.5, 0.5, 0.5, 0.25))).area == 0.25
+    assert MotionResult(True, ((0.0, 0.0, 0.5, 0.5), (0.25, 0.25, 0.5, 0.5))).area == 0.4375
+    assert MotionResult(True, ((0.0, 0.0, 0.5, 0.5), (0.125, 0.125, 0.25, 0.25))).area == 0.25
+    # Measured on a grid: off-grid edges are rounded to 1/256 of the frame.
+    assert MotionResult(True, ((0.1, 0.2, 0.3, 0.4),)).area == pytest.approx(0.12, abs=0.003)
+
+
 # --------------------------------------------------------------------------- worker
 
 

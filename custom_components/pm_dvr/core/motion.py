@@ -114,6 +114,7 @@ _OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do
 _CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
 _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
+_AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +168,10 @@ class MotionConfig:
 class MotionResult:
     """The verdict for one analysed frame.
 
-    ``boxes`` are relative (x, y, w, h) of the moving areas; ``score`` is the fraction of the
-    watched frame area that differs from the background; ``recalibrating`` is true while the
-    detector relearns the scene after a global change (motion is then never reported).
+    ``boxes`` are relative (x, y, w, h) of the moving areas (``area``: the part of the frame they
+    outline); ``score`` is the fraction of the watched frame area that differs from the
+    background; ``recalibrating`` is true while the detector relearns the scene after a global
+    change (motion is then never reported).
     """
 
     motion: bool
@@ -177,6 +179,19 @@ class MotionResult:
     score: float = 0.0
     recalibrating: bool = False
     timestamp: float = 0.0
+
+    @property
+    def area(self) -> float:
+        """The fraction of the frame inside the outlines (the union of ``boxes``, which may
+        overlap), measured on a ``_AREA_GRID`` square grid: what ranks a motion event's frames.
+        """
+        if not self.boxes:
+            return 0.0
+        grid = np.zeros((_AREA_GRID, _AREA_GRID), np.bool_)
+        for x, y, w, h in self.boxes:
+            x0, y0 = round(x * _AREA_GRID), round(y * _AREA_GRID)
+            grid[y0 : round((y + h) * _AREA_GRID), x0 : round((x + w) * _AREA_GRID)] = True
+        return float(np.count_nonzero(grid)) / _AREA_GRID**2
 
 
 def analysis_size(width: int, height: int) -> tuple[int, int]:
