@@ -101,7 +101,6 @@ MOTION_LIVE_KEYS: Final = frozenset(
     }
 )
 MOTION_SWITCH_KEY: Final = "motion_detection"
-MOTION_IMAGE_INTERVAL: Final = 1.0  # seconds between "Last motion" pictures
 
 # Sync targets (subentries of type "target"; see sync.py and sync_flow.py).
 SUBENTRY_TARGET: Final = "target"

@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import secrets
-import time
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +37,6 @@ from .const import (
     DEFAULT_SEGMENT_SECONDS,
     DOMAIN,
     LOGGER,
-    MOTION_IMAGE_INTERVAL,
 )
 from .core.clips import Clip
 from .core.live import LiveSource
@@ -81,6 +79,21 @@ class MotionState:
     detected: bool = False
     image: bytes | None = None
     image_time: datetime | None = None
+
+
+type Picture = bytes | NDArray[np.uint8]
+"""A motion picture: drawn (the JPEG) or still to draw (the frame)."""
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A motion event's best picture so far, and whether it is the one shown."""
+
+    area: float
+    time: datetime
+    result: MotionResult
+    picture: Picture
+    shown: bool = False
 
 
 def _zones(settings: Mapping[str, Any]) -> tuple[Zone, ...]:
@@ -146,7 +159,14 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self._motion_off: Callable[[], None] | None = None
         # Called on the loop for every motion result (motion events open and extend from here).
         self.motion_listeners: list[Callable[[], None]] = []
-        self._last_image = -MOTION_IMAGE_INTERVAL
+        # The Last motion picture of a motion event (Motion on until off): its first outlined
+        # frame at once, its best one (most outlined area) when it ends; nothing in between.
+        # Written on the loop, read by the worker: a new value makes it draw a first picture.
+        self._picture_event = 0
+        self._worker_event = -1  # worker thread only: the event it drew a first picture for ...
+        self._worker_area = 0.0  # ... and the largest area it has handed over since
+        self._best: _Candidate | None = None  # loop only: the current event's best picture
+        self._event_shown = False  # loop only: whether the current event's picture is up
         self._stopped = False
         if subentry.data.get(CONF_MOTION, True):
             self.motion_worker = MotionWorker(
@@ -247,6 +267,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         # Results queued by the worker before it stopped must not start a new timer.
         self._stopped = True
         self._cancel_motion_off()
+        self._best = None
 
     async def async_snapshot(self, width: int | None, height: int | None) -> bytes | None:
         """JPEG of the latest keyframe, decoded in the executor."""
@@ -271,7 +292,9 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         else:
             session.remove_sink(self.motion_sink)
             self._cancel_motion_off()
-            self.motion.detected = False
+            if self.motion.detected:
+                self.motion.detected = False
+                self._async_end_motion_event()
         self._push()
 
     @callback
@@ -302,25 +325,44 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         )
 
     def _on_motion_result(self, result: MotionResult, image: NDArray[np.uint8] | None) -> None:
-        """Called in the motion worker thread: draw (throttled) here, then hop to the loop."""
+        """Called in the motion worker thread: draw an event's first picture, then hop to the loop.
+
+        Of the event's later frames only one that outlines more than any before it is handed
+        over, undrawn (the frame is the worker's own copy): the one chosen is drawn at the end.
+        """
         if not result.motion:
             return
-        jpeg = None
-        now = time.monotonic()
-        if image is not None and now - self._last_image >= MOTION_IMAGE_INTERVAL:
-            self._last_image = now
-            jpeg = draw_outlines(image, result)
-        self.hass.loop.call_soon_threadsafe(self._async_on_motion, jpeg)
+        area = result.area
+        picture: Picture | None = None
+        if image is not None:
+            event = self._picture_event
+            if event != self._worker_event:
+                self._worker_event, self._worker_area = event, area
+                picture = draw_outlines(image, result)
+            elif area > self._worker_area:
+                self._worker_area = area
+                picture = image
+        self.hass.loop.call_soon_threadsafe(self._async_on_motion, result, area, picture)
 
     @callback
-    def _async_on_motion(self, jpeg: bytes | None) -> None:
+    def _async_on_motion(self, result: MotionResult, area: float, picture: Picture | None) -> None:
         if self._stopped or not self.motion_enabled:
+            if isinstance(picture, bytes):  # a first picture not shown: the worker draws anew
+                self._picture_event += 1
             return
-        changed = not self.motion.detected or jpeg is not None
+        changed = not self.motion.detected
         self.motion.detected = True
-        if jpeg is not None:
-            self.motion.image = jpeg
-            self.motion.image_time = dt_util.utcnow()
+        if picture is not None:
+            now = dt_util.utcnow()
+            best = self._best
+            if isinstance(picture, bytes) and not self._event_shown:
+                # The event's first picture, shown at once: a notification on Motion gets it.
+                self._event_shown = changed = True
+                self._show_picture(picture, now)
+                if best is None or area >= best.area:
+                    self._best = _Candidate(area, now, result, picture, shown=True)
+            elif best is None or area > best.area:
+                self._best = _Candidate(area, now, result, picture)
         self._cancel_motion_off()
         self._motion_off = async_call_later(
             self.hass, self.motion_off_delay, self._async_motion_off
@@ -334,7 +376,47 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
     def _async_motion_off(self, _now: datetime) -> None:
         self._motion_off = None
         self.motion.detected = False
+        self._async_end_motion_event()
         self.async_update_listeners()
+
+    @callback
+    def _async_end_motion_event(self) -> None:
+        """Motion went off: show the event's best picture if it is not the one up already."""
+        self._picture_event += 1  # the worker draws the next event's first picture afresh
+        best, self._best, self._event_shown = self._best, None, False
+        if best is None or best.shown:
+            return
+        if isinstance(best.picture, bytes):
+            self._show_picture(best.picture, best.time)
+            return
+        # A tracked task (one JPEG to encode): unloading the entry waits for it. Not started
+        # eagerly: results the worker sent before the event ended are handled first.
+        self.config_entry.async_create_task(
+            self.hass,
+            self._async_draw_best(best.picture, best.result, best.time),
+            f"{DOMAIN} motion picture {self.slug}",
+            eager_start=False,
+        )
+
+    async def _async_draw_best(
+        self, frame: NDArray[np.uint8], result: MotionResult, taken: datetime
+    ) -> None:
+        """Draw an ended event's best frame in the executor, then show it.
+
+        Unless a newer event's first picture is up by then (a result sent before the event
+        ended started the next one): that one stays.
+        """
+        if self._event_shown:
+            return
+        jpeg = await self.hass.async_add_executor_job(draw_outlines, frame, result)
+        if not self._stopped and not self._event_shown:
+            self._show_picture(jpeg, taken)
+            self.async_update_listeners()
+
+    def _show_picture(self, jpeg: bytes, taken: datetime) -> None:
+        """What the Last motion image shows (its state is ``taken``: one change, one log entry)."""
+        self.motion.image = jpeg
+        self.motion.image_time = taken
 
     def _cancel_motion_off(self) -> None:
         if self._motion_off is not None:

@@ -35,7 +35,12 @@ async def async_setup_entry(
 
 
 class PmDvrMotionImage(PmDvrCameraEntity, ImageEntity):
-    """The latest motion picture; JPEG drawn in the motion thread, at most once a second."""
+    """The picture of the latest motion event (Motion on until off), with what moved outlined.
+
+    It changes at most twice per event, so at most two logbook entries: when the event starts
+    (its first outlined frame, drawn in the motion thread) and when it ends (its best frame,
+    the one outlining the most, drawn in the executor) unless the first was the best.
+    """
 
     _attr_content_type = "image/jpeg"
 
@@ -45,7 +50,7 @@ class PmDvrMotionImage(PmDvrCameraEntity, ImageEntity):
 
     @property
     def image_last_updated(self) -> datetime | None:
-        """When the picture was taken."""
+        """When the picture was taken (the image's state)."""
         return self.coordinator.motion.image_time
 
     async def async_image(self) -> bytes | None:

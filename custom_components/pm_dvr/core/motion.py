@@ -826,7 +826,7 @@ class MotionWorker:
     full, packets are dropped up to the next keyframe (P-frames cannot be decoded after a gap).
     ``on_result`` is called from the worker thread for every analysed frame with the result and,
     when there is motion, the frame as a BGR array at most ``DRAW_MAX_HEIGHT`` tall (for
-    ``draw_outlines``); otherwise with None.
+    ``draw_outlines``; a new array each time, which the callback may keep); otherwise with None.
     """
 
     def __init__(
