@@ -18,7 +18,15 @@ persistence and the callbacks. Wiring, in outline:
 """
 
 from .azure import AzureBlobConfig, AzureBlobTarget, AzureTuning, build_client, create_azure_target
-from .base import RunInExecutor, SyncTarget, UploadResult, file_md5
+from .base import (
+    DEFAULT_TIMEOUT,
+    BlockingGuard,
+    Progress,
+    RunInExecutor,
+    SyncTarget,
+    UploadResult,
+    file_md5,
+)
 from .engine import Backoff, JobResult, SyncEngine, TargetSpec, TargetStatus
 from .errors import (
     LocalFileMissingError,
@@ -27,6 +35,7 @@ from .errors import (
     TargetAuthError,
     TargetConfigError,
     TargetNotWritableError,
+    TargetTimeoutError,
     TargetUnreachableError,
     VerifyError,
     redact,
@@ -36,15 +45,18 @@ from .queue import JsonFileStore, SyncQueue
 from .rclone import RcloneConfig, RcloneTarget
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "AzureBlobConfig",
     "AzureBlobTarget",
     "AzureTuning",
     "Backoff",
+    "BlockingGuard",
     "FolderConfig",
     "FolderTarget",
     "JobResult",
     "JsonFileStore",
     "LocalFileMissingError",
+    "Progress",
     "RcloneConfig",
     "RcloneNotInstalledError",
     "RcloneTarget",
@@ -58,6 +70,7 @@ __all__ = [
     "TargetNotWritableError",
     "TargetSpec",
     "TargetStatus",
+    "TargetTimeoutError",
     "TargetUnreachableError",
     "UploadResult",
     "VerifyError",

@@ -8,6 +8,10 @@ file MD5 is set on the final Put Block List (the service stores it but does not 
 verify the copy. Nothing is visible until that commit, so a failed upload never leaves a partial
 blob behind; a retry stages fresh blocks and overwrites. A file up to one block goes up in one
 Put Blob whose MD5, computed once as the file is read, the service checks on arrival.
+
+Every request (with the SDK's own retries inside it) is bounded: `request_timeout` seconds, plus
+the time its body needs at `min_request_rate`. An endpoint that accepts connections but never
+answers fails the first request of a job (a Get Blob Properties) after `request_timeout`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from .base import (
+    DEFAULT_TIMEOUT,
     RunInExecutor,
     UploadResult,
     default_executor,
@@ -50,6 +55,7 @@ from .errors import (
     SyncError,
     TargetAuthError,
     TargetConfigError,
+    TargetTimeoutError,
     TargetUnreachableError,
     VerifyError,
 )
@@ -98,6 +104,9 @@ class AzureTuning:
 
     retry_backoff is the SDK's first wait before retrying a failed request (its default, 15 s,
     then 18 s and 24 s); callers with their own retry loop shorten it so an outage surfaces fast.
+
+    request_timeout bounds each request, the SDK's retries included; a request with a body gets
+    the time that body needs at min_request_rate (bytes/s) on top (an 8 MiB block: 64 s more).
     """
 
     block_size: int = BLOCK_SIZE
@@ -108,6 +117,8 @@ class AzureTuning:
     validate_blocks: bool = False
     connection_timeout: float = 20.0
     read_timeout: float = 60.0
+    request_timeout: float = DEFAULT_TIMEOUT
+    min_request_rate: float = 128 * 1024
 
 
 # The aiohttp responses of the request the current task is sending (see _ClosingTransport).
@@ -297,8 +308,12 @@ class AzureBlobTarget:
         """Write and delete a probe blob, creating the container when it is missing."""
         probe = self._container.get_blob_client(self.blob_name(f".pm_dvr-probe-{uuid.uuid4().hex}"))
         async with _azure_errors():
-            await self._with_container(lambda: probe.upload_blob(_PROBE_BODY, overwrite=True))
-            await probe.delete_blob()
+            await self._with_container(
+                lambda: self._request(
+                    probe.upload_blob(_PROBE_BODY, overwrite=True), len(_PROBE_BODY)
+                )
+            )
+            await self._request(probe.delete_blob())
 
     async def upload(self, local: Path, remote_name: str) -> UploadResult:
         """Upload local (single put when small, staged blocks otherwise) and verify it."""
@@ -322,7 +337,7 @@ class AzureBlobTarget:
         blob = self._container.get_blob_client(self.blob_name(remote_name))
         async with _azure_errors():
             try:
-                props = await blob.get_blob_properties()
+                props = await self._request(blob.get_blob_properties())
             except ResourceNotFoundError:
                 return False
         remote_md5 = props.content_settings.content_md5
@@ -336,6 +351,15 @@ class AzureBlobTarget:
         """Close the SDK pipeline; the shared aiohttp session stays open (we do not own it)."""
         await self._service.close()
 
+    async def _request[T](self, call: Awaitable[T], body_size: int = 0) -> T:
+        """Await one SDK request, failing it after request_timeout (plus its body's time)."""
+        limit = self._tuning.request_timeout + body_size / self._tuning.min_request_rate
+        try:
+            async with asyncio.timeout(limit):
+                return await call
+        except TimeoutError:
+            raise TargetTimeoutError(f"Azure did not answer within {limit:.3g} s") from None
+
     async def _with_container[T](self, action: Callable[[], Awaitable[T]]) -> T:
         """Run action; if the container is gone, create it once and run action again."""
         try:
@@ -345,7 +369,7 @@ class AzureBlobTarget:
                 raise
         _LOGGER.info("Creating missing Azure container %s", self._config.container)
         with contextlib.suppress(ResourceExistsError):
-            await self._container.create_container()
+            await self._request(self._container.create_container())
         return await action()
 
     async def _put_small(
@@ -358,14 +382,17 @@ class AzureBlobTarget:
         """
         async with self._buffer_permits, self._slots:
             data, md5 = await self._run(_read_small, local)
-            await blob.upload_blob(
-                data,
-                length=len(data),
-                overwrite=True,
-                transactional_content_md5=bytearray(md5),
-                content_settings=ContentSettings(
-                    content_type=content_type, content_md5=bytearray(md5)
+            await self._request(
+                blob.upload_blob(
+                    data,
+                    length=len(data),
+                    overwrite=True,
+                    transactional_content_md5=bytearray(md5),
+                    content_settings=ContentSettings(
+                        content_type=content_type, content_md5=bytearray(md5)
+                    ),
                 ),
+                len(data),
             )
         return len(data), md5
 
@@ -406,7 +433,10 @@ class AzureBlobTarget:
             if tuning.validate_blocks:
                 kwargs["transactional_content_md5"] = await self._run(_md5, body)
             # Any buffer works as a body (aiohttp sends it as is); the SDK hints say bytes.
-            await blob.stage_block(block_id, body, length=length, **kwargs)  # type: ignore[arg-type]
+            await self._request(
+                blob.stage_block(block_id, body, length=length, **kwargs),  # type: ignore[arg-type]
+                length,
+            )
             lease.end_request()  # the next block may go while this one is still being hashed
             await hashing
             # Only a block that is sent and hashed gives its buffer back: after a failure a
@@ -443,11 +473,13 @@ class AzureBlobTarget:
             await self._run(handle.close)
         md5 = whole.digest()
         async with slots:  # the commit is a request like any other: it takes a slot too
-            await blob.commit_block_list(
-                blocks,
-                content_settings=ContentSettings(
-                    content_type=content_type, content_md5=bytearray(md5)
-                ),
+            await self._request(
+                blob.commit_block_list(
+                    blocks,
+                    content_settings=ContentSettings(
+                        content_type=content_type, content_md5=bytearray(md5)
+                    ),
+                )
             )
         return size, md5
 
@@ -462,7 +494,7 @@ class AzureBlobTarget:
 
     async def _verify(self, blob: BlobClient, remote_name: str, size: int, md5: bytes) -> None:
         """Read back the blob's size and MD5 property and compare them with what we sent."""
-        props = await blob.get_blob_properties()
+        props = await self._request(blob.get_blob_properties())
         remote_md5 = props.content_settings.content_md5
         if props.size != size:
             raise VerifyError(f"{remote_name}: remote size {props.size} differs from local {size}")

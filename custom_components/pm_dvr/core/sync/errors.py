@@ -42,6 +42,12 @@ class TargetUnreachableError(SyncError):
     reason = "unreachable"
 
 
+class TargetTimeoutError(TargetUnreachableError):
+    """The target accepted the connection but did not answer (or stopped making progress) in time."""
+
+    reason = "timeout"
+
+
 class TargetNotWritableError(SyncError):
     """The target answered but refused a write (permissions, read-only, missing path)."""
 

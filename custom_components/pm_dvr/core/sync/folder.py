@@ -1,4 +1,10 @@
-"""Folder target: a local disk or a mounted share (NAS), written through temp file + rename."""
+"""Folder target: a local disk or a mounted share (NAS), written through temp file + rename.
+
+Every file-system call runs in a worker thread under a BlockingGuard: a copy or a hash may take
+as long as it needs while chunks keep moving, and fails after `timeout` seconds without any
+(a share that stopped answering); a stat or a probe fails after `timeout` seconds. A thread
+stuck in the kernel on a dead mount blocks further calls to this target until it returns.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,16 @@ import os
 from pathlib import Path
 import uuid
 
-from .base import CHUNK_SIZE, RunInExecutor, UploadResult, default_executor, file_md5
+from .base import (
+    CHUNK_SIZE,
+    DEFAULT_TIMEOUT,
+    BlockingGuard,
+    Progress,
+    RunInExecutor,
+    UploadResult,
+    default_executor,
+    file_md5,
+)
 from .errors import (
     LocalFileMissingError,
     SyncError,
@@ -28,8 +43,11 @@ class FolderConfig:
     path: Path
 
 
-def _copy_hashed(source: Path, dest: Path) -> tuple[int, bytes]:
-    """Copy source to dest via a hidden temp file, fsync, rename; return size and MD5 (blocking)."""
+def _copy_hashed(source: Path, dest: Path, progress: Progress | None = None) -> tuple[int, bytes]:
+    """Copy source to dest via a hidden temp file, fsync, rename; return size and MD5 (blocking).
+
+    `progress` is ticked after each chunk written (and raises there once the caller gave up).
+    """
     try:
         reader = source.open("rb")
     except FileNotFoundError:
@@ -45,6 +63,8 @@ def _copy_hashed(source: Path, dest: Path) -> tuple[int, bytes]:
                     digest.update(chunk)
                     writer.write(chunk)
                     size += len(chunk)
+                    if progress is not None:
+                        progress.tick()
                 writer.flush()
                 os.fsync(writer.fileno())
             temp.replace(dest)
@@ -73,9 +93,16 @@ def _probe(root: Path) -> None:
 class FolderTarget:
     """Copies files below a folder and verifies each copy by re-reading it."""
 
-    def __init__(self, config: FolderConfig, run_in_executor: RunInExecutor | None = None) -> None:
+    def __init__(
+        self,
+        config: FolderConfig,
+        run_in_executor: RunInExecutor | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self._root = Path(config.path)
-        self._run = run_in_executor or default_executor()
+        self._guard = BlockingGuard(
+            run_in_executor or default_executor(), timeout, f"folder {self._root}"
+        )
 
     def path_for(self, remote_name: str) -> Path:
         """The destination path of a remote name; refuses names that climb out of the folder."""
@@ -87,16 +114,18 @@ class FolderTarget:
     async def validate(self) -> None:
         """The folder exists (or can be created) and accepts a write."""
         try:
-            await self._run(_probe, self._root)
+            await self._guard.call(_probe, self._root)
         except OSError as exc:
             raise _os_error(exc, f"folder {self._root}") from None
 
     async def upload(self, local: Path, remote_name: str) -> UploadResult:
         """Copy, then re-read the copy to check size and MD5."""
         dest = self.path_for(remote_name)
+        call = self._guard.call
         try:
-            size, md5 = await self._run(_copy_hashed, local, dest)
-            remote_size, remote_md5 = await self._run(file_md5, dest)
+            copying, reading = Progress(), Progress()
+            size, md5 = await call(_copy_hashed, local, dest, copying, progress=copying)
+            remote_size, remote_md5 = await call(file_md5, dest, reading, progress=reading)
         except OSError as exc:
             raise _os_error(exc, f"copy to {self._root}") from None
         if remote_size != size or remote_md5 != md5:
@@ -106,13 +135,19 @@ class FolderTarget:
     async def exists_verified(self, local: Path, remote_name: str) -> bool:
         """True when the destination already holds the same bytes."""
         dest = self.path_for(remote_name)
+        call = self._guard.call
         try:
-            local_size = (await self._run(local.stat)).st_size
-            if (await self._run(dest.stat)).st_size != local_size:
+            local_size = (await call(local.stat)).st_size
+            if (await call(dest.stat)).st_size != local_size:
                 return False
-            return await self._run(file_md5, dest) == await self._run(file_md5, local)
+            remote, here = Progress(), Progress()
+            return await call(file_md5, dest, remote, progress=remote) == await call(
+                file_md5, local, here, progress=here
+            )
         except (FileNotFoundError, NotADirectoryError):  # a file where a folder should be
             return False
+        except OSError as exc:
+            raise _os_error(exc, f"reading {self._root}") from None
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -1,13 +1,17 @@
 """rclone target: any remote rclone knows (S3, B2, SFTP, azureblob, ...) through its CLI.
 
 Each call is a bounded subprocess (its own retries capped, connect and idle timeouts set) that is
-killed if the caller is cancelled. The rclone config is passed by path or environment only; its
-contents, and the remote string (which may carry inline keys), never reach a log or an error.
+killed if the caller is cancelled or it takes too long: a check (mkdir, lsf, lsjson) gets
+`command_timeout` seconds; a copy may take as long as it needs while its bytes keep moving
+(rclone's JSON stats, read as they come) and is killed after `stall_timeout` seconds without.
+The rclone config is passed by path or environment only; its contents, and the remote string
+(which may carry inline keys), never reach a log or an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping
 import contextlib
 from dataclasses import dataclass, field
@@ -16,14 +20,17 @@ import logging
 import os
 from pathlib import Path
 import re
+import time
+from typing import Any
 
-from .base import RunInExecutor, UploadResult, default_executor, file_md5
+from .base import DEFAULT_TIMEOUT, RunInExecutor, UploadResult, default_executor, file_md5
 from .errors import (
     RcloneNotInstalledError,
     SyncError,
     TargetAuthError,
     TargetConfigError,
     TargetNotWritableError,
+    TargetTimeoutError,
     TargetUnreachableError,
     VerifyError,
     redact,
@@ -45,6 +52,10 @@ _UNREACHABLE_HINTS = (
     "connection reset",
 )
 _NOT_WRITABLE_HINTS = ("permission denied", "read-only file system", "no space left")
+# rclone's log lines kept for classifying a failure (the last ones say why).
+_KEPT_LINES = 200
+# A JSON stats line of a big transfer can be long; asyncio's default line limit is 64 KiB.
+_LINE_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +70,8 @@ class RcloneConfig:
     low_level_retries: int = 3
     connect_timeout: float = 15.0
     io_timeout: float = 60.0
-    command_timeout: float = 120.0
+    command_timeout: float = DEFAULT_TIMEOUT
+    stall_timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +109,7 @@ class RcloneTarget:
         """Copy one file unconditionally, then compare rclone's size and MD5 with ours."""
         size, md5 = await self._run_blocking(file_md5, local)
         result = await self._rclone(
-            "copyto", "--ignore-times", str(local), self.remote_path(remote_name), unbounded=True
+            "copyto", "--ignore-times", str(local), self.remote_path(remote_name), copying=True
         )
         self._raise_for(result, "copyto")
         remote = await self._stat(remote_name)
@@ -144,8 +156,12 @@ class RcloneTarget:
         env.update(self._config.extra_env)
         return env
 
-    async def _rclone(self, *args: str, unbounded: bool = False) -> _Run:
-        """Run one rclone command with bounded retries; kill it if cancelled or too slow."""
+    async def _rclone(self, *args: str, copying: bool = False) -> _Run:
+        """Run one rclone command with bounded retries; kill it if cancelled or too slow.
+
+        A copy is watched by its progress (the byte count in rclone's stats); anything else
+        must finish within command_timeout.
+        """
         cfg = self._config
         cmd = [
             cfg.rclone_binary,
@@ -158,8 +174,11 @@ class RcloneTarget:
             f"{cfg.connect_timeout}s",
             "--timeout",
             f"{cfg.io_timeout}s",
+            "--use-json-log",
         ]
-        limit = None if unbounded else cfg.command_timeout
+        if copying:
+            interval = max(0.5, min(10.0, cfg.stall_timeout / 6))
+            cmd += ["--stats", f"{interval:g}s", "--stats-log-level", "NOTICE"]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
@@ -167,6 +186,7 @@ class RcloneTarget:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self._env(),
+                limit=_LINE_LIMIT,
             )
         except FileNotFoundError:
             raise RcloneNotInstalledError(
@@ -176,17 +196,37 @@ class RcloneTarget:
             raise RcloneNotInstalledError(
                 f"rclone binary {cfg.rclone_binary!r} is not executable"
             ) from None
+        output = _Output()
+        task = asyncio.ensure_future(output.collect(proc))
         try:
-            async with asyncio.timeout(limit):
-                stdout, stderr = await proc.communicate()
-        except TimeoutError:
-            await _kill(proc)
-            raise TargetUnreachableError(f"rclone {args[0]} timed out") from None
+            if copying:
+                while (
+                    remaining := output.last_progress + cfg.stall_timeout - time.monotonic()
+                ) > 0:
+                    done, _ = await asyncio.wait({task}, timeout=remaining)
+                    if done:
+                        break
+                else:
+                    raise TargetTimeoutError(  # noqa: TRY301 - the cleanup below is shared
+                        f"rclone {args[0]} made no progress for {cfg.stall_timeout:g} s"
+                    )
+                stdout = task.result()
+            else:
+                try:
+                    async with asyncio.timeout(cfg.command_timeout):
+                        stdout = await task
+                except TimeoutError:
+                    raise TargetTimeoutError(
+                        f"rclone {args[0]} timed out after {cfg.command_timeout:g} s"
+                    ) from None
         except BaseException:
             await _kill(proc)
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
             raise
         assert proc.returncode is not None
-        return _Run(proc.returncode, stdout, stderr.decode(errors="replace"))
+        return _Run(proc.returncode, stdout, "\n".join(output.lines))
 
     def _raise_for(self, result: _Run, what: str) -> None:
         """Classify a failed run from its exit code and stderr; the text is redacted."""
@@ -206,6 +246,50 @@ class RcloneTarget:
         if any(hint in text for hint in _UNREACHABLE_HINTS):
             raise TargetUnreachableError(message)
         raise SyncError(message)
+
+
+class _Output:
+    """An rclone child's stdout, and its log lines as they come (stats lines mark progress)."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=_KEPT_LINES)
+        self.last_progress = time.monotonic()
+        self._bytes: int | None = None
+
+    async def collect(self, proc: asyncio.subprocess.Process) -> bytes:
+        """Read both pipes to their end and reap the child; returns stdout."""
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        stdout, _ = await asyncio.gather(proc.stdout.read(), self._read_log(proc.stderr))
+        await proc.wait()
+        return stdout
+
+    async def _read_log(self, stream: asyncio.StreamReader) -> None:
+        while raw := await stream.readline():
+            line = raw.decode(errors="replace").rstrip()
+            entry = _json_line(line)
+            if entry is None:
+                self.lines.append(line)  # not JSON: printed before rclone's logging started
+                continue
+            stats = entry.get("stats")
+            if isinstance(stats, dict):
+                moved = stats.get("bytes")
+                if moved != self._bytes:
+                    self._bytes = moved
+                    self.last_progress = time.monotonic()
+                continue
+            level = str(entry.get("level", "")).upper()
+            self.lines.append(f"{level}: {entry.get('msg', '')}".strip())
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
