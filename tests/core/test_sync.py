@@ -37,11 +37,11 @@ from custom_components.pm_dvr.core.sync import (
     FolderConfig,
     FolderTarget,
     JobResult,
-    JsonFileStore,
     LocalFileMissingError,
     RcloneConfig,
     RcloneNotInstalledError,
     RcloneTarget,
+    SqliteQueueStore,
     SyncEngine,
     SyncError,
     SyncQueue,
@@ -564,7 +564,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
     storage = tmp_path / "storage"
     files = make_event(storage, "ev5", {"cam": [40 * KIB, 3 * MIB]})
     big_name = "ev5/cam/20260101-000001.mp4"
-    store = JsonFileStore(tmp_path / "queue.json")
+    store = SqliteQueueStore(tmp_path / "queue.db")
     container = container_name()
     server = Azurite(location=tmp_path / "azurite")
     server.start()
@@ -583,7 +583,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         )
         await target.validate()
         rec = Recorder()
-        queue = SyncQueue(await store.async_load(), store.save)
+        queue = await SyncQueue.open(store)
         engine = rec.engine(
             storage,
             queue,
@@ -615,6 +615,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         await asyncio.to_thread(server.stop)
         await wait_for(lambda: len(rec.results) == 1)
         await engine.stop()
+        await queue.close()
         failed = rec.results[0]
         assert not failed.ok
         assert failed.will_retry
@@ -626,7 +627,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         server.start()  # same port, same --location: committed blobs and staged blocks survive
         stored = await blobs(server, session, container)
         assert big_name not in stored  # the half-sent file is not visible
-        saved = json.loads((tmp_path / "queue.json").read_text())["items"]
+        saved = await asyncio.to_thread(store.load)
         assert len(saved) == 1
         assert saved[0]["attempts"] == 1
         assert saved[0]["last_error"]
@@ -635,7 +636,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
             azure_config(server, container), session, tuning=SMALL_BLOCKS
         )
         rec2 = Recorder()
-        queue2 = SyncQueue(await store.async_load(), store.save)
+        queue2 = await SyncQueue.open(store)
         engine2 = rec2.engine(storage, queue2, TargetSpec("az", target2, delete_after_upload=True))
         engine2.start()
         try:
@@ -644,6 +645,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
             await wait_for(lambda: len(rec2.results) == 1)
         finally:
             await engine2.close()
+            await queue2.close()
         done = rec2.results[-1]
         assert done.ok
         assert done.deleted_local
@@ -653,7 +655,7 @@ async def test_azure_fault_mid_upload_then_resume_from_persisted_queue(
         assert {n: c for n, (c, _) in stored.items()} == want
         assert all(md5 == hashlib.md5(want[n]).digest() for n, (_, md5) in stored.items())
         assert not (storage / "events/ev5").exists()
-        assert json.loads((tmp_path / "queue.json").read_text())["items"] == []
+        assert await asyncio.to_thread(store.load) == []
     finally:
         server.close()
 
@@ -761,7 +763,9 @@ async def test_retries_back_off_then_succeed(tmp_path: Path) -> None:
     assert [s.ok for _, s in rec.statuses] == [False, True]
 
 
-async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) -> None:
+async def test_max_attempts_moves_to_failed_list_and_stop_leaves_job_queued(
+    tmp_path: Path,
+) -> None:
     storage = tmp_path / "storage"
     make_event(storage, "ev8", {"cam": [KIB]})
     blocker = tmp_path / "blocker"
@@ -783,6 +787,11 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
     finally:
         await engine.stop()
     assert [r.will_retry for r in rec.results] == [True, False]
+    assert [r.gave_up for r in rec.results] == [False, True]
+    [failed] = queue.failed_jobs()
+    assert failed["attempts"] == 2
+    assert failed["failed"] is not None
+    assert await engine.enqueue_event("ev8") == 0  # it is known: on the failed list
 
     gate = asyncio.Event()
     copying = asyncio.Event()
@@ -797,7 +806,7 @@ async def test_max_attempts_gives_up_and_stop_leaves_job_queued(tmp_path: Path) 
         storage, queue, TargetSpec("nas", FolderTarget(FolderConfig(tmp_path / "d"), stuck))
     )
     engine2.start()
-    await engine2.enqueue_event("ev8")
+    assert await engine2.retry_failed("nas") == 1
     await wait_for(copying.is_set)
     await engine2.stop()  # cancels the upload mid-way
     assert len(queue) == 1
@@ -1154,42 +1163,130 @@ async def test_rclone_timeout_kills_the_process(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- queue and helpers
 
 
-async def test_queue_persistence_formats(tmp_path: Path) -> None:
-    saved: list[list[dict[str, Any]]] = []
+async def test_queue_items_and_changes(tmp_path: Path) -> None:
+    changes: list[int] = []
     queue = SyncQueue(
         [
             {"id": "a", "kind": "event", "path": "events/e1", "target": "t"},
             {"id": "b", "kind": "bogus", "path": "x", "target": "t"},
             {"kind": "event"},
-        ],
-        save=saved.append,
+            {"id": "a", "kind": "event", "path": "events/e9", "target": "t"},  # same id
+            {"id": "c", "kind": "event", "path": "events/e1", "target": "t"},  # same job
+            {"id": "d", "kind": "event", "path": "events/e2", "target": "t", "failed": 5.0},
+        ]
     )
+    queue.add_listener(changes.append)
     assert len(queue) == 1
+    assert queue.failed_count("t") == 1
+    assert queue.count("t") == 1
     assert queue.jobs()[0]["attempts"] == 0
     assert await queue.add("event", "events/e1", "t") is None
+    assert await queue.add("event", "events/e2", "t") is None  # failed, but known
     job = await queue.add("recording", "recordings/c/d/f.mp4", "t")
     assert job is not None
-    assert saved[-1][-1]["id"] == job["id"]
+    assert changes == [2]
     with pytest.raises(ValueError, match="kind"):
         await queue.add("other", "x", "t")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        job["attempts"] = 3  # type: ignore[index]  # a read-only view
     await queue.update("missing", attempts=3)
+    await queue.fail("missing")
     assert await queue.remove("missing") is None
     assert queue.get("missing") is None
     assert queue.get("a") is not None
-    assert await queue.remove_target("t") == 2
+    assert queue.find("event", "events/e2", "t") is not None
+    assert await queue.requeue_failed("nobody") == 0
+    assert (
+        await queue.import_items(
+            [{"id": "a"}, {"id": "e", "kind": "event", "path": "events/e1", "target": "t"}]
+        )
+        == 0
+    )
+    assert await queue.remove_target("t") == 3
     assert len(queue) == 0
+    assert queue.failed_jobs() == []
     assert await queue.remove_target("t") == 0
+    await queue.flush()  # no store: nothing to do
+    await queue.close()
 
-    store = JsonFileStore(tmp_path / "q" / "queue.json")
-    assert await store.async_load() == []
-    persisted = SyncQueue(await store.async_load(), store.save)
-    await persisted.add("event", "events/e2", "t2")
-    reloaded = SyncQueue(await store.async_load())
-    assert [j["path"] for j in reloaded.jobs()] == ["events/e2"]
-    (tmp_path / "q" / "queue.json").write_text("{not json")
-    assert await store.async_load() == []
-    (tmp_path / "q" / "queue.json").write_text(json.dumps({"items": [1, {"id": "x"}]}))
-    assert await store.async_load() == [{"id": "x"}]
+
+async def test_queue_in_sqlite_survives_reopen_and_damage(tmp_path: Path) -> None:
+    """Only changed jobs are written, in one commit per batch; a reopened store has them all,
+    failed ones included; a damaged file is set aside and the queue starts empty."""
+    path = tmp_path / "q" / "queue.db"
+    store = SqliteQueueStore(path)
+    queue = await SyncQueue.open(store, save_delay=0.05)
+    assert len(queue) == 0
+    first = await queue.add("event", "events/e1", "t1")
+    second = await queue.add("event", "events/e2", "t2")
+    third = await queue.add("recording", "recordings/c/2026-01-01/x.mp4", "t1")
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    await queue.fail(second["id"], last_error="gone for a week")
+    await queue.update(third["id"], attempts=2, deferred_delete=["recordings/x"])
+    written: list[dict[str, Any]] = []
+    original = store.write
+
+    def spy(changes: Any) -> None:
+        written.append(dict(changes))
+        original(changes)
+
+    store.write = spy  # type: ignore[method-assign]
+    await wait_for(lambda: bool(written))  # the batch goes out after save_delay, by itself
+    assert set(written[0]) == {first["id"], second["id"], third["id"]}
+    await queue.remove(first["id"])
+    await queue.flush()
+    assert written[-1] == {first["id"]: None}  # one row deleted, nothing else rewritten
+    await queue.close()
+    assert path.exists()
+
+    again = await SyncQueue.open(SqliteQueueStore(path))
+    assert [(j["path"], j["attempts"], j.get("deferred_delete")) for j in again.jobs()] == [
+        ("recordings/c/2026-01-01/x.mp4", 2, ["recordings/x"])
+    ]
+    [failed] = again.failed_jobs("t2")
+    assert failed["last_error"] == "gone for a week"
+    assert again.take_due("t2", time.time() + 1e9) is None  # the failed list is not picked
+    assert await again.requeue_failed("t2") == 1
+    picked = again.take_due("t2", time.time() + 1)
+    assert picked is not None
+    assert picked["attempts"] == 0
+    assert picked["failed"] is None
+    await again.close()
+
+    path.write_bytes(b"this is not a database" * 100)
+    damaged = await SyncQueue.open(SqliteQueueStore(path))
+    assert len(damaged) == 0
+    assert [p.name.startswith("queue.db.damaged-") for p in path.parent.iterdir()].count(True) == 1
+    await damaged.add("event", "events/e3", "t1")
+    await damaged.close()
+    reopened = SqliteQueueStore(path)
+    assert [j["path"] for j in await asyncio.to_thread(reopened.load)] == ["events/e3"]
+    await asyncio.to_thread(reopened.close)
+
+
+async def test_queue_write_failure_is_kept_and_retried(tmp_path: Path) -> None:
+    """A store that cannot be written (its folder turned read-only) loses nothing: the batch
+    is kept and written once it can be."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store = SqliteQueueStore(folder / "queue.db")
+    queue = await SyncQueue.open(store, save_delay=0.05)
+    await queue.flush()
+    blocker = folder / "queue.db"
+    await asyncio.to_thread(store.close)
+    blocker.unlink(missing_ok=True)
+    blocker.mkdir()  # a directory where the database should be: every write fails
+    await queue.add("event", "events/e1", "t")
+    await queue.flush()
+    await asyncio.sleep(0.1)
+    blocker.rmdir()
+    await wait_for(blocker.is_file, timeout=5)
+    await queue.close()
+    reopened = SqliteQueueStore(blocker)
+    assert [j["path"] for j in await asyncio.to_thread(reopened.load)] == ["events/e1"]
+    await asyncio.to_thread(reopened.close)
 
 
 def test_redact_and_md5_helpers(tmp_path: Path) -> None:

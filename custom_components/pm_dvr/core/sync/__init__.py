@@ -1,20 +1,19 @@
 """Off-box sync of events and recordings: persistent queue, engine and Azure/folder/rclone targets.
 
 No Home Assistant imports here: the glue injects the aiohttp session, the executor, the queue's
-persistence and the callbacks. Wiring, in outline:
+file and the callbacks. Wiring, in outline:
 
-    store = Store(hass, 1, f"pm_dvr.sync_queue.{entry.entry_id}")
-    items = ((await store.async_load()) or {}).get("items", [])
-    queue = SyncQueue(items, lambda jobs: store.async_delay_save(lambda: {"items": jobs}, 1))
-    target = await create_azure_target(config, async_get_clientsession(hass),
-                                       hass.async_add_executor_job)
+    run = hass.async_add_executor_job
+    queue = await SyncQueue.open(SqliteQueueStore(path), run_in_executor=run)
+    target = await create_azure_target(config, async_get_clientsession(hass), run)
     engine = SyncEngine(storage_path, queue, [TargetSpec(subentry_id, target, ...)],
-                        run_in_executor=hass.async_add_executor_job,
+                        run_in_executor=run,
                         on_job_finished=..., on_queue_length=..., on_target_status=...)
     engine.start(lambda coro: entry.async_create_background_task(hass, coro, "pm_dvr sync"))
     await engine.enqueue_event(event_id)      # when an event is complete
     ...
-    await engine.close()                      # on unload (stops, then closes the targets)
+    await engine.close()                      # on unload or HA stop: uploads cancelled and
+    await queue.close()                       # awaited, targets closed, queue written
 """
 
 from .azure import AzureBlobConfig, AzureBlobTarget, AzureTuning, build_client, create_azure_target
@@ -41,7 +40,7 @@ from .errors import (
     redact,
 )
 from .folder import FolderConfig, FolderTarget
-from .queue import JsonFileStore, SyncQueue
+from .queue import HeapEntry, JobView, QueueStore, SqliteQueueStore, SyncQueue
 from .rclone import RcloneConfig, RcloneTarget
 
 __all__ = [
@@ -53,14 +52,17 @@ __all__ = [
     "BlockingGuard",
     "FolderConfig",
     "FolderTarget",
+    "HeapEntry",
     "JobResult",
-    "JsonFileStore",
+    "JobView",
     "LocalFileMissingError",
     "Progress",
+    "QueueStore",
     "RcloneConfig",
     "RcloneNotInstalledError",
     "RcloneTarget",
     "RunInExecutor",
+    "SqliteQueueStore",
     "SyncEngine",
     "SyncError",
     "SyncQueue",

@@ -8,6 +8,17 @@ Remote layout (below each target's own prefix or path):
 A local file is deleted only after it was verified (size and MD5) on a target that has
 `delete_after_upload`, and only when no other target still has a job for the same path: the last
 of those jobs performs the deferred delete once it succeeds too.
+
+Each target has its own lane: a runner task that leases due jobs from the target's heap in the
+queue and runs up to `concurrency` of them, so a hung or slow target never delays another. A
+runner sleeps until its next job is due, or until it is woken: by a job it can start now (a new
+one, a retry brought forward), or by one of its own jobs ending. A lane that is held, or has no
+free slot, is not woken at all, and wake-ups that come before the runner looks coalesce.
+
+A failed attempt backs off (`Backoff`, up to its cap). A job still failing `retry_limit` seconds
+after its first failure (the target's setting) moves to the queue's failed list and stays there
+until `retry_failed`. A refused login (or a missing rclone, or settings that cannot work) holds
+the whole target: nothing is tried until `set_target` (new settings), `retry_target` or `sync_now`.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import logging
 from pathlib import Path, PurePosixPath
@@ -32,7 +43,7 @@ from .errors import (
     TargetConfigError,
     redact,
 )
-from .queue import Job, JobKind, SyncQueue
+from .queue import JobKind, JobView, SyncQueue
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +66,7 @@ class TargetSpec:
     include_recordings: bool = False
     cameras: frozenset[str] | None = None
     labels: frozenset[str] | None = None
+    retry_limit: float | None = None  # seconds from a job's first failure to the failed list
 
     def wants_camera(self, camera: str) -> bool:
         """True when the camera filter is off or lists this camera."""
@@ -93,6 +105,7 @@ class JobResult:
     reason: str | None = None
     will_retry: bool = False
     deleted_local: bool = False
+    gave_up: bool = False  # moved to the failed list (retry limit reached)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,21 @@ class TargetStatus:
     reason: str | None = None
     message: str | None = None
     held: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Lane:
+    """One target's runner, its running jobs, and what wakes it."""
+
+    spec: TargetSpec
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    runner: asyncio.Task[None] | None = None
+    held: bool = False
+    idle: bool = False
+    # When the runner looks again by itself: None = only when woken (or it is not asleep).
+    sleep_until: float | None = None
+    wakeups: int = 0
 
 
 @dataclass(slots=True)
@@ -191,7 +219,7 @@ def _delete_local(storage: Path, kind: JobKind, rel: str, files: Iterable[str]) 
 
 
 class SyncEngine:
-    """Uploads queued events and recordings with bounded concurrency; never blocks the loop."""
+    """Uploads queued events and recordings, each target in its own lane; never blocks the loop."""
 
     def __init__(
         self,
@@ -209,11 +237,11 @@ class SyncEngine:
         on_queue_length: Callable[[int], None] | None = None,
         on_target_status: Callable[[str, TargetStatus], None] | None = None,
     ) -> None:
+        """`concurrency` is per target: jobs of one target that may run at once."""
         self._storage = Path(storage_path)
         self._queue = queue
-        self._targets: dict[str, TargetSpec] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._status: dict[str, TargetStatus] = {}
-        self._held: set[str] = set()
         self._concurrency = max(1, concurrency)
         self._file_concurrency = max(1, file_concurrency)
         self._backoff = backoff or Backoff()
@@ -223,15 +251,14 @@ class SyncEngine:
         self._on_job_finished = on_job_finished
         self._on_queue_length = on_queue_length
         self._on_target_status = on_target_status
-        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._task_factory: TaskFactory | None = None
+        self._started = False
         self._finishing: set[str] = set()
         self._last_length = len(queue)
         queue.add_listener(self._queue_changed)
         for spec in targets:
-            self._targets[spec.target_id] = spec
+            self._lanes[spec.target_id] = _Lane(spec)
             self._status[spec.target_id] = TargetStatus(ok=True)
 
     @property
@@ -243,43 +270,69 @@ class SyncEngine:
         """The last known status of a target."""
         return self._status.get(target_id, TargetStatus(ok=True))
 
+    def running(self, target_id: str) -> int:
+        """How many jobs of a target run now."""
+        lane = self._lanes.get(target_id)
+        return len(lane.workers) if lane is not None else 0
+
+    def wakeups(self, target_id: str) -> int:
+        """How often the target's runner was woken (not counting its own timed looks)."""
+        lane = self._lanes.get(target_id)
+        return lane.wakeups if lane is not None else 0
+
     def set_target(self, spec: TargetSpec) -> None:
         """Add or replace a target (new credentials after a reauth) and release any hold on it.
 
         The caller closes the target object it replaces.
         """
-        self._targets[spec.target_id] = spec
-        self._held.discard(spec.target_id)
+        lane = self._lanes.get(spec.target_id)
+        if lane is None:
+            lane = self._lanes[spec.target_id] = _Lane(spec)
+            if self._started:
+                self._start_lane(lane)
+        lane.spec = spec
+        lane.held = False
         self._set_status(spec.target_id, TargetStatus(ok=True))
-        self._kick()
+        self._wake(lane)
+
+    def hold(self, target_id: str, status: TargetStatus) -> None:
+        """Hold a target from the start (it was held when the hub stopped): nothing is tried."""
+        if (lane := self._lanes.get(target_id)) is not None:
+            lane.held = True
+            self._set_status(
+                target_id, TargetStatus(status.ok, status.reason, status.message, True)
+            )
 
     def retry_target(self, target_id: str) -> None:
         """Release a held target (after the user fixed it) and try its jobs now."""
-        self._held.discard(target_id)
-        self._kick()
+        if (lane := self._lanes.get(target_id)) is not None:
+            self._release(lane)
+            self._wake(lane)
+
+    async def retry_failed(self, target_id: str) -> int:
+        """Put the target's failed jobs back in the queue, due now; returns how many."""
+        count = await self._queue.requeue_failed(target_id)
+        if count and (lane := self._lanes.get(target_id)) is not None:
+            self._wake(lane)
+        return count
 
     async def remove_target(self, target_id: str, drop_jobs: bool = True) -> None:
-        """Forget a target; its running job is cancelled and, by default, its jobs dropped."""
-        self._targets.pop(target_id, None)
-        self._held.discard(target_id)
+        """Forget a target; its running jobs are cancelled and, by default, its jobs dropped."""
+        lane = self._lanes.pop(target_id, None)
         self._status.pop(target_id, None)
-        for job_id, task in list(self._workers.items()):
-            job = self._queue.get(job_id)
-            if job is not None and job["target"] == target_id:
-                if job_id not in self._finishing:
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if lane is not None:
+            await self._stop_lane(lane)
         if drop_jobs:
             await self._queue.remove_target(target_id)
-        self._kick()
+        self._check_idle()
 
     async def enqueue_event(self, event_id: str) -> int:
         """Queue a finished event for every target whose filters accept it; returns jobs added."""
         rel = f"{EVENTS_DIR}/{_safe_segment(event_id, 'event id')}"
         label, cameras = await self._run(_read_event, self._storage / rel)
         added = 0
-        for spec in self._targets.values():
+        for lane in list(self._lanes.values()):
+            spec = lane.spec
             if not spec.include_events:
                 continue
             if spec.labels is not None and label not in spec.labels:
@@ -288,66 +341,152 @@ class SyncEngine:
                 continue
             if await self._queue.add("event", rel, spec.target_id) is not None:
                 added += 1
-        self._kick()
+                self._wake(lane)
         return added
 
     async def enqueue_recording(self, path: str | Path) -> int:
         """Queue a finished recording file (absolute, or relative to storage_path)."""
-        local = Path(path)
-        rel_path = local.relative_to(self._storage) if local.is_absolute() else local
-        parts = rel_path.parts
-        if len(parts) < 3 or parts[0] != RECORDINGS_DIR or ".." in parts:
-            raise ValueError(f"not a recording path: {rel_path.as_posix()!r}")
-        camera = parts[1]
+        return await self.enqueue_recordings([path])
+
+    async def enqueue_recordings(self, paths: Iterable[str | Path]) -> int:
+        """Queue closed recording files for the targets that want them; each target is woken
+        at most once for the lot. Returns the jobs added."""
         added = 0
-        for spec in self._targets.values():
-            if spec.include_recordings and spec.wants_camera(camera):
-                job = await self._queue.add("recording", rel_path.as_posix(), spec.target_id)
-                added += job is not None
-        self._kick()
+        woken: set[str] = set()
+        for path in paths:
+            local = Path(path)
+            rel_path = local.relative_to(self._storage) if local.is_absolute() else local
+            parts = rel_path.parts
+            if len(parts) < 3 or parts[0] != RECORDINGS_DIR or ".." in parts:
+                raise ValueError(f"not a recording path: {rel_path.as_posix()!r}")
+            camera = parts[1]
+            for lane in list(self._lanes.values()):
+                spec = lane.spec
+                if spec.include_recordings and spec.wants_camera(camera):
+                    job = await self._queue.add("recording", rel_path.as_posix(), spec.target_id)
+                    if job is not None:
+                        added += 1
+                        woken.add(spec.target_id)
+        for target_id in woken:
+            if (target_lane := self._lanes.get(target_id)) is not None:
+                self._wake(target_lane)
         return added
 
     def start(self, task_factory: TaskFactory | None = None) -> None:
-        """Start working the queue (HA passes entry.async_create_background_task)."""
-        if self._runner is not None:
+        """Start every lane (HA passes entry.async_create_background_task)."""
+        if self._started:
             return
+        self._started = True
+        self._task_factory = task_factory
         self._idle.clear()
-        coro = self._run_loop()
-        self._runner = task_factory(coro) if task_factory else asyncio.create_task(coro)
+        for lane in self._lanes.values():
+            self._start_lane(lane)
+        self._check_idle()
 
     async def sync_now(self) -> None:
         """Try every queued job now: backoffs are skipped and held targets get one more try."""
         await self._queue.retry_all(self._clock())
-        self._held.clear()
-        self._kick()
+        for lane in self._lanes.values():
+            self._release(lane)
+            self._wake(lane)
 
     async def wait_idle(self) -> None:
         """After start(): return once no job runs and none is due (some may wait or be held)."""
         await self._idle.wait()
 
     async def stop(self) -> None:
-        """Cancel the runner and running uploads; jobs stay queued for the next start.
+        """Cancel the runners and running uploads, and wait for them; jobs stay queued.
 
         A job that is already recording its outcome (queue update, local delete) is let finish,
         so the queue, the disk and the callbacks stay consistent.
         """
-        tasks = [t for t in (self._runner, *self._workers.values()) if t is not None]
-        for job_id, task in [(None, self._runner), *self._workers.items()]:
-            if task is not None and job_id not in self._finishing:
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._runner = None
-        self._workers.clear()
+        self._started = False
+        await asyncio.gather(*(self._stop_lane(lane) for lane in list(self._lanes.values())))
 
     async def close(self) -> None:
         """stop() and close every target."""
         await self.stop()
-        for spec in self._targets.values():
-            await spec.target.close()
+        for lane in self._lanes.values():
+            await lane.spec.target.close()
 
-    def _kick(self) -> None:
+    # ------------------------------------------------------------------ lanes
+
+    def _start_lane(self, lane: _Lane) -> None:
+        coro = self._run_lane(lane)
+        name = f"pm_dvr sync {lane.spec.target_id}"
+        factory = self._task_factory
+        lane.runner = factory(coro) if factory else asyncio.create_task(coro, name=name)
+
+    async def _stop_lane(self, lane: _Lane) -> None:
+        tasks = [t for t in (lane.runner, *lane.workers.values()) if t is not None]
+        if lane.runner is not None:
+            lane.runner.cancel()
+        for job_id, task in lane.workers.items():
+            if job_id not in self._finishing:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        lane.runner = None
+        lane.workers.clear()
+        lane.sleep_until = None
+        lane.idle = True
+
+    def _release(self, lane: _Lane) -> None:
+        """Lift a hold; the problem shows until the next attempt, no longer as held."""
+        if lane.held:
+            lane.held = False
+            status = self.target_status(lane.spec.target_id)
+            self._set_status(
+                lane.spec.target_id, TargetStatus(status.ok, status.reason, status.message)
+            )
+
+    def _wake(self, lane: _Lane) -> None:
+        """Wake the lane's runner if it can start a job now; else let it sleep."""
+        if lane.held or len(lane.workers) >= self._concurrency:
+            return
+        due = self._queue.next_due(lane.spec.target_id)
+        if due is None:
+            return
+        if lane.sleep_until is not None and due >= lane.sleep_until:
+            return  # it looks by then anyway
+        if not lane.wake.is_set():
+            lane.wakeups += 1
+            lane.wake.set()
+        lane.idle = False
         self._idle.clear()
-        self._wake.set()
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        """Start the target's due jobs, then sleep until one is due or the lane is woken."""
+        target_id = lane.spec.target_id
+        while True:
+            lane.wake.clear()
+            now = self._clock()
+            while not lane.held and len(lane.workers) < self._concurrency:
+                job = self._queue.take_due(target_id, now)
+                if job is None:
+                    break
+                task = asyncio.create_task(
+                    self._work(lane, job), name=f"pm_dvr sync job {target_id}"
+                )
+                lane.workers[job["id"]] = task
+            wait: float | None = None
+            if not lane.held and len(lane.workers) < self._concurrency:
+                due = self._queue.next_due(target_id)
+                wait = None if due is None else max(0.0, due - now)
+            lane.sleep_until = None if wait is None else now + wait
+            lane.idle = not lane.workers
+            self._check_idle()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await lane.wake.wait()
+            lane.sleep_until = None
+
+    def _check_idle(self) -> None:
+        if all(lane.idle or lane.runner is None for lane in self._lanes.values()):
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    # ------------------------------------------------------------------ callbacks
 
     def _queue_changed(self, length: int) -> None:
         if length != self._last_length:
@@ -367,69 +506,33 @@ class SyncEngine:
             self._status[target_id] = status
             self._emit(self._on_target_status, target_id, status)
 
-    async def _run_loop(self) -> None:
-        """Launch due jobs, then sleep until a job ends, something is queued, or a backoff ends."""
-        while True:
-            self._wake.clear()
-            self._launch_due()
-            wait = self._next_wait()
-            if not self._workers and (wait is None or wait > 0):
-                self._idle.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+    # ------------------------------------------------------------------ one job
 
-    def _runnable(self, job: Job) -> bool:
-        return (
-            job["id"] not in self._workers
-            and job["target"] in self._targets
-            and job["target"] not in self._held
-        )
-
-    def _launch_due(self) -> None:
-        """Start due jobs of usable targets, up to the concurrency limit."""
-        for job in self._queue.due(self._clock()):
-            if len(self._workers) >= self._concurrency:
-                return
-            if self._runnable(job):
-                task = asyncio.create_task(self._work(job["id"]), name="pm_dvr sync job")
-                self._workers[job["id"]] = task
-
-    def _next_wait(self) -> float | None:
-        """Seconds until the next runnable job is due; None to wait for a wake-up only."""
-        next_attempt = self._queue.next_attempt(self._runnable)
-        if next_attempt is None:
-            return None
-        wait = next_attempt - self._clock()
-        if wait <= 0:
-            return None if len(self._workers) >= self._concurrency else 0.0
-        return wait
-
-    async def _work(self, job_id: str) -> None:
-        """Run one attempt of one job and record its outcome."""
+    async def _work(self, lane: _Lane, job: JobView) -> None:
+        """Run one attempt of one leased job and record its outcome."""
+        job_id: str = job["id"]
+        spec = lane.spec
         try:
-            job = self._queue.get(job_id)
-            spec = self._targets.get(job["target"]) if job else None
-            if job is None or spec is None:
-                return
             try:
                 outcome = await self._execute(job, spec)
             except SyncError as err:
                 self._finishing.add(job_id)
-                await self._failed(job, spec, err)
-            except Exception as err:  # a bug or an SDK surprise: retry later, never crash the loop
+                await self._failed(lane, job, spec, err)
+            except Exception as err:  # a bug or an SDK surprise: retry later, never crash the lane
                 self._finishing.add(job_id)
                 _LOGGER.warning("Unexpected %s while syncing %s", type(err).__name__, job["path"])
-                await self._failed(job, spec, SyncError(f"unexpected {type(err).__name__}"))
+                await self._failed(lane, job, spec, SyncError(f"unexpected {type(err).__name__}"))
             else:
                 self._finishing.add(job_id)
-                await self._succeeded(job_id, spec, outcome)
+                await self._succeeded(job, spec, outcome)
         finally:
             self._finishing.discard(job_id)
-            self._workers.pop(job_id, None)
-            self._wake.set()
+            self._queue.release(job_id)  # back in its heap if it still waits (failed, cancelled)
+            lane.workers.pop(job_id, None)
+            if lane.runner is not None:
+                lane.wake.set()  # a slot is free
 
-    async def _execute(self, job: Job, spec: TargetSpec) -> _Outcome:
+    async def _execute(self, job: JobView, spec: TargetSpec) -> _Outcome:
         """Upload every file of the job that the target does not already hold verified."""
         rel: str = job["path"]
         if job["kind"] == "event":
@@ -469,28 +572,30 @@ class SyncEngine:
         outcome.verified = tuple(verified)
         return outcome
 
-    async def _succeeded(self, job_id: str, spec: TargetSpec, outcome: _Outcome) -> None:
-        job = self._queue.get(job_id)
-        if job is None:  # removed while running
+    async def _succeeded(self, job: JobView, spec: TargetSpec, outcome: _Outcome) -> None:
+        job_id: str = job["id"]
+        if self._queue.get(job_id) is None:  # removed while running
             return
+        kind: JobKind = job["kind"]
+        path: str = job["path"]
         to_delete = set(job.get("deferred_delete", []))
         if spec.delete_after_upload:
             to_delete.update(outcome.verified)
-        siblings = self._queue.siblings(job_id)
+        siblings = [
+            (s["id"], tuple(s.get("deferred_delete", ()))) for s in self._queue.siblings(job_id)
+        ]
         await self._queue.remove(job_id)
         deleted = False
         if to_delete and siblings:
-            for sibling in siblings:
-                merged = sorted(to_delete | set(sibling.get("deferred_delete", [])))
-                await self._queue.update(sibling["id"], deferred_delete=merged)
+            for sibling_id, deferred in siblings:
+                merged = sorted(to_delete | set(deferred))
+                await self._queue.update(sibling_id, deferred_delete=merged)
         elif to_delete:
-            deleted = await self._run(
-                _delete_local, self._storage, job["kind"], job["path"], to_delete
-            )
+            deleted = await self._run(_delete_local, self._storage, kind, path, to_delete)
         self._set_status(spec.target_id, TargetStatus(ok=True))
         _LOGGER.debug(
             "Synced %s to %s: %d bytes, %d files sent, %d already there",
-            job["path"],
+            path,
             spec.target_id,
             outcome.bytes_uploaded,
             outcome.files_uploaded,
@@ -501,8 +606,8 @@ class SyncEngine:
             JobResult(
                 job_id=job_id,
                 target_id=spec.target_id,
-                kind=job["kind"],
-                path=job["path"],
+                kind=kind,
+                path=path,
                 event_id=_event_id(job),
                 ok=True,
                 bytes_uploaded=outcome.bytes_uploaded,
@@ -512,61 +617,73 @@ class SyncEngine:
             ),
         )
 
-    async def _failed(self, job: Job, spec: TargetSpec, err: SyncError) -> None:
+    async def _failed(self, lane: _Lane, job: JobView, spec: TargetSpec, err: SyncError) -> None:
+        job_id: str = job["id"]
+        kind: JobKind = job["kind"]
+        path: str = job["path"]
         message = redact(str(err))
         attempts = int(job.get("attempts", 0)) + 1
+        now = self._clock()
+        first_failure = job.get("first_failure") or now
         will_retry = True
+        gave_up = False
         if isinstance(err, LocalFileMissingError):
             will_retry = False
-            await self._queue.remove(job["id"])
+            await self._queue.remove(job_id)
         elif isinstance(err, _HOLD_ERRORS):
-            self._held.add(spec.target_id)
-            await self._queue.update(job["id"], last_error=message)
-        elif self._max_attempts is not None and attempts >= self._max_attempts:
+            lane.held = True  # not the job's fault: it keeps its attempts and retry budget
+            await self._queue.update(job_id, last_error=message)
+        elif (self._max_attempts is not None and attempts >= self._max_attempts) or (
+            spec.retry_limit is not None and now - first_failure >= spec.retry_limit
+        ):
             will_retry = False
-            await self._queue.remove(job["id"])
+            gave_up = True
+            await self._queue.fail(
+                job_id, attempts=attempts, last_error=message, first_failure=first_failure
+            )
         else:
             await self._queue.update(
-                job["id"],
+                job_id,
                 attempts=attempts,
-                next_attempt=self._clock() + self._backoff.delay(attempts),
+                next_attempt=now + self._backoff.delay(attempts),
                 last_error=message,
+                first_failure=first_failure,
             )
         if not isinstance(err, LocalFileMissingError):
             self._set_status(
                 spec.target_id,
-                TargetStatus(
-                    ok=False,
-                    reason=err.reason,
-                    message=message,
-                    held=spec.target_id in self._held,
-                ),
+                TargetStatus(ok=False, reason=err.reason, message=message, held=lane.held),
             )
         _LOGGER.warning(
             "Sync of %s to %s failed (attempt %d%s): %s",
-            job["path"],
+            path,
             spec.target_id,
             attempts,
-            ", will retry" if will_retry else ", giving up",
+            ", will retry"
+            if will_retry
+            else ", moved to the failed uploads"
+            if gave_up
+            else ", giving up",
             message,
         )
         self._emit(
             self._on_job_finished,
             JobResult(
-                job_id=job["id"],
+                job_id=job_id,
                 target_id=spec.target_id,
-                kind=job["kind"],
-                path=job["path"],
+                kind=kind,
+                path=path,
                 event_id=_event_id(job),
                 ok=False,
                 error=message,
                 reason=err.reason,
                 will_retry=will_retry,
+                gave_up=gave_up,
             ),
         )
 
 
-def _event_id(job: Job) -> str | None:
+def _event_id(job: JobView) -> str | None:
     if job["kind"] != "event":
         return None
     return PurePosixPath(job["path"]).name

@@ -1,13 +1,28 @@
-"""The persistent upload queue: plain-JSON items, persistence injected by the caller.
+"""The persistent upload queue: jobs in memory, a heap per target, changes written in batches.
 
-The core cannot use Home Assistant's Store, so the glue passes a `save` callable (for example one
-that calls `Store.async_delay_save`); `JsonFileStore` is a small stand-in for tests and benchmarks.
+Picking a target's next due job costs O(log n) and copies nothing. Each target has a heap of
+(next_attempt, added, seq, id) entries; a job has at most one live entry (the `seq` it was last
+pushed with), so an entry left behind by a change, a removal or a pick is simply skipped when it
+reaches the top. A heap is rebuilt once it holds more dead entries than live ones, which keeps
+every operation O(log n) amortised. A picked job is leased: it leaves its heap until the engine
+records its outcome or `release`s it.
 
-One item (a dict, JSON-safe):
+Jobs that kept failing past their target's retry limit move to a failed list: kept (and
+persisted) but never picked, until `requeue_failed` puts them back.
+
+Persistence never rewrites the queue. A change marks its job dirty; at most once per
+`save_delay` the dirty jobs, and only those, go to the store in one batch, in a worker thread,
+one batch at a time. `SqliteQueueStore` keeps a row per job in SQLite, so each batch is one atomic
+commit: a crash or power cut loses at most the last `save_delay` of changes, never the file.
+`retry_all` ("sync now") is not written: it only brings attempts forward.
+
+One job (a dict, JSON-safe, as stored):
     {"id": "<hex>", "kind": "event" | "recording",
      "path": "events/<event_id>" | "recordings/<camera>/<YYYY-MM-DD>/<file>.mp4",
      "target": "<target id>", "attempts": 0, "next_attempt": <epoch seconds>,
      "last_error": None | "<non-secret text>", "added": <epoch seconds>,
+     "first_failure": None | <epoch seconds of the first failed attempt>,
+     "failed": None | <epoch seconds it moved to the failed list>,
      "deferred_delete": ["<relative file path>", ...]   # optional, see SyncEngine
     }
 """
@@ -15,15 +30,17 @@ One item (a dict, JSON-safe):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-import copy
-import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import heapq
 import json
 import logging
-import os
 from pathlib import Path
+import sqlite3
+import threading
 import time
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 import uuid
 
 from .base import RunInExecutor, default_executor
@@ -32,9 +49,42 @@ _LOGGER = logging.getLogger(__name__)
 
 type JobKind = Literal["event", "recording"]
 type Job = dict[str, Any]
-type SaveCallback = Callable[[list[Job]], Awaitable[None] | None]
+type JobView = Mapping[str, Any]
 
 KINDS: tuple[JobKind, ...] = ("event", "recording")
+SAVE_DELAY = 1.0
+# Dead heap entries tolerated beyond the live ones before a target's heap is rebuilt.
+_REBUILD_SLACK = 1024
+_DEFAULTS: dict[str, Any] = {
+    "attempts": 0,
+    "next_attempt": 0.0,
+    "last_error": None,
+    "added": 0.0,
+    "first_failure": None,
+    "failed": None,
+}
+
+
+class QueueStore(Protocol):
+    """Where the queue keeps its jobs. Every method blocks: the queue calls them in a thread."""
+
+    def load(self) -> list[Job]:
+        """Every stored job, in the order they were first written."""
+
+    def write(self, changes: Mapping[str, Job | None]) -> None:
+        """Store these jobs and delete those mapped to None, all or nothing."""
+
+    def close(self) -> None:
+        """Release the storage; a later call may open it again."""
+
+
+class HeapEntry(NamedTuple):
+    """One entry of a target's heap: ordered by time due, then age, then push order."""
+
+    next_attempt: float
+    added: float
+    seq: int
+    job_id: str
 
 
 def _valid(item: Mapping[str, Any]) -> bool:
@@ -43,180 +93,530 @@ def _valid(item: Mapping[str, Any]) -> bool:
         and item.get("kind") in KINDS
         and isinstance(item.get("path"), str)
         and isinstance(item.get("target"), str)
+        and isinstance(item.get("next_attempt", 0.0), int | float)
+        and isinstance(item.get("added", 0.0), int | float)
     )
 
 
+def _copy(job: Mapping[str, Any]) -> Job:
+    """A job's own copy (its values are scalars, except the deferred_delete list)."""
+    copied = dict(job)
+    if "deferred_delete" in copied:
+        copied["deferred_delete"] = list(copied["deferred_delete"])
+    return copied
+
+
 class SyncQueue:
-    """Jobs (one per path and target) kept in order and saved after every change."""
+    """Jobs (one per path and target), indexed by target, path and due time."""
 
     def __init__(
         self,
         initial: Iterable[Mapping[str, Any]] | None = None,
-        save: SaveCallback | None = None,
+        *,
+        store: QueueStore | None = None,
+        run_in_executor: RunInExecutor | None = None,
         clock: Callable[[], float] = time.time,
+        save_delay: float = SAVE_DELAY,
     ) -> None:
-        self._save = save
+        """Build the queue from stored jobs (plain Python, no loop: fine in a worker thread)."""
+        self._store = store
+        self._run = run_in_executor or default_executor()
         self._clock = clock
-        self._jobs: dict[str, Job] = {}
+        self._save_delay = save_delay
+        self._jobs: dict[str, Job] = {}  # waiting or running
+        self._failed: dict[str, Job] = {}  # gave up; kept until requeued or removed
+        self._failed_by_target: dict[str, set[str]] = {}
+        self._by_key: dict[tuple[str, str, str], str] = {}  # (kind, path, target) -> id
+        self._by_path: dict[tuple[str, str], set[str]] = {}  # (kind, path) -> ids
+        self._by_target: dict[str, set[str]] = {}  # target -> ids, waiting, running or failed
+        self._heaps: dict[str, list[HeapEntry]] = {}
+        self._live: dict[str, int] = {}  # job id -> seq of its one live heap entry
+        self._dead: dict[str, int] = {}  # target -> dead entries in its heap
+        self._leased: set[str] = set()
+        self._seq = 0
         self._listeners: list[Callable[[int], None]] = []
+        self._dirty: set[str] = set()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self._write_failed = False
+        self._closed = False
         for item in initial or ():
             if not _valid(item):
                 _LOGGER.warning("Dropping a malformed sync queue item")
                 continue
-            job: Job = {
-                "attempts": 0,
-                "next_attempt": 0.0,
-                "last_error": None,
-                "added": 0.0,
-                **copy.deepcopy(dict(item)),
-            }
-            self._jobs[job["id"]] = job
+            job: Job = {**_DEFAULTS, **_copy(item)}
+            if (
+                job["id"] in self._jobs
+                or job["id"] in self._failed
+                or self._key(job) in self._by_key
+            ):
+                continue
+            self._index(job)
+            if job["failed"] is not None:
+                self._add_failed(job)
+            else:
+                self._jobs[job["id"]] = job
+                self._seq += 1
+                self._live[job["id"]] = self._seq
+                self._heaps.setdefault(job["target"], []).append(self._entry(job, self._seq))
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+
+    @classmethod
+    async def open(
+        cls,
+        store: QueueStore,
+        *,
+        run_in_executor: RunInExecutor | None = None,
+        clock: Callable[[], float] = time.time,
+        save_delay: float = SAVE_DELAY,
+    ) -> SyncQueue:
+        """Load the stored jobs and build the queue, both in a worker thread."""
+        run = run_in_executor or default_executor()
+
+        def build() -> SyncQueue:
+            return cls(
+                store.load(),
+                store=store,
+                run_in_executor=run,
+                clock=clock,
+                save_delay=save_delay,
+            )
+
+        return await run(build)
+
+    # ------------------------------------------------------------------ reading
 
     def __len__(self) -> int:
+        """Jobs waiting or running (the failed list apart)."""
         return len(self._jobs)
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
-        """Call listener(length) after every change."""
+        """Call listener(len(queue)) after every change."""
         self._listeners.append(listener)
 
     def jobs(self) -> list[Job]:
-        """Copies of all jobs, oldest first."""
-        return [copy.deepcopy(job) for job in self._jobs.values()]
+        """Copies of the waiting and running jobs, oldest first (O(n): for tools and tests)."""
+        return [_copy(job) for job in self._jobs.values()]
 
-    def get(self, job_id: str) -> Job | None:
-        """A copy of one job, or None."""
-        job = self._jobs.get(job_id)
-        return copy.deepcopy(job) if job is not None else None
+    def failed_jobs(self, target: str | None = None) -> list[Job]:
+        """Copies of the jobs on the failed list (of one target)."""
+        if target is None:
+            return [_copy(job) for job in self._failed.values()]
+        return [_copy(self._failed[i]) for i in sorted(self._failed_by_target.get(target, ()))]
 
-    def find(self, kind: JobKind, path: str, target: str) -> Job | None:
-        """The queued job for this path and target, if any."""
-        for job in self._jobs.values():
-            if job["kind"] == kind and job["path"] == path and job["target"] == target:
-                return copy.deepcopy(job)
+    def failed_count(self, target: str) -> int:
+        """How many of a target's jobs are on the failed list (O(1))."""
+        return len(self._failed_by_target.get(target, ()))
+
+    def targets(self) -> set[str]:
+        """The targets that have jobs (waiting, running or failed)."""
+        return set(self._by_target)
+
+    def count(self, target: str) -> int:
+        """How many of a target's jobs wait or run (O(1))."""
+        return len(self._by_target.get(target, ())) - self.failed_count(target)
+
+    def get(self, job_id: str) -> JobView | None:
+        """A read-only view of one job (waiting, running or failed), or None. Not a copy."""
+        job = self._jobs.get(job_id) or self._failed.get(job_id)
+        return MappingProxyType(job) if job is not None else None
+
+    def find(self, kind: JobKind, path: str, target: str) -> JobView | None:
+        """The job for this path and target, if any (failed ones included)."""
+        job_id = self._by_key.get((kind, path, target))
+        return self.get(job_id) if job_id is not None else None
+
+    def siblings(self, job_id: str) -> list[JobView]:
+        """Other jobs for the same local path (other targets), failed ones included."""
+        job = self._jobs.get(job_id) or self._failed[job_id]
+        views: list[JobView] = []
+        for other in sorted(self._by_path.get((job["kind"], job["path"]), ())):
+            if other != job_id and (view := self.get(other)) is not None:
+                views.append(view)
+        return views
+
+    def next_due(self, target: str) -> float | None:
+        """When the target's earliest waiting job is due; None when it has none."""
+        top = self._top(target)
+        return top.next_attempt if top is not None else None
+
+    def heap(self, target: str) -> Sequence[HeapEntry]:
+        """The target's heap as it is, dead entries included (for tests and benchmarks)."""
+        return tuple(self._heaps.get(target, ()))
+
+    def is_live(self, entry: HeapEntry) -> bool:
+        """Whether a heap entry still stands for its job."""
+        return self._live.get(entry.job_id) == entry.seq
+
+    # ------------------------------------------------------------------ picking
+
+    def take_due(self, target: str, now: float) -> JobView | None:
+        """Lease the target's earliest job due by `now`: O(log n), a view and not a copy.
+
+        The job leaves the heap until `release` (or its removal, or a move to the failed list).
+        """
+        top = self._top(target)
+        if top is None or top.next_attempt > now:
+            return None
+        heapq.heappop(self._heaps[target])
+        del self._live[top.job_id]
+        self._leased.add(top.job_id)
+        return MappingProxyType(self._jobs[top.job_id])
+
+    def release(self, job_id: str) -> None:
+        """End a lease: the job (if still waiting) is back in its heap at its next_attempt."""
+        if job_id in self._leased:
+            self._leased.discard(job_id)
+            if (job := self._jobs.get(job_id)) is not None:
+                self._push(job)
+
+    def _top(self, target: str) -> HeapEntry | None:
+        heap = self._heaps.get(target)
+        while heap:
+            top = heap[0]
+            if self._live.get(top.job_id) == top.seq:
+                return top
+            heapq.heappop(heap)
+            self._dead[target] = max(0, self._dead.get(target, 0) - 1)
         return None
 
-    def siblings(self, job_id: str) -> list[Job]:
-        """Other queued jobs for the same local path (other targets)."""
-        job = self._jobs[job_id]
-        return [
-            copy.deepcopy(other)
-            for other in self._jobs.values()
-            if other["id"] != job_id
-            and other["kind"] == job["kind"]
-            and other["path"] == job["path"]
-        ]
+    # ------------------------------------------------------------------ changing
 
-    def due(self, now: float) -> list[Job]:
-        """Copies of the jobs whose next attempt has come, earliest first."""
-        ready = [job for job in self._jobs.values() if job["next_attempt"] <= now]
-        ready.sort(key=lambda job: (job["next_attempt"], job["added"]))
-        return [copy.deepcopy(job) for job in ready]
-
-    def next_attempt(self, where: Callable[[Job], bool] | None = None) -> float | None:
-        """The earliest next_attempt of the jobs that pass `where` (all jobs by default)."""
-        return min(
-            (j["next_attempt"] for j in self._jobs.values() if where is None or where(j)),
-            default=None,
-        )
-
-    async def add(self, kind: JobKind, path: str, target: str) -> Job | None:
-        """Queue a job; None when the same path is already queued for that target."""
+    async def add(self, kind: JobKind, path: str, target: str) -> JobView | None:
+        """Queue a job; None when this path already has a job for that target."""
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
-        if self.find(kind, path, target) is not None:
+        if (kind, path, target) in self._by_key:
             return None
         now = self._clock()
         job: Job = {
+            **_DEFAULTS,
             "id": uuid.uuid4().hex,
             "kind": kind,
             "path": path,
             "target": target,
-            "attempts": 0,
             "next_attempt": now,
-            "last_error": None,
             "added": now,
         }
         self._jobs[job["id"]] = job
-        await self._changed()
-        return copy.deepcopy(job)
+        self._index(job)
+        self._push(job)
+        self._changed(job["id"])
+        return MappingProxyType(job)
 
     async def update(self, job_id: str, **changes: Any) -> None:
-        """Change fields of a queued job (ignored when it is gone)."""
-        job = self._jobs.get(job_id)
+        """Change fields of a job, waiting, running or failed (ignored when it is gone)."""
+        job = self._jobs.get(job_id) or self._failed.get(job_id)
         if job is None:
             return
-        job.update(copy.deepcopy(changes))
-        await self._changed()
+        moved = "next_attempt" in changes and changes["next_attempt"] != job["next_attempt"]
+        job.update(_copy(changes))
+        if moved and job_id in self._live:
+            self._unpush(job)
+            self._push(job)
+        self._changed(job_id)
 
-    async def retry_all(self, now: float) -> None:
-        """Make every job due at `now` (a manual "sync now"), with one save."""
-        changed = False
-        for job in self._jobs.values():
-            if job["next_attempt"] > now:
-                job["next_attempt"] = now
-                changed = True
-        if changed:
-            await self._changed()
-
-    async def remove(self, job_id: str) -> Job | None:
-        """Take a job out of the queue; returns it, or None if it was not there."""
+    async def fail(self, job_id: str, **changes: Any) -> None:
+        """Move a job to the failed list (with these last changes): it is not picked again."""
         job = self._jobs.pop(job_id, None)
-        if job is not None:
-            await self._changed()
-        return job
+        if job is None:
+            return
+        job.update(_copy(changes))
+        job["failed"] = self._clock()
+        if job_id in self._live:
+            self._unpush(job)
+        self._leased.discard(job_id)
+        self._add_failed(job)
+        self._changed(job_id)
+
+    async def requeue_failed(self, target: str) -> int:
+        """Put a target's failed jobs back, due now and with a fresh retry budget."""
+        now = self._clock()
+        ids = list(self._failed_by_target.get(target, ()))
+        for job_id in sorted(ids, key=lambda i: self._failed[i]["added"]):
+            job = self._drop_failed(job_id)
+            assert job is not None
+            job.update(attempts=0, first_failure=None, failed=None, next_attempt=now)
+            self._jobs[job_id] = job
+            self._push(job)
+            self._changed(job_id, notify=False)
+        if ids:
+            self._notify()
+        return len(ids)
+
+    async def retry_all(self, now: float, target: str | None = None) -> None:
+        """Make every waiting job (of one target) due at `now`; not persisted, see above."""
+        targets = [target] if target is not None else list(self._heaps)
+        for name in targets:
+            ids = [i for i in self._by_target.get(name, ()) if i in self._jobs]
+            for job_id in ids:
+                job = self._jobs[job_id]
+                job["next_attempt"] = min(job["next_attempt"], now)
+            self._rebuild(name)
+
+    async def remove(self, job_id: str) -> JobView | None:
+        """Take a job out of the queue or the failed list; returns it, or None."""
+        job = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
+        if job is None:
+            return None
+        if job_id in self._live:
+            self._unpush(job)
+        self._leased.discard(job_id)
+        self._unindex(job)
+        self._changed(job_id)
+        return MappingProxyType(job)
 
     async def remove_target(self, target: str) -> int:
-        """Drop every job of a target (the target was deleted); returns how many."""
-        gone = [job_id for job_id, job in self._jobs.items() if job["target"] == target]
-        for job_id in gone:
-            del self._jobs[job_id]
-        if gone:
-            await self._changed()
-        return len(gone)
+        """Drop every job of a target, failed ones too (the target was deleted)."""
+        ids = list(self._by_target.get(target, ()))
+        for job_id in ids:
+            job = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
+            assert job is not None
+            self._live.pop(job_id, None)
+            self._leased.discard(job_id)
+            self._unindex(job)
+            self._changed(job_id, notify=False)
+        self._heaps.pop(target, None)
+        self._dead.pop(target, None)
+        if ids:
+            self._notify()
+        return len(ids)
 
-    async def _changed(self) -> None:
-        if self._save is not None:
-            result = self._save(self.jobs())
-            if inspect.isawaitable(result):
-                await result
+    async def import_items(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Take over jobs kept elsewhere before (an older format); returns how many were new."""
+        added = 0
+        for item in items:
+            if not _valid(item) or item["id"] in self._jobs or item["id"] in self._failed:
+                continue
+            job: Job = {**_DEFAULTS, **_copy(item)}
+            if self._key(job) in self._by_key:
+                continue
+            self._index(job)
+            if job["failed"] is not None:
+                self._add_failed(job)
+            else:
+                self._jobs[job["id"]] = job
+                self._push(job)
+            self._changed(job["id"], notify=False)
+            added += 1
+        if added:
+            self._notify()
+        return added
+
+    # ------------------------------------------------------------------ indexes and heaps
+
+    @staticmethod
+    def _key(job: Mapping[str, Any]) -> tuple[str, str, str]:
+        return job["kind"], job["path"], job["target"]
+
+    @staticmethod
+    def _entry(job: Mapping[str, Any], seq: int) -> HeapEntry:
+        return HeapEntry(float(job["next_attempt"]), float(job["added"]), seq, job["id"])
+
+    def _index(self, job: Job) -> None:
+        self._by_key[self._key(job)] = job["id"]
+        self._by_path.setdefault((job["kind"], job["path"]), set()).add(job["id"])
+        self._by_target.setdefault(job["target"], set()).add(job["id"])
+
+    def _unindex(self, job: Job) -> None:
+        self._by_key.pop(self._key(job), None)
+        path = (job["kind"], job["path"])
+        if (ids := self._by_path.get(path)) is not None:
+            ids.discard(job["id"])
+            if not ids:
+                del self._by_path[path]
+        if (ids := self._by_target.get(job["target"])) is not None:
+            ids.discard(job["id"])
+            if not ids:
+                del self._by_target[job["target"]]
+
+    def _add_failed(self, job: Job) -> None:
+        self._failed[job["id"]] = job
+        self._failed_by_target.setdefault(job["target"], set()).add(job["id"])
+
+    def _drop_failed(self, job_id: str) -> Job | None:
+        job = self._failed.pop(job_id, None)
+        if job is not None:
+            ids = self._failed_by_target[job["target"]]
+            ids.discard(job_id)
+            if not ids:
+                del self._failed_by_target[job["target"]]
+        return job
+
+    def _push(self, job: Job) -> None:
+        self._seq += 1
+        self._live[job["id"]] = self._seq
+        heapq.heappush(self._heaps.setdefault(job["target"], []), self._entry(job, self._seq))
+
+    def _unpush(self, job: Job) -> None:
+        """Leave the job's heap entry dead; rebuild the heap when dead entries pile up."""
+        del self._live[job["id"]]
+        target = job["target"]
+        dead = self._dead[target] = self._dead.get(target, 0) + 1
+        if dead > len(self._heaps[target]) - dead + _REBUILD_SLACK:
+            self._rebuild(target)
+
+    def _rebuild(self, target: str) -> None:
+        """A fresh heap of the target's waiting, unleased jobs (O(k))."""
+        heap: list[HeapEntry] = []
+        for job_id in self._by_target.get(target, ()):
+            job = self._jobs.get(job_id)
+            if job is not None and job_id not in self._leased:
+                self._seq += 1
+                self._live[job_id] = self._seq
+                heap.append(self._entry(job, self._seq))
+        heapq.heapify(heap)
+        self._heaps[target] = heap
+        self._dead[target] = 0
+
+    # ------------------------------------------------------------------ persistence
+
+    def _changed(self, job_id: str, notify: bool = True) -> None:
+        if self._store is not None:
+            self._dirty.add(job_id)
+            self._schedule_flush()
+        if notify:
+            self._notify()
+
+    def _notify(self) -> None:
         for listener in self._listeners:
             listener(len(self._jobs))
 
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is not None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._flush_timer = loop.call_later(self._save_delay, self._start_flush)
 
-class JsonFileStore:
-    """Keeps the queue in one JSON file, replaced atomically (for tests, bench and tools)."""
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(
+                self.flush(), name="pm_dvr sync queue save"
+            )
+        else:  # a batch is being written: look again once it is
+            self._schedule_flush()
 
-    def __init__(self, path: Path, run_in_executor: RunInExecutor | None = None) -> None:
+    async def flush(self) -> None:
+        """Write the pending changes now (one batch at a time, in a worker thread)."""
+        if self._store is None:
+            return
+        async with self._write_lock:
+            while self._dirty:
+                batch = self._dirty
+                self._dirty = set()
+                changes: dict[str, Job | None] = {}
+                for job_id in batch:
+                    job = self._jobs.get(job_id) or self._failed.get(job_id)
+                    changes[job_id] = _copy(job) if job is not None else None
+                try:
+                    await self._run(self._store.write, changes)
+                except (OSError, sqlite3.Error) as err:
+                    self._dirty |= batch  # kept for the next try
+                    if not self._write_failed:
+                        _LOGGER.warning("Cannot save the sync queue (will retry): %s", err)
+                    self._write_failed = True
+                    if not self._closed:
+                        self._schedule_flush()
+                    return
+                if self._write_failed:
+                    _LOGGER.info("The sync queue is saved again")
+                    self._write_failed = False
+
+    async def close(self) -> None:
+        """Write what is pending and close the store; later changes stay in memory only."""
+        self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._flush_task is not None and not self._flush_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_task
+        await self.flush()
+        if self._store is not None:
+            await self._run(self._store.close)
+
+
+class SqliteQueueStore:
+    """The queue in an SQLite file: a row per job, each batch of changes one atomic commit.
+
+    SQLite's rollback journal with full fsync makes a commit all or nothing across crashes and
+    power cuts. A file that is not a database (damaged) is moved aside and the queue starts
+    empty, with a warning. Calls come from worker threads, one at a time; a lock makes sure.
+    """
+
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._run = run_in_executor or default_executor()
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS jobs ("
+                    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, data TEXT NOT NULL)"
+                )
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._db = db
+        return self._db
 
     def load(self) -> list[Job]:
-        """Read the items; an absent or unreadable file is an empty queue (blocking)."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError):
-            _LOGGER.warning("Sync queue file %s is unreadable; starting empty", self.path)
-            return []
-        items = data.get("items") if isinstance(data, dict) else None
-        return [item for item in items or [] if isinstance(item, dict)]
+        """Every stored job in the order first written; a damaged file is moved aside."""
+        with self._lock:
+            try:
+                rows = self._connect().execute("SELECT data FROM jobs ORDER BY seq").fetchall()
+            except sqlite3.OperationalError:  # cannot open or locked: not a damaged file
+                raise
+            except sqlite3.DatabaseError:
+                self._set_aside()
+                return []
+        jobs: list[Job] = []
+        for (data,) in rows:
+            with contextlib.suppress(ValueError):
+                item = json.loads(data)
+                if isinstance(item, dict):
+                    jobs.append(item)
+        return jobs
 
-    async def async_load(self) -> list[Job]:
-        """load() in a worker thread."""
-        return await self._run(self.load)
+    def _set_aside(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        with contextlib.suppress(OSError):
+            self.path.replace(aside)
+        _LOGGER.warning("Sync queue file %s was damaged; moved to %s", self.path, aside.name)
 
-    async def save(self, items: list[Job]) -> None:
-        """Write the items in a worker thread, one write at a time so the last call wins."""
-        async with self._lock:
-            await self._run(self._write, items)
+    def write(self, changes: Mapping[str, Job | None]) -> None:
+        """Upsert the jobs and delete the ids mapped to None, in one transaction."""
+        upserts = [(job_id, json.dumps(job)) for job_id, job in changes.items() if job is not None]
+        deletes = [(job_id,) for job_id, job in changes.items() if job is None]
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO jobs (id, data) VALUES (?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    upserts,
+                )
+                db.executemany("DELETE FROM jobs WHERE id = ?", deletes)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
-    def _write(self, items: list[Job]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.tmp")
-        with temp.open("w", encoding="utf-8") as handle:
-            json.dump({"version": 1, "items": items}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(self.path)
+    def close(self) -> None:
+        """Close the connection (the next call opens it again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -1,0 +1,445 @@
+"""The queue's structure (a heap per target, nothing copied), lanes per target, timeouts on
+every target operation, the retry limit and coalesced wake-ups.
+
+Hangs are real: an endpoint that accepts TCP connections and never answers (tests/rig/sockets),
+a FIFO that a read blocks on, an rclone that cannot reach its remote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+import copy
+import os
+from pathlib import Path
+import random
+import shutil
+import time
+from typing import Any
+
+import aiohttp
+from blockbuster import blockbuster_ctx
+import pytest
+import pytest_asyncio
+
+from custom_components.pm_dvr.core.sync import (
+    AzureBlobConfig,
+    AzureTuning,
+    Backoff,
+    FolderConfig,
+    FolderTarget,
+    HeapEntry,
+    RcloneConfig,
+    RcloneTarget,
+    SyncQueue,
+    TargetSpec,
+    TargetStatus,
+    TargetTimeoutError,
+    create_azure_target,
+)
+from tests.rig.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from tests.rig.sockets import SilentServer
+
+from .test_sync import KIB, Recorder, make_event, wait_for, write_file
+
+JOBS = 100_000
+HUNG = AzureTuning(retry_total=0, retry_backoff=0.1, request_timeout=3.0)
+RCLONE = shutil.which("rclone")
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_loop() -> Iterator[None]:
+    """Fail on any blocking call the sync core makes in the event loop."""
+    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]):
+        yield
+
+
+@pytest_asyncio.fixture
+async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
+    """The shared aiohttp session (HA's in production)."""
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+@pytest.fixture
+def rclone_installed() -> None:
+    """rclone comes from Debian (scripts/setup installs it): fail, never skip."""
+    if RCLONE is None:
+        pytest.fail("rclone is not installed: run scripts/setup")
+
+
+def hung_azure(server: SilentServer) -> AzureBlobConfig:
+    """An Azure account whose endpoint accepts connections and never answers."""
+    return AzureBlobConfig(
+        connection_string=(
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{server.port}/{ACCOUNT_NAME};"
+        ),
+        account_url=None,
+        credential=None,
+        container="hung",
+    )
+
+
+def is_heap(entries: list[HeapEntry] | tuple[HeapEntry, ...]) -> bool:
+    return all(
+        entries[i] <= entries[child]
+        for i in range(len(entries))
+        for child in (2 * i + 1, 2 * i + 2)
+        if child < len(entries)
+    )
+
+
+# ---------------------------------------------------------------- the queue's structure
+
+
+async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100k jobs on two targets: each target's jobs sit in a heap ordered by due time, a pick
+    pops the earliest due job of that target only and hands out the queue's own job (a
+    read-only view, no copy), dead entries left by changes are skipped, and the heap never
+    grows far beyond the live jobs."""
+    rng = random.Random(17)
+    now = 1_000_000.0
+    items = [
+        {
+            "id": f"j{index:06d}",
+            "kind": "recording",
+            "path": f"recordings/cam/2026-01-01/{index:06d}.mp4",
+            "target": "a" if index % 2 else "b",
+            "next_attempt": now + rng.uniform(-3600, 3600),
+            "added": now - 7200 + index * 0.01,
+        }
+        for index in range(JOBS)
+    ]
+    queue = SyncQueue(items, clock=lambda: now)
+    assert len(queue) == JOBS
+    for target in ("a", "b"):
+        heap = queue.heap(target)
+        assert len(heap) == JOBS // 2
+        assert is_heap(heap)
+
+    def no_copies(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the queue copied a job")
+
+    monkeypatch.setattr(copy, "deepcopy", no_copies)
+    monkeypatch.setattr(copy, "copy", no_copies)
+
+    due_a = sorted(
+        (item["next_attempt"], item["added"], item["id"])
+        for item in items
+        if item["target"] == "a" and item["next_attempt"] <= now
+    )
+    picked: list[str] = []
+    while (job := queue.take_due("a", now)) is not None:
+        picked.append(job["id"])
+        assert job["target"] == "a"
+    assert picked == [job_id for _, _, job_id in due_a]  # every due job, earliest first
+    assert queue.take_due("b", now - 3601) is None  # nothing of b is due that early
+    later_a = min(
+        i["next_attempt"] for i in items if i["target"] == "a" and i["next_attempt"] > now
+    )
+    assert queue.next_due("a") == later_a
+    assert len(queue) == JOBS  # picked jobs are leased, still queued
+
+    # The view is the queue's own job: a change shows through it, and it cannot be written.
+    view = queue.take_due("b", now)
+    assert view is not None
+    await queue.update(view["id"], last_error="seen through the view")
+    assert view["last_error"] == "seen through the view"
+    with pytest.raises(TypeError):
+        view["attempts"] = 1  # type: ignore[index]
+
+    # Leased jobs go back at their (new) time; changed and removed ones leave dead entries
+    # that a pick skips.
+    await queue.update(picked[0], next_attempt=now + 10_000)
+    queue.release(picked[0])
+    queue.release(picked[1])
+    assert queue.take_due("a", now)["id"] == picked[1]  # type: ignore[index]
+    b_jobs = [i for i in items if i["target"] == "b" and i["id"] != view["id"]]
+    for item in b_jobs[:30_000]:
+        await queue.update(item["id"], next_attempt=now + 20_000)
+    for item in b_jobs[30_000:40_000]:
+        await queue.remove(item["id"])
+    heap_b = queue.heap("b")
+    live_b = sum(1 for entry in heap_b if queue.is_live(entry))
+    assert live_b == JOBS // 2 - 1 - 10_000
+    assert len(heap_b) <= 2 * live_b + 1024 + 1  # rebuilt as dead entries pile up
+    assert is_heap(heap_b)
+    moved = {i["id"] for i in b_jobs[:30_000]}
+    expected_b = sorted(
+        (now + 20_000 if i["id"] in moved else i["next_attempt"], i["added"], i["id"])
+        for i in b_jobs[:30_000] + b_jobs[40_000:]
+    )
+    got: list[str] = []
+    while (job := queue.take_due("b", now + 30_000)) is not None:
+        got.append(job["id"])
+    assert got == [job_id for _, _, job_id in expected_b]
+    assert queue.next_due("b") is None
+
+
+async def test_new_jobs_and_sync_now_keep_the_order() -> None:
+    """Jobs added later go after equal ones; sync_now brings every job of a target forward."""
+    clock = [100.0]
+    queue = SyncQueue(clock=lambda: clock[0])
+    first = await queue.add("event", "events/e1", "t")
+    second = await queue.add("event", "events/e2", "t")
+    assert first is not None
+    assert second is not None
+    await queue.update(first["id"], next_attempt=500.0)
+    assert queue.next_due("t") == 100.0
+    assert queue.take_due("t", 100.0)["id"] == second["id"]  # type: ignore[index]
+    assert queue.take_due("t", 100.0) is None
+    await queue.retry_all(200.0, "t")
+    assert queue.take_due("t", 200.0)["id"] == first["id"]  # type: ignore[index]
+    queue.release(first["id"])
+    queue.release(second["id"])
+    await queue.retry_all(150.0)
+    assert [queue.take_due("t", 150.0)["id"] for _ in range(2)] == [  # type: ignore[index]
+        second["id"],
+        first["id"],
+    ]
+
+
+# ---------------------------------------------------------------- lanes and timeouts
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_hung_azure_target_does_not_delay_a_folder_target(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """Azure accepts connections and never answers: its two slots hang, yet every folder
+    upload is done meanwhile; the hang then fails as a timeout and the target shows it."""
+    storage = tmp_path / "storage"
+    for index in range(4):
+        make_event(storage, f"ev{index}", {"cam": [4 * KIB]})
+    with SilentServer() as server:
+        hung = await create_azure_target(hung_azure(server), session, tuning=HUNG)
+        rec = Recorder()
+        queue = SyncQueue()
+        engine = rec.engine(
+            storage,
+            queue,
+            TargetSpec("az", hung),
+            TargetSpec("nas", FolderTarget(FolderConfig(tmp_path / "nas"))),
+            backoff=Backoff(initial=60.0),
+        )
+        engine.start()
+        try:
+            for index in range(4):
+                assert await engine.enqueue_event(f"ev{index}") == 2
+            await wait_for(lambda: sum(r.ok for r in rec.results) == 4, timeout=2.5)
+            assert {r.target_id for r in rec.results} == {"nas"}
+            assert engine.running("az") == 2  # both Azure slots still hang
+            assert engine.target_status("az").ok  # not failed yet: within its timeout
+            await wait_for(lambda: len(rec.results) == 6, timeout=10)
+        finally:
+            await engine.close()
+    failures = [r for r in rec.results if r.target_id == "az"]
+    assert [(r.ok, r.reason, r.will_retry) for r in failures] == [(False, "timeout", True)] * 2
+    status = engine.target_status("az")
+    assert (status.ok, status.reason) == (False, "timeout")
+    assert "did not answer within 3 s" in (status.message or "")
+    assert server.accepted >= 2
+    assert engine.target_status("nas").ok
+    for index in range(4):
+        assert (tmp_path / "nas" / f"ev{index}" / "event.json").exists()
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_every_azure_request_is_bounded(session: aiohttp.ClientSession) -> None:
+    """Checking, validating and uploading against a hung endpoint all fail as timeouts."""
+    tuning = AzureTuning(retry_total=3, retry_backoff=0.1, request_timeout=0.5)
+    with SilentServer() as server:
+        target = await create_azure_target(hung_azure(server), session, tuning=tuning)
+        local = Path(__file__)
+        try:
+            for call in (
+                lambda: target.exists_verified(local, "x"),
+                target.validate,
+                lambda: target.upload(local, "x"),
+            ):
+                started = time.monotonic()
+                with pytest.raises(TargetTimeoutError, match=r"did not answer within 0\.\d+ s"):
+                    await call()
+                assert time.monotonic() - started < 5
+        finally:
+            await target.close()
+
+
+async def test_folder_call_that_hangs_times_out_and_holds_off_the_next(tmp_path: Path) -> None:
+    """A read that blocks in the kernel (a FIFO no one writes: like a dead network mount)
+    fails after the timeout; while its thread is stuck, the target's next calls fail at once
+    instead of taking another thread; once it returns, the target works again."""
+    dest = tmp_path / "nas"
+    (dest / "ev").mkdir(parents=True)
+    os.mkfifo(dest / "ev" / "empty.mp4")
+    local = tmp_path / "empty.mp4"
+    local.write_bytes(b"")
+    target = FolderTarget(FolderConfig(dest), timeout=0.5)
+    with pytest.raises(TargetTimeoutError, match=r"did not answer within 0\.5 s"):
+        await target.exists_verified(local, "ev/empty.mp4")
+    started = time.monotonic()
+    with pytest.raises(TargetTimeoutError, match="still not answering"):
+        await target.validate()
+    assert time.monotonic() - started < 0.4
+    # The blocked open returns once a writer comes and goes.
+    writer = os.open(dest / "ev" / "empty.mp4", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(writer)
+
+    async def works() -> bool:
+        try:
+            await target.validate()
+        except TargetTimeoutError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 5
+    while not await works():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    other = tmp_path / "clip.mp4"
+    write_file(other, 3 * KIB)
+    result = await target.upload(other, "ev/clip.mp4")
+    assert result.size == 3 * KIB
+
+
+@pytest.mark.usefixtures("socket_enabled", "rclone_installed")
+async def test_rclone_without_progress_is_killed_and_with_progress_is_not(tmp_path: Path) -> None:
+    """A check against a hung remote ends at command_timeout; a copy that moves no bytes ends
+    after stall_timeout; a slow copy whose bytes keep moving runs past both."""
+    conf = tmp_path / "rclone.conf"
+    local = tmp_path / "clip.bin"
+    data = write_file(local, 3 * 1024 * KIB)
+    with SilentServer() as server:
+        conf.write_text(
+            f"[local]\ntype = local\n\n[hung]\ntype = azureblob\nuse_emulator = true\n"
+            f"endpoint = http://127.0.0.1:{server.port}/{ACCOUNT_NAME}\n"
+        )
+        hung = RcloneTarget(
+            RcloneConfig(
+                remote="hung:c/dvr",
+                config_file=str(conf),
+                retries=1,
+                low_level_retries=1,
+                command_timeout=1.0,
+                stall_timeout=1.5,
+            )
+        )
+        started = time.monotonic()
+        with pytest.raises(TargetTimeoutError, match="rclone lsjson timed out after 1 s"):
+            await hung.exists_verified(local, "clip.bin")
+        with pytest.raises(TargetTimeoutError, match=r"rclone copyto made no progress for 1\.5 s"):
+            await hung.upload(local, "clip.bin")
+        assert time.monotonic() - started < 10
+    slow = RcloneTarget(
+        RcloneConfig(
+            remote=f"local:{tmp_path / 'remote'}",
+            config_file=str(conf),
+            extra_env={"RCLONE_BWLIMIT": "1M"},  # 3 MiB at 1 MiB/s: about 3 s
+            command_timeout=1.5,
+            stall_timeout=1.5,
+        )
+    )
+    started = time.monotonic()
+    result = await slow.upload(local, "clip.bin")
+    assert time.monotonic() - started > 1.5  # longer than either timeout, yet not killed
+    assert result.size == len(data)
+    assert (tmp_path / "remote" / "clip.bin").read_bytes() == data
+
+
+# ---------------------------------------------------------------- retry limit, wake-ups
+
+
+async def test_retry_limit_moves_jobs_to_the_failed_list_until_retried(tmp_path: Path) -> None:
+    """Failures back off; once the first failure is older than the target's retry limit, the
+    job moves to the failed list (never picked, not counted as queued); retry_failed puts it
+    back with a fresh budget and it goes through once the target works."""
+    storage = tmp_path / "storage"
+    make_event(storage, "ev", {"cam": [KIB]})
+    blocker = tmp_path / "nas"
+    blocker.write_bytes(b"the share is not mounted")
+    rec = Recorder()
+    queue = SyncQueue()
+    spec = TargetSpec("nas", FolderTarget(FolderConfig(blocker)), retry_limit=0.6)
+    engine = rec.engine(
+        storage, queue, spec, backoff=Backoff(initial=0.1, factor=2.0, maximum=0.2, jitter=0.0)
+    )
+    engine.start()
+    try:
+        await engine.enqueue_event("ev")
+        await wait_for(lambda: any(r.gave_up for r in rec.results))
+        assert len(queue) == 0
+        [failed] = queue.failed_jobs("nas")
+        assert failed["attempts"] == len(rec.results) >= 3
+        assert failed["failed"] - failed["first_failure"] >= 0.6
+        assert [r.will_retry for r in rec.results][-1] is False
+        assert all(r.will_retry for r in rec.results[:-1])
+        await asyncio.sleep(0.5)
+        assert queue.take_due("nas", time.time() + 3600) is None
+        count = len(rec.results)
+        assert count == failed["attempts"]  # nothing more was tried
+        blocker.unlink()
+        assert await engine.retry_failed("nas") == 1
+        await wait_for(lambda: rec.results[-1].ok)
+    finally:
+        await engine.close()
+    assert queue.failed_jobs() == []
+    assert len(queue) == 0
+    assert (blocker / "ev" / "event.json").exists()
+
+
+async def test_recordings_wake_only_lanes_that_can_start_them(tmp_path: Path) -> None:
+    """A batch of closed clips wakes each target that takes recordings once; a target that
+    takes events only, a held one, and one with every slot busy are not woken at all."""
+    storage = tmp_path / "storage"
+    paths = [f"recordings/cam/2026-01-01/20260101-0000{i:02d}.mp4" for i in range(6)]
+    for path in paths:
+        write_file(storage / path, KIB)
+    gate = asyncio.Event()
+    copying = asyncio.Event()
+
+    async def slow_share[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
+        if getattr(func, "__name__", "") == "_copy_hashed":
+            copying.set()
+            await gate.wait()
+        return await asyncio.to_thread(func, *args)
+
+    rec = Recorder()
+    queue = SyncQueue()
+    engine = rec.engine(
+        storage,
+        queue,
+        TargetSpec(
+            "rec", FolderTarget(FolderConfig(tmp_path / "a"), slow_share), include_recordings=True
+        ),
+        TargetSpec("events", FolderTarget(FolderConfig(tmp_path / "b"))),
+        TargetSpec("held", FolderTarget(FolderConfig(tmp_path / "c")), include_recordings=True),
+        concurrency=2,
+    )
+    engine.hold("held", TargetStatus(ok=False, reason="auth_failed", message="refused"))
+    assert engine.target_status("held").held
+    engine.start()
+    try:
+        await engine.wait_idle()
+        assert await engine.enqueue_recordings(paths[:4]) == 8
+        assert [engine.wakeups(t) for t in ("rec", "events", "held")] == [1, 0, 0]
+        await wait_for(lambda: engine.running("rec") == 2)
+        await wait_for(copying.is_set)
+        assert await engine.enqueue_recording(paths[4]) == 2
+        assert await engine.enqueue_recordings(paths[5:]) == 2
+        assert [engine.wakeups(t) for t in ("rec", "events", "held")] == [1, 0, 0]
+        gate.set()
+        await wait_for(lambda: queue.count("rec") == 0)
+        assert engine.running("held") == 0
+        assert queue.count("held") == 6  # held: nothing tried
+        engine.retry_target("held")
+        await wait_for(lambda: len(queue) == 0)
+    finally:
+        await engine.close()
+    assert engine.wakeups("held") == 1
+    assert sorted(r.target_id for r in rec.results) == ["held"] * 6 + ["rec"] * 6
+    assert all(r.ok for r in rec.results)
+    assert engine.wakeups("nobody") == 0
+    assert engine.running("nobody") == 0
