@@ -820,16 +820,23 @@ async def test_filters_multi_target_and_deferred_delete(tmp_path: Path) -> None:
     files = make_event(storage, "ev9", {"front": [3 * KIB], "garden": [4 * KIB]}, label="person")
     make_event(storage, "ev10", {"front": [KIB]}, label="car")
     a_dir, b_dir, c_dir = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    a_done = asyncio.Event()
+
+    async def after_a[*Ts, T](func: Callable[[*Ts], T], /, *args: *Ts) -> T:
+        await a_done.wait()  # b's share is slow: a verifies ev9 first
+        return await asyncio.to_thread(func, *args)
+
     a = TargetSpec("a", FolderTarget(FolderConfig(a_dir)), delete_after_upload=True)
     b = TargetSpec(
         "b",
-        FolderTarget(FolderConfig(b_dir)),
+        FolderTarget(FolderConfig(b_dir), after_a),
         cameras=frozenset({"front"}),
         labels=frozenset({"person"}),
     )
     c = TargetSpec("c", FolderTarget(FolderConfig(c_dir)), include_events=False)
     rec = Recorder()
     queue = SyncQueue()
+    queue.add_listener(lambda _: a_done.set() if queue.count("a") < 2 else None)
     engine = rec.engine(storage, queue, a, b, c, concurrency=1)
     assert await engine.enqueue_event("ev9") == 2
     assert await engine.enqueue_event("ev9") == 0  # already queued
@@ -847,12 +854,12 @@ async def test_filters_multi_target_and_deferred_delete(tmp_path: Path) -> None:
     assert not (b_dir / "ev9" / "garden").exists()
     assert not (b_dir / "ev10").exists()
     assert not c_dir.exists()
-    # a deletes, but only once b (which still needed ev9) had its copy too
+    # a deletes, but only once b (which still needed ev9) had its copy too: a's delete is
+    # handed to b's job, which performs it when it verifies
     assert not (storage / "events" / "ev9").exists()
     assert not (storage / "events" / "ev10").exists()
-    by_path = {(r.path, r.target_id): r for r in rec.results}
-    assert not by_path[("events/ev9", "a")].deleted_local
-    assert by_path[("events/ev9", "b")].deleted_local
+    ev9 = [(r.target_id, r.deleted_local) for r in rec.results if r.path == "events/ev9"]
+    assert ev9 == [("a", False), ("b", True)]
 
 
 async def test_camera_filtered_delete_keeps_other_cameras(tmp_path: Path) -> None:

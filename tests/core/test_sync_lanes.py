@@ -158,8 +158,9 @@ async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
     queue.release(picked[1])
     assert queue.take_due("a", now)["id"] == picked[1]  # type: ignore[index]
     b_jobs = [i for i in items if i["target"] == "b" and i["id"] != view["id"]]
-    for item in b_jobs[:30_000]:
-        await queue.update(item["id"], next_attempt=now + 20_000)
+    for later in (now + 10_000, now + 20_000):
+        for item in b_jobs[:30_000]:
+            await queue.update(item["id"], next_attempt=later)
     for item in b_jobs[30_000:40_000]:
         await queue.remove(item["id"])
     heap_b = queue.heap("b")
@@ -443,3 +444,36 @@ async def test_recordings_wake_only_lanes_that_can_start_them(tmp_path: Path) ->
     assert all(r.ok for r in rec.results)
     assert engine.wakeups("nobody") == 0
     assert engine.running("nobody") == 0
+
+
+async def test_a_lane_waiting_out_a_backoff_is_not_woken_for_it(tmp_path: Path) -> None:
+    """A target whose only job waits out its backoff sleeps until then: asking it to retry
+    (not held) or queueing the same job again does not wake it; sync_now does."""
+    storage = tmp_path / "storage"
+    make_event(storage, "ev", {"cam": [KIB]})
+    blocker = tmp_path / "nas"
+    blocker.write_bytes(b"not mounted")
+    rec = Recorder()
+    queue = SyncQueue()
+    engine = rec.engine(
+        storage,
+        queue,
+        TargetSpec("nas", FolderTarget(FolderConfig(blocker))),
+        backoff=Backoff(initial=60.0, jitter=0.0),
+    )
+    engine.start()
+    try:
+        await engine.enqueue_event("ev")
+        await wait_for(lambda: len(rec.results) == 1)
+        await engine.wait_idle()
+        woken = engine.wakeups("nas")
+        engine.retry_target("nas")
+        assert await engine.enqueue_event("ev") == 0
+        assert engine.wakeups("nas") == woken
+        blocker.unlink()
+        await engine.sync_now()
+        assert engine.wakeups("nas") == woken + 1
+        await wait_for(lambda: len(queue) == 0)
+    finally:
+        await engine.close()
+    assert rec.results[-1].ok

@@ -346,24 +346,35 @@ class SyncEngine:
 
     async def enqueue_recording(self, path: str | Path) -> int:
         """Queue a finished recording file (absolute, or relative to storage_path)."""
-        return await self.enqueue_recordings([path])
+        rel, _ = self._recording_path(path)
+        return await self.enqueue_recordings([rel])
+
+    def _recording_path(self, path: str | Path) -> tuple[str, str]:
+        """The recording's path relative to storage_path, and its camera; ValueError if it is
+        not a recording."""
+        local = Path(path)
+        rel_path = local.relative_to(self._storage) if local.is_absolute() else local
+        parts = rel_path.parts
+        if len(parts) < 3 or parts[0] != RECORDINGS_DIR or ".." in parts:
+            raise ValueError(f"not a recording path: {rel_path.as_posix()!r}")
+        return rel_path.as_posix(), parts[1]
 
     async def enqueue_recordings(self, paths: Iterable[str | Path]) -> int:
         """Queue closed recording files for the targets that want them; each target is woken
-        at most once for the lot. Returns the jobs added."""
+        at most once for the lot, and a path that is no recording is logged and skipped.
+        Returns the jobs added."""
         added = 0
         woken: set[str] = set()
         for path in paths:
-            local = Path(path)
-            rel_path = local.relative_to(self._storage) if local.is_absolute() else local
-            parts = rel_path.parts
-            if len(parts) < 3 or parts[0] != RECORDINGS_DIR or ".." in parts:
-                raise ValueError(f"not a recording path: {rel_path.as_posix()!r}")
-            camera = parts[1]
+            try:
+                rel, camera = self._recording_path(path)
+            except ValueError as err:
+                _LOGGER.warning("Not queued for upload: %s", err)
+                continue
             for lane in list(self._lanes.values()):
                 spec = lane.spec
                 if spec.include_recordings and spec.wants_camera(camera):
-                    job = await self._queue.add("recording", rel_path.as_posix(), spec.target_id)
+                    job = await self._queue.add("recording", rel, spec.target_id)
                     if job is not None:
                         added += 1
                         woken.add(spec.target_id)

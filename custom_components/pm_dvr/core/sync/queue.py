@@ -526,7 +526,8 @@ class SyncQueue:
                     self._write_failed = False
 
     async def close(self) -> None:
-        """Write what is pending and close the store; later changes stay in memory only."""
+        """Write what is pending and close the store. Later changes are kept (no timer writes
+        them): another flush() or close() writes them, opening the store again."""
         self._closed = True
         if self._flush_timer is not None:
             self._flush_timer.cancel()
