@@ -160,8 +160,10 @@ def rtsp_private() -> Iterator[RtspServer]:
 
 @pytest.fixture
 def storage_path(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """A storage folder that HA allows."""
+    """A storage folder that HA allows; HA's own config folder in tmp_path too (the sync queue
+    keeps its file in .storage, which hass_storage does not cover)."""
     path = tmp_path / "storage"
+    hass.config.config_dir = str(tmp_path / "config")
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     hass.config.media_dirs = {"local": str(tmp_path / "media")}
     return path

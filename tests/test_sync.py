@@ -42,9 +42,14 @@ from custom_components.pm_dvr.const import (
     signal_event,
 )
 from custom_components.pm_dvr.core.capture import EventInfo
-from custom_components.pm_dvr.core.sync import Backoff
+from custom_components.pm_dvr.core.sync import Backoff, SqliteQueueStore
 from custom_components.pm_dvr.devices import find_device
-from custom_components.pm_dvr.sync import SyncCoordinator, issue_id
+from custom_components.pm_dvr.sync import (
+    SyncCoordinator,
+    invalid_issue_id,
+    issue_id,
+    queue_path,
+)
 
 from .common import wait_for
 from .conftest import target_subentry
@@ -372,8 +377,11 @@ async def test_queue_survives_reload(
     await wait_for(lambda: state(hass, "binary_sensor", "t_nas_problem") == STATE_ON)
     assert state(hass, "sensor", f"{ENTRY_ID}_sync_queue") == "1"
     await unload(hass, entry)
-    saved = hass_storage[f"{DOMAIN}.{ENTRY_ID}.sync"]["data"]["items"]
+    store = SqliteQueueStore(queue_path(hass, ENTRY_ID))
+    saved = await hass.async_add_executor_job(store.load)
+    await hass.async_add_executor_job(store.close)
     assert [(job["path"], job["target"]) for job in saved] == [(f"events/{event_id}", "t_nas")]
+    assert "items" not in hass_storage[f"{DOMAIN}.{ENTRY_ID}.sync"]["data"]
 
     blocker.unlink()  # the share is mounted again
     await setup(hass, entry)
@@ -565,6 +573,11 @@ async def test_targets_follow_subentries(
     problem = hass.states.get(entity_id(hass, "binary_sensor", "t_broken_problem"))
     assert problem is not None
     assert problem.attributes["reason"] == "invalid_config"
+    invalid = ir.async_get(hass).async_get_issue(DOMAIN, invalid_issue_id("t_broken"))
+    assert invalid is not None
+    assert not invalid.is_fixable
+    assert invalid.translation_placeholders is not None
+    assert BAD_KEY not in invalid.translation_placeholders["error"]
     assert state(hass, "sensor", f"{ENTRY_ID}_sync_queue") == "0"
     assert state(hass, "sensor", f"{ENTRY_ID}_last_upload") == "unknown"
     assert await sync.async_enqueue_event("20260101-000000-000_missing") == 0
@@ -608,6 +621,7 @@ async def test_targets_follow_subentries(
     hass.config_entries.async_remove_subentry(entry, "t_broken")
     await hass.async_block_till_done()
     assert sync.target_ids() == []
+    assert ir.async_get(hass).async_get_issue(DOMAIN, invalid_issue_id("t_broken")) is None
     assert (
         er.async_get(hass).async_get_entity_id("binary_sensor", DOMAIN, f"{nas_id}_problem") is None
     )

@@ -135,6 +135,7 @@ async def test_azure_connection_string(
         "cameras": ["porch"],
         "labels": ["car", "person"],
         "delete_after_upload": False,
+        "retry_days": 7,
     }
     assert ACCOUNT_KEY not in str(subentry.unique_id)
 
@@ -169,12 +170,13 @@ async def test_azure_account_url_and_reconfigure(
             "container": "flow-key",
         },
     )
-    result = await configure(hass, result, {"delete_after_upload": True})
+    result = await configure(hass, result, {"delete_after_upload": True, "retry_days": 3})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     subentry = only_subentry(hub)
     assert subentry.title == "Cloud"
     assert subentry.data["credential"] == ACCOUNT_KEY
     assert subentry.data["delete_after_upload"] is True
+    assert subentry.data["retry_days"] == 3
 
     result = await reconfigure(hass, hub, subentry.subentry_id)
     assert result["step_id"] == "azure_blob"
@@ -194,7 +196,10 @@ async def test_azure_account_url_and_reconfigure(
     assert result["step_id"] == "options"
     schema = {str(key): key.default() for key in result["data_schema"].schema if key.default}
     assert schema["delete_after_upload"] is True
-    result = await configure(hass, result, {"upload": "events", "delete_after_upload": False})
+    assert schema["retry_days"] == 3
+    result = await configure(
+        hass, result, {"upload": "events", "delete_after_upload": False, "retry_days": 30}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     subentry = only_subentry(hub)
@@ -202,6 +207,7 @@ async def test_azure_account_url_and_reconfigure(
     assert subentry.data["credential"] == ACCOUNT_KEY
     assert subentry.data["container"] == "flow-key2"
     assert subentry.data["delete_after_upload"] is False
+    assert subentry.data["retry_days"] == 30
 
 
 @pytest.mark.usefixtures("socket_enabled", "no_secrets_logged")

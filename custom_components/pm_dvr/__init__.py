@@ -42,7 +42,7 @@ from .issues import async_setup_repairs
 from .mqtt import async_setup_mqtt
 from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
-from .sync import async_setup_sync
+from .sync import async_setup_sync, queue_path
 from .views import PmDvrLiveView
 
 CAPTURE_STORE_VERSION = 1
@@ -151,6 +151,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bo
         if entry.runtime_data.sync is not None:
             await entry.runtime_data.sync.async_stop()
     return unload_ok
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
+    """A hub deleted: its upload queue file goes too."""
+    await hass.async_add_executor_job(queue_path(hass, entry.entry_id).unlink, True)
 
 
 async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:

@@ -125,4 +125,8 @@ UPLOAD_MODES: Final = [UPLOAD_EVENTS, UPLOAD_ALL]
 CONF_CAMERAS: Final = "cameras"
 CONF_LABELS: Final = "labels"
 CONF_DELETE_AFTER_UPLOAD: Final = "delete_after_upload"
+# Days a job may keep failing (from its first failure) before it moves to the failed uploads.
+CONF_RETRY_DAYS: Final = "retry_days"
+DEFAULT_RETRY_DAYS: Final = 7
+MAX_RETRY_DAYS: Final = 365
 TARGET_SECRET_KEYS: Final = frozenset({CONF_CONNECTION_STRING, CONF_CREDENTIAL})

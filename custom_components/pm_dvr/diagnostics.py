@@ -223,6 +223,7 @@ async def _sync(hass: HomeAssistant, entry: PmDvrConfigEntry) -> dict[str, Any] 
                 "reason": target.reason,
                 "message": target.message,
                 "held": target.held,
+                "failed_uploads": sync.failed_count(target_id),
             }
             for target_id, target in status.targets.items()
         },

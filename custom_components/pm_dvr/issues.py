@@ -1,7 +1,8 @@
 """Repair issues for a camera unreachable for 30 minutes and for an unusable storage folder.
 
 Each clears itself as soon as the cause is gone (checked every minute). Not named repairs.py:
-that name is HA's platform for fix flows, which these issues do not need.
+that name is HA's platform for fix flows, which these issues do not need (repairs.py holds the
+fix flows of the sync issues raised in sync.py).
 """
 
 from __future__ import annotations

@@ -46,10 +46,13 @@ from .const import (
     CONF_PREFIX,
     CONF_RCLONE_CONFIG,
     CONF_REMOTE,
+    CONF_RETRY_DAYS,
     CONF_SLUG,
     CONF_STORAGE_PATH,
     CONF_TARGET_TYPE,
     CONF_UPLOAD,
+    DEFAULT_RETRY_DAYS,
+    MAX_RETRY_DAYS,
     SUBENTRY_CAMERA,
     SUBENTRY_TARGET,
     TARGET_AZURE,
@@ -77,16 +80,29 @@ MASK = "***"
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 # SyncError reasons that have their own message; anything else is "request_failed".
 _KNOWN_REASONS = frozenset(
-    {"auth_failed", "unreachable", "not_writable", "rclone_missing", "invalid_config"}
+    {"auth_failed", "unreachable", "timeout", "not_writable", "rclone_missing", "invalid_config"}
 )
 PASSWORD = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 # A flow answers fast: one SDK retry, short timeouts (the engine keeps the patient defaults).
 FLOW_TUNING = AzureTuning(
-    retry_total=1, retry_backoff=1.0, connection_timeout=10.0, read_timeout=20.0
+    retry_total=1,
+    retry_backoff=1.0,
+    connection_timeout=10.0,
+    read_timeout=20.0,
+    request_timeout=30.0,
 )
 URL = selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.URL))
+RETRY_DAYS = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1,
+        max=MAX_RETRY_DAYS,
+        step=1,
+        mode=selector.NumberSelectorMode.BOX,
+        unit_of_measurement="days",
+    )
+)
 
 
 def error_key(err: SyncError) -> str:
@@ -382,6 +398,7 @@ class TargetSubentryFlow(ConfigSubentryFlow):
                     {label.strip() for label in user_input.get(CONF_LABELS) or [] if label.strip()}
                 ),
                 CONF_DELETE_AFTER_UPLOAD: user_input[CONF_DELETE_AFTER_UPLOAD],
+                CONF_RETRY_DAYS: int(user_input.get(CONF_RETRY_DAYS, DEFAULT_RETRY_DAYS)),
             }
             if self._reconfiguring:
                 return self.async_update_and_abort(
@@ -421,6 +438,10 @@ class TargetSubentryFlow(ConfigSubentryFlow):
                         CONF_DELETE_AFTER_UPLOAD,
                         default=current.get(CONF_DELETE_AFTER_UPLOAD, False),
                     ): bool,
+                    vol.Required(
+                        CONF_RETRY_DAYS,
+                        default=current.get(CONF_RETRY_DAYS, DEFAULT_RETRY_DAYS),
+                    ): RETRY_DAYS,
                 }
             ),
         )
