@@ -58,6 +58,7 @@ from custom_components.pm_dvr.core.sync import (
     file_md5,
     redact,
 )
+from custom_components.pm_dvr.core.sync.queue import WRITE_BATCH
 from tests.rig.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 
 KIB = 1024
@@ -1271,6 +1272,30 @@ async def test_queue_in_sqlite_survives_reopen_and_damage(tmp_path: Path) -> Non
     reopened = SqliteQueueStore(path)
     assert [j["path"] for j in await asyncio.to_thread(reopened.load)] == ["events/e3"]
     await asyncio.to_thread(reopened.close)
+
+
+async def test_queue_writes_big_changes_in_bounded_batches(tmp_path: Path) -> None:
+    """Taking over 5,000 jobs at once is written in commits of at most WRITE_BATCH jobs."""
+    store = SqliteQueueStore(tmp_path / "queue.db")
+    queue = await SyncQueue.open(store)
+    sizes: list[int] = []
+    original = store.write
+
+    def spy(changes: Any) -> None:
+        sizes.append(len(changes))
+        original(changes)
+
+    store.write = spy  # type: ignore[method-assign]
+    items = [
+        {"id": f"j{i}", "kind": "recording", "path": f"recordings/c/d/{i}.mp4", "target": "t"}
+        for i in range(5000)
+    ]
+    assert await queue.import_items(items) == 5000
+    await queue.close()
+    assert sum(sizes) == 5000
+    assert max(sizes) <= WRITE_BATCH < 5000
+    assert len(await asyncio.to_thread(store.load)) == 5000
+    await asyncio.to_thread(store.close)
 
 
 async def test_queue_write_failure_is_kept_and_retried(tmp_path: Path) -> None:

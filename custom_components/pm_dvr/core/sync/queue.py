@@ -11,8 +11,8 @@ Jobs that kept failing past their target's retry limit move to a failed list: ke
 persisted) but never picked, until `requeue_failed` puts them back.
 
 Persistence never rewrites the queue. A change marks its job dirty; at most once per
-`save_delay` the dirty jobs, and only those, go to the store in one batch, in a worker thread,
-one batch at a time. `SqliteQueueStore` keeps a row per job in SQLite, so each batch is one atomic
+`save_delay` the dirty jobs, and only those, go to the store in batches of at most WRITE_BATCH,
+in a worker thread, one batch at a time. `SqliteQueueStore` keeps a row per job in SQLite, so each batch is one atomic
 commit: a crash or power cut loses at most the last `save_delay` of changes, never the file.
 `retry_all` ("sync now") is not written: it only brings attempts forward.
 
@@ -53,6 +53,9 @@ type JobView = Mapping[str, Any]
 
 KINDS: tuple[JobKind, ...] = ("event", "recording")
 SAVE_DELAY = 1.0
+# Jobs written per commit: bounds the loop's share of a big write (requeueing or importing
+# thousands of jobs) to a few milliseconds per batch.
+WRITE_BATCH = 2000
 # Dead heap entries tolerated beyond the live ones before a target's heap is rebuilt.
 _REBUILD_SLACK = 1024
 _DEFAULTS: dict[str, Any] = {
@@ -505,8 +508,10 @@ class SyncQueue:
             return
         async with self._write_lock:
             while self._dirty:
-                batch = self._dirty
-                self._dirty = set()
+                if len(self._dirty) <= WRITE_BATCH:
+                    batch, self._dirty = self._dirty, set()
+                else:
+                    batch = {self._dirty.pop() for _ in range(WRITE_BATCH)}
                 changes: dict[str, Job | None] = {}
                 for job_id in batch:
                     job = self._jobs.get(job_id) or self._failed.get(job_id)
