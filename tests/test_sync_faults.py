@@ -536,3 +536,23 @@ async def test_removing_the_hub_removes_its_queue_file(
     assert await hass.config_entries.async_remove(ENTRY_ID)
     await hass.async_block_till_done()
     assert not await hass.async_add_executor_job(path.exists)
+
+
+async def test_a_queue_file_that_cannot_be_opened_leaves_the_hub_working(
+    hass: HomeAssistant, storage_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something else sits where the queue file goes: the error is logged, the hub starts
+    and uploads with a queue kept in memory."""
+    path = queue_path(hass, ENTRY_ID)
+    await hass.async_add_executor_job(lambda: path.mkdir(parents=True))
+    fired: list[Event] = []
+    hass.bus.async_listen(EVENT_PM_DVR_UPLOAD, fired.append)
+    entry = hub_entry(storage_path, folder_target("t_nas", tmp_path / "nas"))
+    sync = await setup(hass, entry)
+    assert "Cannot open the sync queue" in caplog.text
+    event_id = "20260101-000000-000_memory"
+    await hass.async_add_executor_job(make_event, storage_path, event_id, {"porch": [1000]})
+    assert await sync.async_enqueue_event(event_id) == 1
+    await wait_for(lambda: bool(fired))
+    assert fired[0].data["result"] == "success"
+    await unload(hass, entry)

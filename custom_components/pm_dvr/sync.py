@@ -26,6 +26,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 import shutil
+import sqlite3
 import threading
 import time
 from types import MappingProxyType
@@ -282,9 +283,17 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
         self._last_upload = stored.get("last_upload")
         self._failing_since = dict(stored.get("failing_since") or {})
         self._held = dict(stored.get("held") or {})
-        self._queue = await SyncQueue.open(
-            self._queue_store, run_in_executor=self.hass.async_add_executor_job
-        )
+        run = self.hass.async_add_executor_job
+        try:
+            self._queue = await SyncQueue.open(self._queue_store, run_in_executor=run)
+        except (OSError, sqlite3.Error) as err:  # the hub must still record: queue in memory
+            LOGGER.error(
+                "Cannot open the sync queue %s (%s): uploads are queued in memory only, "
+                "and those still queued when HA stops are lost",
+                self._queue_store.path,
+                err,
+            )
+            self._queue = SyncQueue(run_in_executor=run)
         if legacy := stored.get("items"):  # an earlier pm_dvr kept the jobs in the Store
             await self._queue.import_items(legacy)
             await self._queue.flush()
