@@ -837,12 +837,15 @@ async def test_filters_multi_target_and_deferred_delete(tmp_path: Path) -> None:
     c = TargetSpec("c", FolderTarget(FolderConfig(c_dir)), include_events=False)
     rec = Recorder()
     queue = SyncQueue()
-    queue.add_listener(lambda _: a_done.set() if queue.count("a") < 2 else None)
     engine = rec.engine(storage, queue, a, b, c, concurrency=1)
     assert await engine.enqueue_event("ev9") == 2
     assert await engine.enqueue_event("ev9") == 0  # already queued
     assert await engine.enqueue_event("ev10") == 1  # b wants persons only
     assert [j["target"] for j in queue.jobs()] == ["a", "b", "a"]
+    a_ev9 = queue.find("event", "events/ev9", "a")
+    assert a_ev9 is not None
+    a_ev9_id = a_ev9["id"]
+    queue.add_listener(lambda _: a_done.set() if queue.get(a_ev9_id) is None else None)
     engine.start()
     try:
         await wait_for(lambda: len(queue) == 0)

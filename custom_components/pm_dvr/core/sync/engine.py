@@ -479,11 +479,11 @@ class SyncEngine:
                     self._work(lane, job), name=f"pm_dvr sync job {target_id}"
                 )
                 lane.workers[job["id"]] = task
-            wait: float | None = None
+            due: float | None = None
             if not lane.held and len(lane.workers) < self._concurrency:
                 due = self._queue.next_due(target_id)
-                wait = None if due is None else max(0.0, due - now)
-            lane.sleep_until = None if wait is None else now + wait
+            wait = None if due is None else max(0.0, due - now)
+            lane.sleep_until = due
             lane.idle = not lane.workers
             self._check_idle()
             with contextlib.suppress(TimeoutError):
