@@ -1,6 +1,7 @@
 """Benchmark: pm_dvr's recorder against the ffmpeg CLI segmenter on the same RTSP streams.
 
-Run from the repo root: .venv/bin/python bench/recording.py [--round steady|fault|all] [--quick]
+Run from the repo root: .venv/bin/python bench/recording.py [--round R] [--quick], R one of
+steady, fault, disk or all (the default).
 A 1080p25 ~4 Mbit/s H.264 file (noise, so the bitrate is real) is served by the GStreamer rig
 (tests/rig/rtsp.py) from one path per camera and contender. The last line is `RESULT {json}`.
 
@@ -37,8 +38,15 @@ downtime; resume = first footage after it - the moment the server listened again
 compares each pm_dvr clip's name (whole seconds: the interval [name, name + 1)) with the tap's
 arrival time of the keyframe the clip starts with (found by the end of its bytes, in recording
 order), so it cannot be fooled by the recorder's own naming. The tap also counts the video
-packets that reached each recorder, to be found again in its clips. Packets lost during a 10-s
-disk stall are not measured yet (`disk_stall_round`).
+packets that reached each recorder, to be found again in its clips.
+
+Disk-stall round (issue #16): 4 cameras (1 with --quick) recorded by pm_dvr in this process
+through one Disk (the recorder's writer seam) whose open, write and finish block for 10 s once
+every camera has 2 clips (1), then 15 s (5) more. A tap before each recorder notes every video
+packet read; lost = packets read that are not found, in order, in the clips after stop and
+flush. Also the longest pause between packets read during the stall (the reader must not wait on
+the disk). The anchor is not measured: FFmpeg writes from the thread that reads the camera, and
+stalling its files would need a FUSE or dm-delay device.
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ SEGMENT = 10.0
 FLAP_DOWN = 10.0
 FLAP_CYCLE = 30.0
 RESTART_SEC = 10.0
+# Disk-stall round: how long the disk blocks (the issue's 10 s).
+STALL = 10.0
 # Bytes at the end of a keyframe that find it in a clip (Annex B on the wire, length-prefixed NAL
 # units in MP4: the end of the last NAL unit is the same).
 TAIL = 48
@@ -622,15 +632,161 @@ def footage_gaps(footage: list[Footage], threshold: float = 1.0) -> list[float]:
     return [h for h in holes if h > threshold]
 
 
-def disk_stall_round(media: Path, quick: bool) -> int | None:
+class PacketTap(ArrivalTap):
+    """An ArrivalTap that also notes every video packet: when it was read (monotonic) and its
+    tail, to find it again in the clips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[tuple[float, str, bool]] = []
+
+    def on_packet(self, packet: Any) -> None:
+        if packet.stream_index == self._video and packet.size:
+            self.read.append((time.monotonic(), tail_key(bytes(packet)), packet.is_keyframe))
+
+
+def clip_tails(path: Path) -> list[str]:
+    """The tail of every video packet in a clip, in order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [tail_key(bytes(p)) for p in container.demux(video=0) if p.size]
+
+
+def missing_runs(read: list[str], written: list[str]) -> tuple[int, int, int]:
+    """Packets read but in no clip, the runs they form (holes), and packets in clips never read,
+    the two matched in order by difflib (the media repeats every 30 s, so not as sets)."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, read, written, autojunk=False)
+    lost = holes = extra = 0
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op in ("delete", "replace"):
+            lost += i2 - i1
+            holes += 1
+        if op in ("insert", "replace"):
+            extra += j2 - j1
+    return lost, holes, extra
+
+
+def disk_stall_round(media: Path, quick: bool) -> int:
     """Packets lost by pm_dvr while its disk stalls for 10 s (issue #16's third target).
 
-    TODO(lead): another worker is adding a writer thread to the recorder with a seam that
-    simulates a slow disk; once it lands, run one camera into a recorder whose writes block for
-    10 s through that seam and count the packets missing from its clips. Until then this is not
-    measured and RESULT says null.
+    pm_dvr's StreamSession + Recorder per camera, in this process, writing through a Disk whose
+    open, write and finish block for STALL seconds once every camera has closed a clip or two
+    (a NAS share that hangs; one disk for all cameras). A PacketTap before each recorder notes
+    every video packet read from its first keyframe on; lost = those not found, in order, in the
+    camera's clips after stop and flush (the recorder's dropped packets among them). The reader
+    must not wait on the disk: the longest pause between two packets read during the stall is
+    compared with the longest before it. Prints its table, returns the packets lost.
     """
-    return None
+    _import_core_only()
+    from custom_components.pm_dvr.core.clips import ClipIndex
+    from custom_components.pm_dvr.core.recorder import Recorder
+    from custom_components.pm_dvr.core.stream import StreamSession
+    from custom_components.pm_dvr.core.writer import Disk
+
+    class StallingDisk(Disk):
+        """Open, write and finish wait while the disk is stalled."""
+
+        def __init__(self) -> None:
+            self.running = threading.Event()
+            self.running.set()
+            self.longest = 0.0
+
+        def _wait(self) -> None:
+            began = time.monotonic()
+            self.running.wait()
+            self.longest = max(self.longest, time.monotonic() - began)
+
+        def open(self, part: Path) -> int:
+            self._wait()
+            return super().open(part)
+
+        def write(self, fd: int, data: bytes) -> None:
+            self._wait()
+            super().write(fd, data)
+
+        def finish(self, part: Path, final: Path, end: float) -> os.stat_result:
+            self._wait()
+            return super().finish(part, final, end)
+
+    cameras, clips_before, after = (1, 1, 5.0) if quick else (4, 2, 15.0)
+    workdir = OUT / "runs" / "disk"
+    shutil.rmtree(workdir, ignore_errors=True)
+    server = RtspServer(mounts={f"/cam{i}": f"file:{media}" for i in range(cameras)}).start()
+    disk = StallingDisk()
+    index = ClipIndex(workdir / "recordings")
+    recorders = [Recorder(f"cam{i}", workdir, index, SEGMENT, disk=disk) for i in range(cameras)]
+    taps = [PacketTap() for _ in range(cameras)]
+    sessions = [StreamSession(f"cam{i}", server.url(f"/cam{i}")) for i in range(cameras)]
+    try:
+        for session, tap, recorder in zip(sessions, taps, recorders, strict=True):
+            session.add_sink(tap)  # sinks run in the order added: the tap just before
+            session.add_sink(recorder)
+            session.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            index.count(f"cam{i}") < clips_before for i in range(cameras)
+        ):
+            time.sleep(0.2)
+        stall_began = time.monotonic()
+        disk.running.clear()
+        time.sleep(STALL)
+        disk.running.set()
+        stall_ended = time.monotonic()
+        time.sleep(after)
+    finally:
+        for session in sessions:
+            session.stop()
+        server.stop()
+    flushed = all(r.flush(30) for r in recorders)
+
+    lost = holes = extra = read_total = 0
+    wait_before = wait_during = 0.0
+    for i, tap in enumerate(taps):
+        first_key = next(k for k, (_, _, key) in enumerate(tap.read) if key)
+        read = tap.read[first_key:]
+        read_total += len(read)
+        written = [t for clip in index.clips(f"cam{i}") for t in clip_tails(clip.path)]
+        found = missing_runs([t for _, t, _ in read], written)
+        lost, holes, extra = lost + found[0], holes + found[1], extra + found[2]
+        waits = [(b[0], b[0] - a[0]) for a, b in itertools.pairwise(read)]
+        wait_before = max([w for t, w in waits if t < stall_began] + [wait_before])
+        wait_during = max([w for t, w in waits if stall_began < t <= stall_ended + 1.0]
+                          + [wait_during])  # fmt: skip
+    packets = sum(r.stats.packets for r in recorders)
+    dropped = sum(r.stats.dropped_packets for r in recorders)
+    gaps = sum(r.stats.gaps for r in recorders)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"\nDisk-stall round: {cameras} camera(s), 1080p25 ~4 Mbit/s, one disk whose open, write "
+        f"and finish block for {STALL:.0f} s after {clips_before} clip(s) per camera, "
+        f"{after:.0f} s more, then stop and flush (flushed: {flushed}); "
+        f"the longest disk call waited {disk.longest:.2f} s"
+    )
+    na = "n/a"
+    print(f"{'metric':56s} {'anchor':>8s} {'pm_dvr':>8s}")
+    for label, value in (
+        ("packets lost (read but in no clip, in order)", lost),
+        ("  of which dropped (recorder's counter)", dropped),
+        ("holes in the packet sequence", holes),
+        ("gaps (recorder's counter)", gaps),
+        ("packets in clips never read", extra),
+        ("packets read (from the first keyframe on)", read_total),
+        ("packets recorded (recorder's counter)", packets),
+    ):
+        print(f"{label:56s} {na:>8s} {value:8d}")
+    print(f"{'longest pause between packets read before the stall, s':56s} {na:>8s} "
+          f"{wait_before:8.2f}")  # fmt: skip
+    print(f"{'longest pause between packets read during the stall, s':56s} {na:>8s} "
+          f"{wait_during:8.2f}")  # fmt: skip
+    print(
+        "  anchor n/a: ffmpeg writes from the thread that reads the camera, and stalling its "
+        "files needs a FUSE or dm-delay device, not available here"
+    )
+    return lost
 
 
 @dataclass(slots=True)
@@ -778,7 +934,6 @@ def fault_round(quick: bool, keep: bool = False) -> dict[str, Any]:
     in_clips = sum(f.packets for cam in pm for f in cam)
     arrived = sum(t["packets"] for t in taps.values())
     refused = sum(code != 0 for at, code in run.anchor_exits if at < run.ended)
-    stall = disk_stall_round(media, quick)
 
     def spread(kind: str, attr: str) -> dict[str, float]:
         values = [getattr(r, attr) for r in results[kind]]
@@ -820,7 +975,6 @@ def fault_round(quick: bool, keep: bool = False) -> dict[str, Any]:
     row("files without video", empty["ffmpeg"], empty["pm_dvr"], 0)
     row("packets that reached the recorder but no clip", None, arrived - in_clips, 0)
     row("dropped packets (recorder's counter)", None, run.report.get("dropped", -1), 0)
-    row("packets lost during a 10-s disk stall", None, stall, 0)
     print(
         f"  clips checked for name drift: {len(drifts)} (unmatched {unmatched}); parts left: "
         f"{len(list(run.pm_dir.rglob('*.part')))}; steady gaps (s): {steady_gaps}"
@@ -832,7 +986,6 @@ def fault_round(quick: bool, keep: bool = False) -> dict[str, Any]:
         "outage_loss_p95_s": round(loss["pm_dvr"]["p95"], 2),
         "name_drift_max_s": round(drift_max, 3),
         "resume_max_s": round(resume["pm_dvr"]["max"], 2),
-        "disk_stall_lost_packets": stall,
         "outage_loss_s": {k: {q: round(v, 2) for q, v in s.items()} for k, s in loss.items()},
         "resume_s": {k: {q: round(v, 2) for q, v in s.items()} for k, s in resume.items()},
         "first_packet_max_s": round(max(first_packet), 2),
@@ -845,7 +998,7 @@ def fault_round(quick: bool, keep: bool = False) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short windows and rounds")
-    parser.add_argument("--round", choices=("all", "steady", "fault"), default="all")
+    parser.add_argument("--round", choices=("all", "steady", "fault", "disk"), default="all")
     parser.add_argument("--keep", action="store_true", help="keep the fault round's recordings")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -857,6 +1010,8 @@ def main() -> None:
         result |= steady_round(args.quick)
     if args.round in ("all", "fault"):
         result |= fault_round(args.quick, args.keep)
+    if args.round in ("all", "disk"):
+        result["disk_stall_lost_packets"] = disk_stall_round(make_media(4), args.quick)
     result["quick"] = args.quick
     print("RESULT " + json.dumps(result))
 
