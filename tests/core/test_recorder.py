@@ -259,6 +259,49 @@ def test_server_killed_then_back(tmp_path: Path, states: list[RecorderState]) ->
     assert recorder.stats.gap_seconds == pytest.approx(clips[1].start - first.end, abs=0.01)
 
 
+@pytest.mark.timeout(480)  # ten 30-s cycles, as the issue has them
+def test_a_camera_flapping_10_times_is_recorded_again_within_3_s_each_time(
+    tmp_path: Path, states: list[RecorderState]
+) -> None:
+    """Issue #16's flapping camera: killed, back 10 s later, up for 20 s, ten times over.
+
+    Read from the index, as a user finds it: each outage's first clip starts (its first
+    keyframe's arrival) within 3 s of the camera listening again, and the footage lost is the
+    downtime plus that, plus at most one GOP (1 s here).
+    """
+    srv = RtspServer(mounts={"/cam": "synthetic:320x180@25:300:25"}).start()
+    recorder = make_recorder(tmp_path, states, segment_seconds=4.0)
+    session = run_session(srv.url("/cam"), recorder)
+    outages: list[tuple[float, float]] = []  # wall time of each kill and of each return
+    try:
+        wait_for(lambda: recorder.stats.packets > 0, 20)
+        for _ in range(10):
+            time.sleep(20.0)
+            killed = time.time()
+            srv.stop(kill=True)
+            time.sleep(10.0)
+            srv.start()
+            outages.append((killed, time.time()))
+        time.sleep(5.0)
+    finally:
+        session.stop()
+        srv.stop()
+    assert recorder.flush(30)
+    clips = recorder.index.clips("front-door")
+    resumed, lost = [], []
+    for killed, back in outages:
+        before = max(c.end for c in clips if c.start < killed)
+        after = min(c.start for c in clips if c.start > killed)
+        resumed.append(round(after - back, 2))
+        lost.append(round((after - before) - (back - killed), 2))
+    report = f"resumed after {resumed} s, lost beyond the downtime {lost} s"
+    print(report)
+    assert max(resumed) <= 3.0, report
+    assert max(lost) <= 3.0 + 1.0, report
+    assert recorder.stats.gaps == 10
+    assert states.count(RecorderState.RECONNECTING) == 10
+
+
 def test_sigkill_leaves_a_playable_part(server: RtspServer, tmp_path: Path) -> None:
     child = recorder_child.start(server.url("/syn"), tmp_path, 60.0, ("packets", 80))
     try:
