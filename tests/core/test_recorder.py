@@ -767,6 +767,76 @@ def test_write_failure_keeps_the_clip_and_resumes(
     assert not list(tmp_path.rglob("*.part"))
 
 
+class RefusingMuxer:
+    """Stands in for a clip's muxer that refuses packets, as FFmpeg does with data it cannot
+    mux; `refuse` says which (by stream type). Closing still works."""
+
+    def __init__(self, real: av.container.OutputContainer, refuse: str) -> None:
+        self.real = real
+        self.refuse = refuse
+
+    def mux_one(self, packet: av.Packet) -> None:
+        if packet.stream.type == self.refuse:
+            raise av.error.InvalidDataError(0, "Invalid data found when processing input")
+        self.real.mux_one(packet)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_frame_the_muxer_refuses_closes_the_clip_and_recording_resumes(
+    media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
+) -> None:
+    """A refused frame ends its clip with what was muxed; the next keyframe starts another.
+
+    Switched off just before a keyframe, the open clip ends at that keyframe.
+    """
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
+
+    def refuse_at(n: int, packet: av.Packet) -> bool:
+        clip = recorder._clip
+        if n in (30, 75) and clip is not None:  # a plain frame, then a keyframe
+            clip.out = recorder._out = RefusingMuxer(clip.out, "video")  # type: ignore[assignment]
+        if n == 99:
+            recorder.set_enabled(False)
+        if n == 101:
+            recorder.set_enabled(True)
+        return n < 140
+
+    feed(recorder, clock, media["numbered"], refuse_at)
+    clips = recorder.index.clips("front-door")
+    assert [Probe(c.path).numbers for c in clips] == [
+        list(range(30)),
+        list(range(50, 75)),
+        list(range(125, 140)),  # off at 99: the keyframe at 100 found it off
+    ]
+    stats = recorder.stats
+    assert (stats.errors, stats.gaps) == (2, 1)  # switching off ends the second: not a gap
+    assert stats.last_error == "write failed, the clip is closed: InvalidDataError"
+    assert RecorderState.STORAGE_PROBLEM not in states  # the disk is fine
+
+
+def test_audio_the_muxer_refuses_is_left_out_of_the_clip(
+    media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
+) -> None:
+    """Audio that cannot be muxed is dropped from the clip, which keeps all its video."""
+    recorder, clock = file_recorder(tmp_path, states, segment_seconds=30.0)
+
+    def refuse_audio(n: int, packet: av.Packet) -> bool:
+        clip = recorder._clip
+        if n == 40 and clip is not None:
+            clip.out = recorder._out = RefusingMuxer(clip.out, "audio")  # type: ignore[assignment]
+        return True
+
+    feed(recorder, clock, media["aac"], refuse_audio)
+    clips = recorder.index.clips("front-door")
+    assert len(clips) == 1
+    probe = Probe(clips[0].path)
+    assert probe.numbers == list(range(4 * FPS))
+    assert recorder.stats.errors == 1
+    assert recorder.stats.last_error == "audio: InvalidDataError"
+
+
 def test_box_walk_edge_cases(tmp_path: Path) -> None:
     from custom_components.pm_dvr.core.recorder import _is_adts
     from custom_components.pm_dvr.core.writer import complete_end as _complete_end
