@@ -22,16 +22,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from custom_components.pm_dvr.core.capture import (  # noqa: E402
-    STATE_COMPLETE,
-    CaptureManager,
-    EventInfo,
-)
+from custom_components.pm_dvr.core.capture import CaptureManager, EventInfo  # noqa: E402
 from custom_components.pm_dvr.core.clips import (  # noqa: E402
     Clip,
     ClipIndex,
     clip_start_from_name,
 )
+from custom_components.pm_dvr.core.event import STATE_COMPLETE  # noqa: E402
 from custom_components.pm_dvr.core.layout import (  # noqa: E402
     EVENT_FILE,
     clip_path,

@@ -22,7 +22,8 @@ from homeassistant.helpers.typing import StateType
 
 from .const import LAST_EVENT_SENSOR_KEY, signal_event
 from .coordinator import CameraCoordinator, CameraStatus, HubStatus
-from .core.capture import EventInfo, iso_time
+from .core.capture import EventInfo
+from .core.event import iso_time
 from .core.recorder import RecorderState
 from .data import PmDvrConfigEntry
 from .entity import PmDvrCameraEntity, PmDvrHubEntity, PmDvrSyncEntity, setup_camera_platform

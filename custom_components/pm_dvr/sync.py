@@ -73,8 +73,9 @@ from .const import (
     UPLOAD_ALL,
     signal_event,
 )
-from .core.capture import STATE_COMPLETE, EventInfo
+from .core.capture import EventInfo
 from .core.clips import Clip
+from .core.event import STATE_COMPLETE
 from .core.sync import (
     DEFAULT_TIMEOUT,
     AzureBlobConfig,

@@ -19,13 +19,7 @@ from typing import Any
 import pytest
 
 from custom_components.pm_dvr.core import capture as capture_mod
-from custom_components.pm_dvr.core.capture import (
-    STATE_COMPLETE,
-    STATE_RECORDING,
-    CaptureManager,
-    EventInfo,
-    iso_time,
-)
+from custom_components.pm_dvr.core.capture import CaptureManager, EventInfo
 from custom_components.pm_dvr.core.clips import Clip, ClipIndex
 from custom_components.pm_dvr.core.errors import (
     CaptureError,
@@ -36,6 +30,12 @@ from custom_components.pm_dvr.core.errors import (
     PmDvrError,
     StorageError,
     UnknownCameraError,
+)
+from custom_components.pm_dvr.core.event import (
+    STATE_COMPLETE,
+    STATE_RECORDING,
+    EventRecord,
+    iso_time,
 )
 from custom_components.pm_dvr.core.layout import EVENT_FILE, clip_name, events_dir, recordings_dir
 
@@ -710,17 +710,17 @@ async def test_event_json_write_failure_is_recorded(
     env.recorder.history(1.0)
     manager = env.manager()
     await manager.start()
-    real = capture_mod._write_json
+    real = capture_mod.write_event
     calls = 0
 
-    def failing_once(path: Path, doc: Any, durable: bool) -> None:
+    def failing_once(folder: Path, record: EventRecord, *, durable: bool) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, doc, durable)
+        real(folder, record, durable=durable)
 
-    monkeypatch.setattr(capture_mod, "_write_json", failing_once)
+    monkeypatch.setattr(capture_mod, "write_event", failing_once)
     info = await manager.capture(["cam1"], 1, 30, None, "service")
     assert not (info.path / EVENT_FILE).exists()
     manager.extend(info.event_id, time.time() + 40)

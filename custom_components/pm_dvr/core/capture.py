@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 import contextlib
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 import errno
 import inspect
-import json
 import logging
 import math
 import os
@@ -37,17 +35,23 @@ from .errors import (
     StorageError,
     UnknownCameraError,
 )
+from .event import (
+    STATE_COMPLETE,
+    STATE_RECORDING,
+    ClipRecord,
+    EventRecord,
+    iso_time,
+    read_event,
+    write_event,
+)
 from .layout import EVENT_FILE, events_dir, slugify
 
 _LOGGER = logging.getLogger(__name__)
 
 Trigger = Literal["service", "automation", "mqtt", "motion", "persistent"]
 TRIGGERS: Final[frozenset[str]] = frozenset(get_args(Trigger))
-STATE_RECORDING: Final = "recording"
-STATE_COMPLETE: Final = "complete"
 MAX_WINDOW_SECONDS: Final = 3600.0
 MAX_LABEL_LENGTH: Final = 64
-EVENT_VERSION: Final = 1
 STATE_VERSION: Final = 1
 DEFAULT_GRACE_SECONDS: Final = 30.0
 DEFAULT_GAP_TOLERANCE: Final = 2.0
@@ -134,6 +138,7 @@ class _Event:
     dirty: bool = True
     announced: bool = False
     keep: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)  # event.json fields kept as they are
     written_at: float | None = None
     task: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
@@ -151,20 +156,6 @@ class _Event:
     def persistent(self) -> bool:
         """Whether some camera still records until switched off."""
         return any(t.end is None for t in self.tracks.values())
-
-
-def iso_time(timestamp: float) -> str:
-    """ISO 8601 in local time with its UTC offset, to the millisecond."""
-    return datetime.fromtimestamp(timestamp, tz=UTC).astimezone().isoformat(timespec="milliseconds")
-
-
-def _from_iso(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 def _has_gap(linked: Iterable[_Linked], t0: float, t1: float, tolerance: float) -> bool:
@@ -208,38 +199,16 @@ def check_label(label: Any) -> str | None:
     return cleaned or None
 
 
-def _write_json(path: Path, doc: Mapping[str, Any], durable: bool) -> None:
-    """Atomic replace so readers (retention, sync) never see half a file. Blocking."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
-    with tmp.open("wb") as file:
-        file.write(data)
-        if durable:
-            file.flush()
-            os.fsync(file.fileno())
-    tmp.replace(path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def _write_keep(root: Path, event_id: str, keep: bool) -> bool:
     """Set `keep` in the event.json of an event folder (no symlinks); False if none. Blocking."""
     folder = root / event_id
-    path = folder / EVENT_FILE
-    if folder.is_symlink() or not folder.is_dir() or path.is_symlink():
+    if folder.is_symlink() or not folder.is_dir():
         return False
-    doc = _read_json(path)
-    if doc is None:
+    record = read_event(folder)
+    if record is None:
         return False
-    if doc.get("keep") is not keep:
-        doc["keep"] = keep
-        _write_json(path, doc, durable=True)
+    if record.keep is not keep:
+        write_event(folder, replace(record, keep=keep))
     return True
 
 
@@ -631,14 +600,14 @@ class CaptureManager:
 
     async def _resume(self, event: _Event) -> None:
         folder = self.events_root / event.event_id
-        doc = await self._running_loop().run_in_executor(None, _read_json, folder / EVENT_FILE)
-        if doc is None and not await self._running_loop().run_in_executor(None, folder.is_dir):
+        record = await self._running_loop().run_in_executor(None, read_event, folder)
+        if record is None and not await self._running_loop().run_in_executor(None, folder.is_dir):
             _LOGGER.warning("Event %s vanished while Home Assistant was down", event.event_id)
             return
         event.path = folder
         event.announced = True
-        if doc is not None:
-            self._restore(event, doc)
+        if record is not None:
+            self._restore(event, record)
         for camera, track in event.tracks.items():
             if track.end is None:
                 self._persistent[camera] = event
@@ -646,26 +615,17 @@ class CaptureManager:
                 self._motion[camera] = event
         await self._open(event)
 
-    def _restore(self, event: _Event, doc: Mapping[str, Any]) -> None:
-        """Take back the clip list and errors written before the restart."""
-        event.keep = doc.get("keep") is True
-        errors = doc.get("errors")
-        if isinstance(errors, list):
-            event.errors = [str(e) for e in errors]
-        clips = doc.get("clips")
-        if not isinstance(clips, Mapping):
-            return
+    def _restore(self, event: _Event, record: EventRecord) -> None:
+        """Take back the clip list, errors and unknown fields written before the restart."""
+        event.keep = record.keep
+        event.errors = list(record.errors)
+        event.extra = record.extra
         for camera, track in event.tracks.items():
-            entries = clips.get(camera)
-            for entry in entries if isinstance(entries, list) else ():
-                if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            for clip in record.clips.get(camera, ()):
+                if clip.size is None or clip.start is None or clip.end is None:
                     continue
-                start, end = _from_iso(entry.get("start")), _from_iso(entry.get("end"))
-                size = entry.get("size")
-                if start is None or end is None or not isinstance(size, int):
-                    continue
-                track.seen.add(entry["name"])
-                track.linked.append(_Linked(entry["name"], size, start, end))
+                track.seen.add(clip.name)
+                track.linked.append(_Linked(clip.name, clip.size, clip.start, clip.end))
             if track.end is not None and any(c.end >= track.end for c in track.linked):
                 track.done = True
 
@@ -909,43 +869,33 @@ def _offline(event: _Event, tolerance: float) -> list[str]:
     return offline
 
 
-def render_event(event: _Event, tolerance: float) -> dict[str, Any]:
-    """The event.json document (schema version 1) of an event."""
+def render_event(event: _Event, tolerance: float) -> EventRecord:
+    """What event.json says of an event now."""
     linked = [c for t in event.tracks.values() for c in t.linked]
-    end = event.end
-    return {
-        "id": event.event_id,
-        "label": event.label,
-        "trigger": event.trigger,
-        "cameras": list(event.tracks),
-        "requested": {
-            "start": iso_time(event.start),
-            "end": None if end is None else iso_time(end),
-        },
-        "actual": {
-            "start": iso_time(min(c.start for c in linked)) if linked else None,
-            "end": iso_time(max(c.end for c in linked)) if linked else None,
-        },
-        "clips": {
-            camera: [
-                {
-                    "name": c.name,
-                    "size": c.size,
-                    "start": iso_time(c.start),
-                    "end": iso_time(c.end),
-                }
+    return EventRecord(
+        event_id=event.event_id,
+        label=event.label,
+        trigger=event.trigger,
+        cameras=tuple(event.tracks),
+        requested_start=event.start,
+        requested_end=event.end,
+        actual_start=min(c.start for c in linked) if linked else None,
+        actual_end=max(c.end for c in linked) if linked else None,
+        clips={
+            camera: tuple(
+                ClipRecord(c.name, c.size, c.start, c.end)
                 for c in sorted(track.linked, key=lambda c: c.start)
-            ]
+            )
             for camera, track in event.tracks.items()
         },
-        "offline": _offline(event, tolerance),
-        "state": event.state,
-        "keep": event.keep,
-        "errors": list(event.errors),
-        "created": iso_time(event.created),
-        "completed": None if event.completed is None else iso_time(event.completed),
-        "version": EVENT_VERSION,
-    }
+        offline=tuple(_offline(event, tolerance)),
+        state=event.state,
+        keep=event.keep,
+        errors=tuple(event.errors),
+        created=event.created,
+        completed=event.completed,
+        extra=event.extra,
+    )
 
 
 def _snapshot(event: _Event) -> _Event:
@@ -965,6 +915,7 @@ def _snapshot(event: _Event) -> _Event:
         completed=event.completed,
         errors=list(event.errors),
         keep=event.keep,
+        extra=event.extra,
     )
 
 
@@ -1005,7 +956,7 @@ def _do_work(work: _Work, linker: _Linker, tolerance: float) -> None:
         else:
             snapshot.tracks[clip.camera].linked.append(result)
     try:
-        _write_json(work.folder / EVENT_FILE, render_event(snapshot, tolerance), work.durable)
+        write_event(work.folder, render_event(snapshot, tolerance), durable=work.durable)
     except OSError as err:
         work.error = _reason(err)
 
