@@ -12,10 +12,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from fractions import Fraction
 import hashlib
-import json
 import logging
 import math
 import os
@@ -25,13 +24,14 @@ import shutil
 import stat
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import av
 
 from . import walltime
 from .avcompat import add_template_stream
 from .clips import Clip, clip_name_order, clip_start_from_name
+from .event import EventRecord, read_event
 from .layout import EVENT_FILE, events_dir, recordings_dir
 from .stream import encode_jpeg
 
@@ -189,45 +189,23 @@ class EventSummary:
         return max(0.0, self.end - self.start)
 
 
-def _time(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def _dict(value: Any) -> dict[Any, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _summary(event_id: str, doc: dict[str, Any]) -> EventSummary:
-    requested = _dict(doc.get("requested"))
-    raw_clips = _dict(doc.get("clips"))
-    clips: dict[str, tuple[str, ...]] = {}
-    for camera, entries in raw_clips.items():
-        if not isinstance(camera, str) or not CAMERA_SLUG.match(camera):
-            continue
-        if not isinstance(entries, list):
-            continue
-        names = [e.get("name") for e in entries if isinstance(e, dict)]
-        clips[camera] = tuple(
-            n for n in names if isinstance(n, str) and clip_start_from_name(n) is not None
-        )
-    cameras = doc.get("cameras")
+def _summary(event_id: str, record: EventRecord) -> EventSummary:
+    """The listing's view: cameras and clip names that are safe as path parts only."""
+    clips = {
+        camera: tuple(c.name for c in entries if clip_start_from_name(c.name) is not None)
+        for camera, entries in record.clips.items()
+        if CAMERA_SLUG.match(camera)
+    }
     return EventSummary(
         event_id=event_id,
-        label=str(doc.get("label") or ""),
-        trigger=str(doc.get("trigger") or ""),
-        cameras=tuple(c for c in cameras if isinstance(c, str))
-        if isinstance(cameras, list)
-        else tuple(clips),
-        start=_time(requested.get("start")),
-        end=_time(requested.get("end")),
-        state=str(doc.get("state") or ""),
+        label=record.label,
+        trigger=record.trigger,
+        cameras=tuple(c for c in record.cameras if CAMERA_SLUG.match(c)),
+        start=record.requested_start,
+        end=record.requested_end,
+        state=record.state,
         clips=clips,
-        keep=doc.get("keep") is True,
+        keep=record.keep,
     )
 
 
@@ -279,22 +257,19 @@ class EventCatalog:
     def summary(self, event_id: str) -> EventSummary | None:
         """One event as its event.json says now, None when it has none. Blocking."""
         check_part(event_id, EVENT_ID, "event id")
-        path = self.root / event_id / EVENT_FILE
+        folder = self.root / event_id
         try:
-            stamp = path.stat().st_mtime_ns
+            stamp = (folder / EVENT_FILE).stat().st_mtime_ns
         except OSError:
             return None
         with self._lock:
             cached = self._docs.get(event_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        try:
-            doc = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+        record = read_event(folder)
+        if record is None:
             return None
-        if not isinstance(doc, dict):
-            return None
-        summary = _summary(event_id, doc)
+        summary = _summary(event_id, record)
         with self._lock:
             self._docs[event_id] = (stamp, summary)
         return summary

@@ -22,19 +22,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 import enum
 import functools
-import json
 import logging
 import os
 from pathlib import Path
 import stat
 import threading
 import time
-from typing import Any
 
 from .clips import CLIP_SUFFIX, Clip, ClipIndex
+from .event import STATE_COMPLETE, read_event
 from .layout import EVENT_FILE, EVENTS, RECORDINGS
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,11 +41,9 @@ BYTES_PER_GB = 1024**3
 DAY_SECONDS = 86400.0
 AUTO_FLOOR_MIN_BYTES = BYTES_PER_GB
 AUTO_FLOOR_SECONDS = 600.0
-STATE_COMPLETE = "complete"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _INDEX_BATCH = 256
-_MAX_EVENT_JSON = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,20 +199,11 @@ def _rmdir(name: str, dir_fd: int) -> bool:
     return True
 
 
-def _parse_time(value: object) -> float | None:
-    """ISO 8601 to epoch seconds (naive = local time), None if absent or invalid."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-
-
-def _read_event(events_fd: int, event_id: str) -> _Event | None:
+def _read_event(events_fd: int, event_id: str, events: Path) -> _Event | None:
     """Index one event folder: its regular files one level deep and its event.json.
 
     A missing or unreadable event.json leaves the event protected (state ""), never deletable.
+    `events` names the events folder in warnings; the files are reached through `events_fd`.
     """
     event_fd = _open_dir(event_id, events_fd)
     if event_fd is None:
@@ -233,19 +220,14 @@ def _read_event(events_fd: int, event_id: str) -> _Event | None:
                     _index_files(sub_fd, sub + "/", files)
                 finally:
                     os.close(sub_fd)
-        meta = _read_json(event_fd) if EVENT_FILE in files else {}
+        record = read_event(events / event_id, dir_fd=event_fd) if EVENT_FILE in files else None
         mtime = os.fstat(event_fd).st_mtime
     finally:
         os.close(event_fd)
-    state = meta.get("state")
-    when = _parse_time(meta.get("completed")) or _parse_time(meta.get("created")) or mtime
-    return _Event(
-        event_id,
-        state if isinstance(state, str) else "",
-        meta.get("keep") is True,
-        when,
-        files,
-    )
+    if record is None:
+        return _Event(event_id, "", False, mtime, files)
+    when = record.completed or record.created or mtime
+    return _Event(event_id, record.state, record.keep, when, files)
 
 
 def _index_files(dir_fd: int, prefix: str, files: dict[str, tuple[int, int]]) -> None:
@@ -257,19 +239,6 @@ def _index_files(dir_fd: int, prefix: str, files: dict[str, tuple[int, int]]) ->
                 continue
             if stat.S_ISREG(st.st_mode):
                 files[prefix + entry.name] = (st.st_ino, st.st_size)
-
-
-def _read_json(event_fd: int) -> dict[str, Any]:
-    try:
-        fd = os.open(EVENT_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=event_fd)
-    except OSError:
-        return {}
-    try:
-        with os.fdopen(fd, "rb") as file:
-            data = json.loads(file.read(_MAX_EVENT_JSON))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class Retention:
@@ -417,7 +386,7 @@ class Retention:
             if events_fd is None:
                 return None
             try:
-                return _read_event(events_fd, event_id)
+                return _read_event(events_fd, event_id, self._events_dir)
             finally:
                 os.close(events_fd)
         finally:
@@ -441,7 +410,7 @@ class Retention:
                         if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
                     ]
                 for event_id in ids:
-                    event = _read_event(events_fd, event_id)
+                    event = _read_event(events_fd, event_id, self._events_dir)
                     if event is not None:
                         events.append(event)
             finally:
@@ -585,7 +554,7 @@ class Retention:
         the glue has not said so yet, and only what is on disk now, checked, is unlinked.
         """
         events_fd = tree.sub(EVENTS)
-        event = None if events_fd is None else _read_event(events_fd, event_id)
+        event = None if events_fd is None else _read_event(events_fd, event_id, self._events_dir)
         if event is None or not event.deletable or events_fd is None:
             with self._lock:
                 self._set_event(event_id, event)
@@ -616,7 +585,11 @@ class Retention:
                     _rmdir(sub, event_fd)
         finally:
             os.close(event_fd)
-        remaining = None if _rmdir(event_id, events_fd) else _read_event(events_fd, event_id)
+        remaining = (
+            None
+            if _rmdir(event_id, events_fd)
+            else _read_event(events_fd, event_id, self._events_dir)
+        )
         with self._lock:
             self._set_event(event_id, remaining)
 

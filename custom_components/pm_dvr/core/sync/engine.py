@@ -27,13 +27,14 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 import contextlib
 from dataclasses import dataclass, field
-import json
 import logging
 from pathlib import Path, PurePosixPath
 import random
 import time
 from typing import Any
 
+from ..event import read_event
+from ..layout import EVENT_FILE
 from .base import RunInExecutor, SyncTarget, default_executor, first_error, join_remote
 from .errors import (
     LocalFileMissingError,
@@ -47,7 +48,6 @@ from .queue import JobKind, JobView, SyncQueue
 
 _LOGGER = logging.getLogger(__name__)
 
-EVENT_FILE = "event.json"
 EVENTS_DIR = "events"
 RECORDINGS_DIR = "recordings"
 
@@ -154,11 +154,8 @@ def _read_event(event_dir: Path) -> tuple[str | None, set[str]]:
     """The event's label (from event.json) and camera folders (blocking)."""
     if not event_dir.is_dir():
         raise LocalFileMissingError(f"event folder {event_dir.name} is missing")
-    label: str | None = None
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads((event_dir / EVENT_FILE).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("label"), str):
-            label = data["label"]
+    record = read_event(event_dir)
+    label = record.label if record is not None and record.label else None
     cameras = {entry.name for entry in event_dir.iterdir() if entry.is_dir()}
     return label, cameras
 
