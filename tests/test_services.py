@@ -16,8 +16,14 @@ from typing import Any
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import (
+    ConfigEntryError,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+    ServiceValidationError,
+)
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -28,8 +34,13 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.pm_dvr.const import CONF_STORAGE_PATH, CONF_STREAM_URL, DOMAIN, EVENT_PM_DVR
-from custom_components.pm_dvr.core.errors import CaptureError, LabelTooLongError, StorageError
-from custom_components.pm_dvr.errors import PmDvrValidationError, refused
+from custom_components.pm_dvr.core.errors import (
+    CannotConnectError,
+    CaptureError,
+    LabelTooLongError,
+    StorageError,
+)
+from custom_components.pm_dvr.errors import PmDvrValidationError, refused, translate_errors
 from custom_components.pm_dvr.services import EventRef, cameras_for_entities, parse_event_ref
 
 from .common import wait_for
@@ -390,3 +401,42 @@ async def test_core_refusals(hass: HomeAssistant) -> None:
     refusal = PmDvrValidationError("no_camera", {})
     assert repr(refusal) == "PmDvrValidationError('no_camera', {})"
     assert refusal.status == 400
+
+
+async def test_one_error_map_for_setup_requests_and_updates(hass: HomeAssistant) -> None:
+    """`translate_errors`: which translated HA exception a core error becomes depends on where
+    it happens; anything else passes unchanged."""
+    storage = StorageError("Storage path /x is not writable: Permission denied")
+    camera = CannotConnectError("Cannot connect to rtsp://***@cam/1")
+    label = LabelTooLongError("label longer than 64 characters")
+    for during, error, expected in (
+        ("setup", storage, ConfigEntryError),
+        ("setup", camera, ConfigEntryNotReady),
+        ("request", label, PmDvrValidationError),
+        ("request", camera, HomeAssistantError),
+        ("update", storage, UpdateFailed),
+    ):
+        with pytest.raises(HomeAssistantError) as caught, translate_errors(during):
+            raise error
+        assert type(caught.value) is expected, (during, error)
+        assert caught.value.__cause__ is error
+        assert caught.value.translation_domain == DOMAIN
+        assert caught.value.translation_key == error.translation_key
+        assert caught.value.translation_placeholders == {"error": str(error)}
+
+    @translate_errors()
+    async def handler(value: int, *, fail: Exception | None = None) -> int:
+        """A service handler."""
+        if fail is not None:
+            raise fail
+        return value * 2
+
+    assert handler.__doc__ == "A service handler."
+    assert await handler(21) == 42
+    with pytest.raises(PmDvrValidationError):
+        await handler(1, fail=label)
+    refusal = PmDvrValidationError("no_camera", {})
+    for passing in (refusal, ValueError("a bug")):
+        with pytest.raises(type(passing)) as caught_as_is:
+            await handler(1, fail=passing)
+        assert caught_as_is.value is passing

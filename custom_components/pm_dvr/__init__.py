@@ -8,7 +8,6 @@ from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ConfigEntryError
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
@@ -30,13 +29,12 @@ from .const import (
 from .coordinator import CameraCoordinator, HubCoordinator
 from .core.capture import CaptureManager, EventInfo
 from .core.clips import ClipIndex
-from .core.errors import StorageError
 from .core.layout import ensure_storage, recordings_dir
 from .core.recorder import recover_partials
 from .core.urls import strip_credentials
 from .data import PmDvrConfigEntry, PmDvrData
 from .devices import async_migrate_devices
-from .errors import translated
+from .errors import translate_errors
 from .events import motion_event_listener
 from .issues import async_setup_repairs
 from .mqtt import async_setup_mqtt
@@ -104,10 +102,8 @@ def _migrate_camera_ids(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:
 async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> bool:
     """Prepare storage, index existing clips, start every camera and its entities."""
     storage = Path(entry.data[CONF_STORAGE_PATH])
-    try:
+    with translate_errors("setup"):
         await hass.async_add_executor_job(ensure_storage, storage)
-    except StorageError as err:
-        raise translated(err, ConfigEntryError) from err
     index = ClipIndex(recordings_dir(storage))
     # Clips left open by a crash or power cut are finalised and kept, before the index is built.
     await hass.async_add_executor_job(_recover_and_scan, storage, index)

@@ -46,6 +46,7 @@ from .core.probe import StreamInfo
 from .core.recorder import Recorder, RecorderState
 from .core.stream import SessionState, StreamSession
 from .data import PmDvrConfigEntry
+from .errors import translate_errors
 
 STATS_INTERVAL = timedelta(seconds=10)
 HUB_INTERVAL = timedelta(seconds=60)
@@ -431,6 +432,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
     def _push(self) -> None:
         self.async_set_updated_data(self._status())
 
+    @translate_errors("update")
     async def _async_update_data(self) -> CameraStatus:
         return self._status()
 
@@ -504,6 +506,7 @@ class HubCoordinator(DataUpdateCoordinator[HubStatus]):
         """Push fresh figures now (retention just ran)."""
         self.async_set_updated_data(self._status())
 
+    @translate_errors("update")
     async def _async_update_data(self) -> HubStatus:
         return self._status()
 

@@ -2,6 +2,15 @@
 
 Setup, coordinators and services all raise through here, so every failure a user sees has a
 translated message and no secret (core messages mask URLs; the placeholders carry no URLs).
+`translate_errors` is the way in (a context manager, or a decorator of coroutine functions as
+peblar's `peblar_exception_handler` is); which HA exception a core error becomes depends on
+where it happens:
+
+    setup    storage that fails: ConfigEntryError (the user must fix the folder); anything
+             else: ConfigEntryNotReady (HA retries)
+    request  a refused request (CaptureError: bad window, unknown camera or event...): the
+             caller's fault, a validation error; anything else (storage): HomeAssistantError
+    update   a coordinator's refresh: UpdateFailed
 
 A refused request raises `PmDvrValidationError`: a `ServiceValidationError` (the UI and
 automations see its translation) that is also aiohttp's HTTP 400. HA's REST API
@@ -14,13 +23,25 @@ WebSocket API and automations catch it as the `ServiceValidationError` it is fir
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+import functools
 import json
+from types import TracebackType
+from typing import Any, Literal
 
 from aiohttp import web
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import (
+    ConfigEntryError,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+    ServiceValidationError,
+)
+from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .const import DOMAIN
-from .core.errors import PmDvrError, StorageError
+from .core.errors import CaptureError, PmDvrError, StorageError
+
+type During = Literal["setup", "request", "update"]
 
 
 class _BadRequest(web.HTTPBadRequest):
@@ -70,6 +91,54 @@ def validation_error(translation_key: str, **placeholders: str) -> PmDvrValidati
 def refused(err: PmDvrError) -> HomeAssistantError:
     """A core error in answer to a user's request: refused input is a validation error (400
     over REST); a storage that fails is Home Assistant's error, not the caller's."""
-    if isinstance(err, StorageError):
-        return translated(err)
-    return validation_error(err.translation_key, error=str(err))
+    if isinstance(err, CaptureError):
+        return validation_error(err.translation_key, error=str(err))
+    return translated(err)
+
+
+def ha_error(err: PmDvrError, during: During) -> HomeAssistantError:
+    """The translated HA exception for a core error, by where it happened (see above)."""
+    if during == "request":
+        return refused(err)
+    if during == "update":
+        return translated(err, UpdateFailed)
+    return translated(
+        err, ConfigEntryError if isinstance(err, StorageError) else ConfigEntryNotReady
+    )
+
+
+class translate_errors:  # lower case: it reads as a function, `with translate_errors("setup"):`
+    """Raise core errors as translated HA exceptions (a context manager or a decorator).
+
+    Anything else passes unchanged: HA's own errors (a handler's validation errors) and bugs,
+    which HA logs with their traceback.
+    """
+
+    def __init__(self, during: During = "request") -> None:
+        """`during` picks the map: setup, a user's request, or a coordinator's update."""
+        self.during: During = during
+
+    def __enter__(self) -> None:
+        """Nothing to set up."""
+
+    def __exit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Re-raise a core error as its HA exception, chained to it."""
+        if isinstance(error, PmDvrError):
+            raise ha_error(error, self.during) from error
+
+    def __call__[**P, T](
+        self, func: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate a coroutine function (a service handler, an entity action, an update)."""
+
+        @functools.wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            with self:
+                return await func(*args, **kwargs)
+
+        return wrapper

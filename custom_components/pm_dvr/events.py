@@ -6,7 +6,7 @@ the cameras' own pre/post settings, whether they record, and telling entities ab
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 import math
 import time
 
@@ -27,7 +27,7 @@ from .coordinator import CameraCoordinator
 from .core.capture import CaptureManager, EventInfo
 from .core.errors import PmDvrError
 from .data import PmDvrConfigEntry
-from .errors import refused, validation_error
+from .errors import translate_errors, validation_error
 
 # Motion results arrive about five times a second; extending the event (and saving the event
 # state) on each would be wasted work. At most this often, and at least twice per post-roll so
@@ -100,27 +100,21 @@ async def async_stop_persistent(
     return list(changed.values())
 
 
-async def _translated[T](work: Awaitable[T]) -> T:
-    """Core errors of a user's request as translated errors (refused input: validation)."""
-    try:
-        return await work
-    except PmDvrError as err:
-        raise refused(err) from err
-
-
+@translate_errors()
 async def async_service_start_persistent(
     entry: PmDvrConfigEntry, cameras: list[CameraCoordinator], label: str | None
 ) -> EventInfo:
     """Start persistent recording for a user (service or switch): errors translated."""
     check_recording(cameras)
-    return await _translated(async_start_persistent(entry, cameras, label))
+    return await async_start_persistent(entry, cameras, label)
 
 
+@translate_errors()
 async def async_service_stop_persistent(
     hass: HomeAssistant, entry: PmDvrConfigEntry, cameras: list[CameraCoordinator]
 ) -> list[EventInfo]:
     """Stop persistent recording for a user (service or switch): errors translated."""
-    return await _translated(async_stop_persistent(hass, entry, cameras))
+    return await async_stop_persistent(hass, entry, cameras)
 
 
 def motion_event_listener(entry: PmDvrConfigEntry, camera: CameraCoordinator) -> Callable[[], None]:

@@ -41,7 +41,7 @@ from .core.errors import PmDvrError
 from .core.layout import events_dir
 from .core.media import CAMERA_SLUG, EVENT_ID
 from .data import PmDvrConfigEntry
-from .errors import PmDvrValidationError, refused, validation_error
+from .errors import PmDvrValidationError, translate_errors, validation_error
 from .events import (
     async_service_start_persistent,
     async_service_stop_persistent,
@@ -282,6 +282,7 @@ def cameras_for_entities(
     return entry, cameras
 
 
+@translate_errors()
 async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     """Link the clips around now into a new event folder; answer with its id and folder."""
     entry, cameras = cameras_for_entities(call.hass, call.data[ATTR_ENTITY_ID])
@@ -289,16 +290,13 @@ async def _async_capture_event(call: ServiceCall) -> ServiceResponse:
     default_pre, default_post = event_window(cameras)
     capture = entry.runtime_data.capture
     assert capture is not None
-    try:
-        event = await capture.capture(
-            [camera.slug for camera in cameras],
-            call.data.get(CONF_PRE_SECONDS, default_pre),
-            call.data.get(CONF_POST_SECONDS, default_post),
-            call.data.get(ATTR_LABEL),
-            trigger="service",
-        )
-    except PmDvrError as err:
-        raise refused(err) from err
+    event = await capture.capture(
+        [camera.slug for camera in cameras],
+        call.data.get(CONF_PRE_SECONDS, default_pre),
+        call.data.get(CONF_POST_SECONDS, default_post),
+        call.data.get(ATTR_LABEL),
+        trigger="service",
+    )
     response: dict[str, Any] = {"event_id": event.event_id, "path": str(event.path)}
     return response
 
@@ -346,6 +344,7 @@ async def _async_event_hub(
     return found[0]
 
 
+@translate_errors()
 async def _async_set_keep(call: ServiceCall, keep: bool) -> ServiceResponse:
     """Mark an event kept (retention never deletes it) or not; answer with the event."""
     ref = parse_event_ref(call.data[ATTR_EVENT_ID])
@@ -353,11 +352,7 @@ async def _async_set_keep(call: ServiceCall, keep: bool) -> ServiceResponse:
     entry = await _async_event_hub(call.hass, ref, call.data.get(ATTR_CONFIG_ENTRY_ID))
     capture = entry.runtime_data.capture
     assert capture is not None
-    try:
-        found = await capture.mark_keep(ref.event_id, keep)
-    except PmDvrError as err:
-        raise refused(err) from err
-    if not found:
+    if not await capture.mark_keep(ref.event_id, keep):
         raise validation_error("unknown_event", event_id=ref.event_id)
     if entry.runtime_data.retention is not None:
         entry.runtime_data.retention.async_refresh_event(ref.event_id)
@@ -378,6 +373,7 @@ async def _async_release_event(call: ServiceCall) -> ServiceResponse:
     return await _async_set_keep(call, False)
 
 
+@translate_errors()
 async def _async_sync_now(call: ServiceCall) -> None:
     """Retry every queued upload now, on one hub or on every loaded hub."""
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
@@ -409,6 +405,7 @@ def loaded_hub(hass: HomeAssistant, entry_id: str | None) -> PmDvrConfigEntry:
     return hubs[0]
 
 
+@translate_errors()
 async def _async_cleanup(call: ServiceCall) -> ServiceResponse:
     """Run retention now; answer with what it deleted."""
     entry = loaded_hub(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))

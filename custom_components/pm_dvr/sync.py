@@ -97,6 +97,7 @@ from .core.sync import (
     create_azure_target,
 )
 from .data import PmDvrConfigEntry
+from .errors import translate_errors
 
 RCLONE_BINARY = "rclone"
 STORE_VERSION = 1
@@ -469,6 +470,7 @@ class SyncCoordinator(DataUpdateCoordinator[SyncStatus]):
             if target_id != done:
                 self._reauth_if_refused(target_id, target_status)
 
+    @translate_errors("update")
     async def _async_update_data(self) -> SyncStatus:
         return self._status()
 
