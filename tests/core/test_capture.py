@@ -471,6 +471,7 @@ async def test_resume_with_old_window_completes_immediately_from_event_json(env:
         },
         "errors": ["earlier problem"],
         "keep": True,
+        "rating": 5,  # a newer pm_dvr's field: kept on every rewrite
     }
     (folder.parent / EVENT_FILE).write_text(json.dumps(prior))
     manager = env.manager()
@@ -493,6 +494,7 @@ async def test_resume_with_old_window_completes_immediately_from_event_json(env:
     assert doc["keep"] is True
     assert [c["name"] for c in doc["clips"]["cam1"]] == [c.path.name for c in clips[1:4]]
     assert doc["offline"] == []
+    assert doc["rating"] == 5
 
 
 async def test_copy_fallback_when_hard_links_fail(
