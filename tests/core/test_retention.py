@@ -744,9 +744,12 @@ def test_auto_floor() -> None:
     assert config.free_floor_bytes(0) == BYTES_PER_GB
     assert config.free_floor_bytes(4_000_000) == BYTES_PER_GB  # 300 MB in 10 minutes
     assert config.free_floor_bytes(40_000_000) == 3_000_000_000
-    assert RetentionConfig(max_storage_gb=10, min_free_gb=0.5).free_floor_bytes(1e9) == (
-        BYTES_PER_GB // 2
-    )
+    assert config.free_floor_bytes(0, 32 * BYTES_PER_GB) == BYTES_PER_GB  # 2 %: 655 MB
+    assert config.free_floor_bytes(0, 1000 * BYTES_PER_GB) == 20 * BYTES_PER_GB
+    assert config.free_floor_bytes(40_000_000, 100 * BYTES_PER_GB) == 3_000_000_000
+    assert RetentionConfig(max_storage_gb=10, min_free_gb=0.5).free_floor_bytes(
+        1e9, 1000 * BYTES_PER_GB
+    ) == (BYTES_PER_GB // 2)
 
 
 def test_emergency_prunes_recordings_spares_events_and_reports(small_fs: Path) -> None:
@@ -799,13 +802,159 @@ def test_emergency_prunes_recordings_spares_events_and_reports(small_fs: Path) -
     assert not retention.usage().low_space
 
 
-def test_auto_floor_on_a_small_disk_empties_recordings_but_not_events(small_fs: Path) -> None:
+def test_auto_floor_on_a_small_disk_empties_recordings_then_unkept_events(
+    small_fs: Path,
+) -> None:
     storage = small_fs
     clips = make_clips(storage, per_camera=2, size=64 * 1024)
     make_event(storage, "ev", clips[:1])
+    make_event(storage, "kept", clips[1:2], keep=True)
     retention = start_retention(storage, RetentionConfig(max_storage_gb=gb(10**10)))
     result = retention.enforce(bitrate_bps=1_000_000)  # floor: 1 GB on an 8 MB disk
     assert result.emergency
     assert result.low_space_unresolved
-    assert remaining(storage) == {clips[0]}
-    assert (storage / "events" / "ev" / "event.json").exists()
+    assert result.emergency_events == ("ev",)
+    assert remaining(storage) == {clips[1]}
+    assert not (storage / "events" / "ev").exists()
+    assert (storage / "events" / "kept" / "event.json").exists()
+    assert_accounting_matches_disk(retention, storage)
+
+
+def fill_to(storage: Path, name: str, free: int) -> Path:
+    """A file taking the space so that `free` bytes are left (pages of 4 KiB on tmpfs)."""
+    st = os.statvfs(storage)
+    filler = storage / name
+    filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - free))
+    return filler
+
+
+def count(caplog: pytest.LogCaptureFixture, text: str, level: str = "WARNING") -> int:
+    return sum(1 for r in caplog.records if r.levelname == level and text in r.getMessage())
+
+
+def test_emergency_deletes_the_oldest_unkept_events_after_recordings(
+    small_fs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under the floor with every recording no event holds gone, the oldest events neither kept
+    nor recording go, one by one, each logged once by id; low space is logged when it starts,
+    turns unresolved and ends, not on every run."""
+    caplog.set_level("INFO", logger="custom_components.pm_dvr.core.retention")
+    storage = small_fs
+    k = 1024
+    clips = make_clips(storage, per_camera=4, size=128 * k)  # 12 clips, 1.5 MB
+    events = {
+        "kept": make_event(storage, "kept", clips[0:2], keep=True, completed=BASE),
+        "old": make_event(storage, "old", clips[2:4], completed=BASE + 10),
+        "new": make_event(storage, "new", clips[4:6], completed=BASE + 20),
+        "live": make_event(storage, "live", clips[6:7], state="recording", completed=None),
+    }
+    # Recordings no event holds: clips[7:], 640 KiB. With them gone, 64 KiB are still missing.
+    floor = 1024 * k
+    fill_to(storage, "filler-1", floor - 640 * k - 64 * k)
+    retention = start_retention(storage, RetentionConfig(gb(10**10), min_free_gb=gb(floor)))
+
+    result = retention.enforce()
+    assert result.emergency
+    assert result.low_space
+    assert not result.low_space_unresolved
+    assert result.emergency_events == ("old",)
+    assert result.events_deleted == 1
+    assert not events["old"].exists()
+    assert all(events[e].is_dir() for e in ("kept", "new", "live"))
+    assert all(not c.exists() for c in clips[7:])  # recordings first
+    assert not clips[2].exists()  # the old event's clips became recordings no event holds
+    assert all(c.exists() for c in clips[4:7])
+    free = retention.usage().free_bytes
+    assert free is not None
+    assert floor <= free < floor * 1.25
+    assert_accounting_matches_disk(retention, storage)
+    assert count(caplog, "Deleted event old") == 1
+    assert count(caplog, "is under the floor") == 1
+
+    # Held just above the floor: nothing more goes, nothing more is logged.
+    for _ in range(3):
+        result = retention.enforce()
+        assert not result.emergency
+        assert result.low_space  # not a quarter of the floor above it yet
+        assert result.emergency_events == ()
+
+    # Something else fills the disk: the rest of the recordings and the newer event go, the
+    # kept and the recording ones stay; unresolved, logged once over several runs.
+    fill_to(storage, "filler-2", 64 * k)
+    for _ in range(4):
+        result = retention.enforce()
+        assert result.emergency
+        assert result.low_space_unresolved
+    assert not events["new"].exists()
+    assert events["kept"].is_dir()
+    assert events["live"].is_dir()
+    assert remaining(storage) == set(clips[0:2]) | {clips[6]}
+    assert_accounting_matches_disk(retention, storage)
+    assert count(caplog, "Deleted event new") == 1
+    assert count(caplog, "Deleted event") == 2
+    assert count(caplog, "is under the floor") == 1
+    assert count(caplog, "is still under the floor") == 1
+
+    # Space is back: said once; coming under the floor again is logged again.
+    (storage / "filler-1").unlink()
+    (storage / "filler-2").unlink()
+    for _ in range(3):
+        result = retention.enforce()
+        assert not result.emergency
+        assert not result.low_space
+        assert not result.low_space_unresolved
+    assert count(caplog, "is back above the floor", "INFO") == 1
+    fill_to(storage, "filler-3", 64 * k)
+    for _ in range(2):
+        assert retention.enforce().emergency
+    assert count(caplog, "is under the floor") == 2
+    assert count(caplog, "is still under the floor") == 2
+    assert count(caplog, "Deleted event") == 2  # the kept and the recording event never go
+    assert events["kept"].is_dir()
+    assert events["live"].is_dir()
+
+
+def test_lasting_problems_are_logged_once_and_on_change(
+    storage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files that cannot be deleted, an event quota only kept events exceed and a storage folder
+    that cannot be opened: each logged when it starts and when it changes, over many runs."""
+    caplog.set_level("INFO", logger="custom_components.pm_dvr.core.retention")
+    clips = make_clips(storage, per_camera=4)
+    make_event(storage, "kept", clips[:2], keep=True)
+    retention = start_retention(
+        storage, cfg(max_storage_gb=gb(6 * SIZE), max_event_storage_gb=gb(SIZE))
+    )
+    real_unlink = os.unlink
+    error = PermissionError(13, "denied")
+
+    def failing_unlink(path: str, *, dir_fd: int | None = None) -> None:
+        if path == clips[2].name:
+            raise error
+        real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", failing_unlink)
+    for i in range(4):
+        clip = clip_from_path("front", write_clip(storage, "front", BASE + 86400 + i * 60))
+        assert clip is not None
+        retention.index.add(clip)  # as a recorder adds it
+        retention.enforce()
+    assert clips[2].exists()
+    assert count(caplog, "cannot delete files: denied") == 1
+    assert count(caplog, "over their quota") == 1
+    error = PermissionError(1, "not permitted")  # another failure: said once more
+    for _ in range(2):
+        retention.cleanup(gb(SIZE))
+    assert count(caplog, "cannot delete files: not permitted") == 1
+    monkeypatch.undo()
+    retention.cleanup(0)
+    assert not clips[2].exists()
+    assert count(caplog, "Retention deletes files again", "INFO") == 1
+
+    gone = start_retention(tmp_path / "gone", cfg(1))
+    for _ in range(3):
+        gone.enforce()
+    assert count(caplog, "Retention cannot open") == 1
+    (tmp_path / "gone").mkdir()
+    gone.enforce()
+    assert count(caplog, "can open", "INFO") == 1

@@ -11,6 +11,13 @@ Space is counted by inode, because event clips are hard links to recordings clip
   lowers nothing, so the recordings quota can never eat every recording chasing bytes that events
   hold. When an event goes, its inodes still linked in recordings count toward recordings again.
 
+Under the free-space floor (the option, or the largest of 1 GB, 2 % of the disk and 10 minutes of
+recording), the oldest recordings no event holds go first, then the oldest events neither kept
+nor recording, each logged once by id: footage is lost before the disk Home Assistant may live on
+fills. Lasting conditions (low space, an event quota only kept events exceed, files that cannot be
+deleted, a storage folder that cannot be opened) are logged when they start and when they change,
+never once per run.
+
 Deletion goes through directory descriptors opened with O_NOFOLLOW from the storage folder down,
 checks each file with lstat (regular, same inode as indexed) and never follows a symlink: nothing
 outside `<storage>/recordings` and `<storage>/events` can be reached. Blocking methods are meant
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import enum
 import functools
 import logging
@@ -40,7 +47,9 @@ _LOGGER = logging.getLogger(__name__)
 BYTES_PER_GB = 1024**3
 DAY_SECONDS = 86400.0
 AUTO_FLOOR_MIN_BYTES = BYTES_PER_GB
+AUTO_FLOOR_DISK_SHARE = 0.02
 AUTO_FLOOR_SECONDS = 600.0
+FLOOR_CLEAR_SHARE = 0.25  # low space ends with this share of the floor free above it
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _INDEX_BATCH = 256
@@ -56,22 +65,35 @@ class RetentionConfig:
     max_event_age_days: float = 0
     min_free_gb: float | None = None
 
-    def free_floor_bytes(self, bitrate_bps: float) -> int:
-        """Free space to keep: the option, or max(1 GB, 10 minutes at the current bitrate)."""
+    def free_floor_bytes(self, bitrate_bps: float, disk_bytes: int = 0) -> int:
+        """Free space to keep: the option, or the largest of 1 GB, 2 % of the disk (`disk_bytes`,
+        its size) and 10 minutes at the current bitrate."""
         if self.min_free_gb is not None:
             return max(0, int(self.min_free_gb * BYTES_PER_GB))
-        return max(AUTO_FLOOR_MIN_BYTES, int(bitrate_bps / 8 * AUTO_FLOOR_SECONDS))
+        return max(
+            AUTO_FLOOR_MIN_BYTES,
+            int(disk_bytes * AUTO_FLOOR_DISK_SHARE),
+            int(bitrate_bps / 8 * AUTO_FLOOR_SECONDS),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
-    """What a run did; `low_space_unresolved` stays set until free space is back above the floor."""
+    """What a run did; `low_space_unresolved` stays set until free space is back above the floor.
+
+    `emergency_events` are the ids of the events deleted (also counted in `events_deleted`)
+    because free space stayed under the floor with every recording no event holds gone.
+    `low_space` is set from the run free space fell under the floor until it is back a quarter
+    of the floor above it (a hysteresis, so a disk held at the floor does not come and go).
+    """
 
     files_deleted: int = 0
     bytes_freed: int = 0
     events_deleted: int = 0
     emergency: bool = False
     low_space_unresolved: bool = False
+    emergency_events: tuple[str, ...] = ()
+    low_space: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +132,40 @@ class _Tally:
     bytes: int = 0
     events: int = 0
     emergency: bool = False
+    emergency_events: list[str] = field(default_factory=list)
+    # Why files could not be checked or deleted: "<what>: <error>" -> the first file it hit.
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class _Conditions:
+    """Conditions logged when they start and again when they change, never once per run.
+
+    Each has a key and a state (any comparable value, None when the condition is over); a log
+    line is written only when the state of a key changes.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, object] = {}
+
+    def set(self, key: str, state: object, level: int, msg: str, *args: object) -> bool:
+        """Log `msg` if `key` was not in `state`; True if it was logged."""
+        if state is None or self._states.get(key) == state:
+            return False
+        self._states[key] = state
+        _LOGGER.log(level, msg, *args, stacklevel=2)
+        return True
+
+    def active(self, key: str) -> bool:
+        """Whether a condition is on."""
+        return key in self._states
+
+    def clear(self, key: str, msg: str | None = None, *args: object) -> bool:
+        """End a condition, logging `msg` at INFO if it was on; True if it was on."""
+        if self._states.pop(key, None) is None:
+            return False
+        if msg is not None:
+            _LOGGER.info(msg, *args, stacklevel=2)
+        return True
 
 
 class _Outcome(enum.Enum):
@@ -267,6 +323,8 @@ class Retention:
         self._unsubscribe: Callable[[], None] | None = None
         self._bitrate = 0.0
         self._low_space = False
+        self._conditions = _Conditions()
+        self._failures: frozenset[str] = frozenset()  # kinds of failure of the last run
         self._rec: dict[int | str, int] = {}
         self._event_refs: dict[int, int] = {}
         self._event_sizes: dict[int, int] = {}
@@ -347,8 +405,8 @@ class Retention:
             cutoff = now - config.max_age_days * DAY_SECONDS
             if any(head.end < cutoff for head in self.index.heads()):
                 return True
-        free = self._free_bytes()
-        return free is not None and free < config.free_floor_bytes(self._bitrate)
+        space = self._disk_space()
+        return space is not None and space[0] < config.free_floor_bytes(self._bitrate, space[1])
 
     # Events
 
@@ -513,14 +571,26 @@ class Retention:
             try:
                 tree = _Tree(self.storage)
             except OSError as err:
-                _LOGGER.warning("Retention cannot open %s: %s", self.storage, err)
-                return RetentionResult(low_space_unresolved=self._low_space)
+                self._conditions.set(
+                    "open",
+                    err.strerror or str(err),
+                    logging.WARNING,
+                    "Retention cannot open %s: %s",
+                    self.storage,
+                    err,
+                )
+                return RetentionResult(
+                    low_space_unresolved=self._low_space,
+                    low_space=self._conditions.active("low_space"),
+                )
+            self._conditions.clear("open", "Retention can open %s again", self.storage)
             try:
                 self._enforce_events(tree, tally, now)
                 self._enforce_recordings(tree, tally, now, target)
                 self._emergency(tree, tally)
             finally:
                 tree.close()
+            self._report_failures(tally)
         if tally.files:
             _LOGGER.debug(
                 "Retention deleted %d files (%d events), freed %d bytes",
@@ -529,14 +599,40 @@ class Retention:
                 tally.bytes,
             )
         return RetentionResult(
-            tally.files, tally.bytes, tally.events, tally.emergency, self._low_space
+            tally.files,
+            tally.bytes,
+            tally.events,
+            tally.emergency,
+            self._low_space,
+            tuple(tally.emergency_events),
+            self._conditions.active("low_space"),
         )
+
+    def _report_failures(self, tally: _Tally) -> None:
+        """Log each kind of failure once, when it first shows, not on every run it repeats.
+
+        A run that tried nothing says nothing: the failures end with a run that deleted files
+        without any.
+        """
+        kinds = frozenset(tally.failures)
+        if not kinds and not tally.files:
+            return
+        for kind in sorted(kinds - self._failures):
+            _LOGGER.warning(
+                "Retention %s (%s); more files failing so are logged only once it changes",
+                kind,
+                tally.failures[kind],
+            )
+        if self._failures and not kinds:
+            _LOGGER.info("Retention deletes files again")
+        self._failures = kinds
 
     def _enforce_events(self, tree: _Tree, tally: _Tally, now: float) -> None:
         config = self._config
         quota = int(config.max_event_storage_gb * BYTES_PER_GB)
         cutoff = now - config.max_event_age_days * DAY_SECONDS
         if quota <= 0 and config.max_event_age_days <= 0:
+            self._conditions.clear("event_quota")
             return
         with self._lock:
             candidates = sorted((e.when, e.event_id) for e in self._events.values() if e.deletable)
@@ -546,6 +642,20 @@ class Retention:
             if not over and not (config.max_event_age_days > 0 and when < cutoff):
                 break
             self._delete_event(tree, event_id, tally)
+        with self._lock:
+            event_bytes = self._event_bytes
+        if 0 < quota < event_bytes:
+            self._conditions.set(
+                "event_quota",
+                True,
+                logging.WARNING,
+                "Events take %d bytes, over their quota of %d: the rest are kept, still "
+                "recording or could not be deleted",
+                event_bytes,
+                quota,
+            )
+        else:
+            self._conditions.clear("event_quota", "Events are back under their quota")
 
     def _delete_event(self, tree: _Tree, event_id: str, tally: _Tally) -> None:
         """Delete an event's indexed files, event.json last, then its emptied folders.
@@ -620,20 +730,60 @@ class Retention:
         self.index.remove_many(done)
 
     def _emergency(self, tree: _Tree, tally: _Tally) -> None:
-        """Below the free-space floor: delete the oldest recordings only events do not hold."""
-        floor = self._config.free_floor_bytes(self._bitrate)
-        free = self._free_bytes()
-        if free is None:
+        """Below the free-space floor: delete the oldest recordings only events do not hold, then,
+        if that is not enough, the oldest events not kept nor recording, until above the floor.
+
+        Low space is logged when it starts, when it turns unresolved and when it ends, not per
+        run. It ends with free space a quarter of the floor above it: held at the floor by
+        emergency runs, free space goes just above it between clips, which changes nothing.
+        """
+        space = self._disk_space()
+        if space is None:
             return
+        free, disk = space
+        floor = self._config.free_floor_bytes(self._bitrate, disk)
         if free >= floor:
             self._low_space = False
+            self._conditions.clear("unresolved")
+            if free >= floor + floor * FLOOR_CLEAR_SHARE:
+                self._conditions.clear(
+                    "low_space", "Free space on %s is back above the floor", self.storage
+                )
             return
         tally.emergency = True
-        _LOGGER.warning(
-            "Free space %d bytes is under the floor of %d: emergency cleanup", free, floor
+        self._conditions.set(
+            "low_space",
+            True,
+            logging.WARNING,
+            "Free space on %s (%d bytes) is under the floor of %d: deleting the oldest "
+            "recordings early, then the oldest events not kept if that is not enough",
+            self.storage,
+            free,
+            floor,
         )
+        free = self._emergency_recordings(tree, tally, floor)
+        if free < floor:
+            free = self._emergency_events(tree, tally, floor)
+        self._low_space = free < floor
+        if self._low_space:
+            self._conditions.set(
+                "unresolved",
+                True,
+                logging.WARNING,
+                "Free space on %s is still under the floor: kept events, events still recording "
+                "or other files fill the disk",
+                self.storage,
+            )
+        else:
+            self._conditions.clear("unresolved")
+
+    def _emergency_recordings(self, tree: _Tree, tally: _Tally, floor: int) -> int:
+        """Delete the oldest recordings no event holds until free space reaches `floor`."""
+        free = self._free_bytes() or 0
         done: list[Clip] = []
         for clip in self.index.oldest():
+            if free >= floor:
+                break
             with self._lock:
                 shared = clip.inode in self._event_refs
             if shared:
@@ -643,12 +793,44 @@ class Retention:
                 done.append(clip)
             if outcome is _Outcome.DELETED:
                 free = self._free_bytes() or 0
-                if free >= floor:
-                    break
         self.index.remove_many(done)
-        self._low_space = free < floor
-        if self._low_space:
-            _LOGGER.warning("Free space still under the floor: events or other files fill the disk")
+        return free
+
+    def _emergency_events(self, tree: _Tree, tally: _Tally, floor: int) -> int:
+        """Delete the oldest deletable events until free space reaches `floor`, each logged once.
+
+        An event's clips still linked in recordings free nothing with it; they become recordings
+        no event holds, deleted right after it.
+        """
+        with self._lock:
+            candidates = sorted((e.when, e.event_id) for e in self._events.values() if e.deletable)
+        free = self._free_bytes() or 0
+        for _when, event_id in candidates:
+            if free >= floor:
+                break
+            with self._lock:
+                event = self._events.get(event_id)
+                shared = event is not None and any(
+                    inode in self._rec for inode, _size in event.files.values()
+                )
+            deleted = tally.events
+            self._delete_event(tree, event_id, tally)
+            if tally.events == deleted:
+                continue
+            tally.emergency_events.append(event_id)
+            _LOGGER.warning(
+                "Deleted event %s: free space on %s was under the floor of %d bytes with every "
+                "recording no event holds already deleted",
+                event_id,
+                self.storage,
+                floor,
+            )
+            free = (
+                self._emergency_recordings(tree, tally, floor)
+                if shared
+                else self._free_bytes() or 0
+            )
+        return free
 
     def _delete_clip(
         self, tree: _Tree, clip: Clip, tally: _Tally, *, exclusive_only: bool
@@ -700,7 +882,7 @@ class Retention:
         except FileNotFoundError:
             return _Outcome.FORGOTTEN
         except OSError as err:
-            _LOGGER.warning("Retention cannot check %s: %s", name, err)
+            tally.failures.setdefault(f"cannot check files: {err.strerror or err}", name)
             return _Outcome.SKIPPED
         if not stat.S_ISREG(st.st_mode) or (inode and st.st_ino != inode):
             return _Outcome.FORGOTTEN
@@ -711,7 +893,7 @@ class Retention:
         except FileNotFoundError:
             return _Outcome.FORGOTTEN
         except OSError as err:
-            _LOGGER.warning("Retention cannot delete %s: %s", name, err)
+            tally.failures.setdefault(f"cannot delete files: {err.strerror or err}", name)
             return _Outcome.SKIPPED
         tally.files += 1
         if st.st_nlink == 1:
@@ -720,12 +902,17 @@ class Retention:
 
     # Stats
 
-    def _free_bytes(self) -> int | None:
+    def _disk_space(self) -> tuple[int, int] | None:
+        """(free bytes, disk size) of the storage's file system, None if it cannot be read."""
         try:
             st = os.statvfs(self.storage)
         except OSError:
             return None
-        return st.f_bavail * st.f_frsize
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def _free_bytes(self) -> int | None:
+        space = self._disk_space()
+        return None if space is None else space[0]
 
     def usage(self) -> RetentionUsage:
         """Bytes and counts for sensors. Blocking (one statvfs)."""
