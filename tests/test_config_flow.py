@@ -14,7 +14,6 @@ from homeassistant.data_entry_flow import FlowResultType
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-import voluptuous as vol
 
 from custom_components.pm_dvr.config_flow import default_storage_path, unmask
 from custom_components.pm_dvr.const import (
@@ -47,7 +46,8 @@ CAMERA_FORM = {
 
 
 async def test_user_flow_creates_hub(hass: HomeAssistant, storage_path: Path) -> None:
-    """The hub stores its path and proposes 80% of free space as the quota."""
+    """The hub stores its path and proposes quotas for recordings and events (a fifth of it)
+    that take 80% of free space together."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["data_schema"]({})[CONF_STORAGE_PATH] == default_storage_path(hass)
@@ -61,6 +61,7 @@ async def test_user_flow_creates_hub(hass: HomeAssistant, storage_path: Path) ->
     assert options[CONF_MAX_AGE_DAYS] == 0
     assert options[CONF_MQTT_TOPIC] == "pm_dvr/capture"
     assert options[CONF_MAX_STORAGE_GB] > 0
+    assert CONF_MAX_EVENT_STORAGE_GB not in options  # automatic: a fifth of the storage quota
     assert (storage_path / "recordings").is_dir()
     assert (storage_path / "events").is_dir()
     entry = result["result"]
@@ -172,7 +173,7 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
         CONF_MAX_STORAGE_GB: 12.3,
         CONF_MAX_AGE_DAYS: 7,
         CONF_MQTT_TOPIC: "home/dvr",
-        CONF_MAX_EVENT_STORAGE_GB: 0,
+        CONF_MAX_EVENT_STORAGE_GB: None,  # automatic: a fifth of the storage quota
         CONF_MAX_EVENT_AGE_DAYS: 0,
         CONF_MIN_FREE_GB: None,
     }
@@ -217,14 +218,74 @@ async def test_options_flow_retention_limits(
         if getattr(key, "description", None)
     }
     assert suggested[CONF_MIN_FREE_GB] == 1.5
-    defaults = {str(key): key.default() for key in schema if key.default is not vol.UNDEFINED}
-    assert defaults[CONF_MAX_EVENT_STORAGE_GB] == 2.3
+    assert suggested[CONF_MAX_EVENT_STORAGE_GB] == 2.3
     form.pop(CONF_MIN_FREE_GB)
     result = await hass.config_entries.options.async_configure(result["flow_id"], form)
     await hass.async_block_till_done()
     assert entry.options[CONF_MIN_FREE_GB] is None
     await wait_for(lambda: retention.runs > runs)
     assert retention.retention.config.min_free_gb is None
+
+
+def suggested_values(result: Any) -> dict[str, Any]:
+    schema = result["data_schema"].schema
+    return {
+        str(key): key.description.get("suggested_value")
+        for key in schema
+        if getattr(key, "description", None)
+    }
+
+
+async def test_options_flow_proposes_the_event_quota(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A hub without an event quota gets a fifth of its storage quota: the form proposes it,
+    and sent back as proposed it stays automatic, following a new storage quota; a value of the
+    user's own (0 for unlimited included) is kept as set."""
+    entry = init_integration
+    retention = entry.runtime_data.retention
+    assert retention is not None
+    assert CONF_MAX_EVENT_STORAGE_GB not in entry.options
+    assert retention.retention.config.max_event_storage_gb == 1.0  # 20 % of 5 GB
+    form = {
+        CONF_SEGMENT_SECONDS: 2,
+        CONF_MAX_STORAGE_GB: 5.0,
+        CONF_MAX_AGE_DAYS: 0,
+        CONF_MAX_EVENT_AGE_DAYS: 0,
+    }
+
+    async def submit(**values: Any) -> dict[str, Any]:
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        proposed = suggested_values(result)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**form, **values}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        return proposed
+
+    proposed = await submit(**{CONF_MAX_STORAGE_GB: 20.0, CONF_MAX_EVENT_STORAGE_GB: 1.0})
+    assert proposed[CONF_MAX_EVENT_STORAGE_GB] == 1.0
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] is None
+    await wait_for(lambda: retention.retention.config.max_event_storage_gb == 4.0)
+
+    proposed = await submit(**{CONF_MAX_STORAGE_GB: 20.0, CONF_MAX_EVENT_STORAGE_GB: 2.5})
+    assert proposed[CONF_MAX_EVENT_STORAGE_GB] == 4.0
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] == 2.5
+    await wait_for(lambda: retention.retention.config.max_event_storage_gb == 2.5)
+
+    # Set: shown as set, kept as set even if it equals the share; 0 is unlimited.
+    proposed = await submit(**{CONF_MAX_STORAGE_GB: 20.0, CONF_MAX_EVENT_STORAGE_GB: 4.0})
+    assert proposed[CONF_MAX_EVENT_STORAGE_GB] == 2.5
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] == 4.0
+    await submit(**{CONF_MAX_STORAGE_GB: 20.0, CONF_MAX_EVENT_STORAGE_GB: 0})
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] == 0
+    await wait_for(lambda: retention.retention.config.max_event_storage_gb == 0)
+
+    # Left empty: automatic again.
+    await submit(**{CONF_MAX_STORAGE_GB: 10.0})
+    assert entry.options[CONF_MAX_EVENT_STORAGE_GB] is None
+    await wait_for(lambda: retention.retention.config.max_event_storage_gb == 2.0)
 
 
 async def _start_camera_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:

@@ -445,11 +445,21 @@ async def test_options_change_applied_live_or_by_reload(
 
 
 def test_retention_config_defaults() -> None:
-    """Options saved before the event limits existed mean unlimited and the automatic floor."""
+    """Options saved before the event limits existed (or an event quota left empty): the event
+    quota is a fifth of the recordings quota, no event age limit, the automatic floor. An event
+    quota set, 0 (unlimited) included, stays."""
     config = retention_config({CONF_MAX_STORAGE_GB: 2.5})
     assert (config.max_storage_gb, config.max_age_days) == (2.5, 0)
-    assert (config.max_event_storage_gb, config.max_event_age_days) == (0, 0)
+    assert (config.max_event_storage_gb, config.max_event_age_days) == (0.5, 0)
     assert config.min_free_gb is None
+    assert retention_config({CONF_MAX_STORAGE_GB: 100}).max_event_storage_gb == 20
+    assert retention_config({CONF_MAX_STORAGE_GB: 0.1}).max_event_storage_gb == 0.1
+    assert retention_config({}).max_event_storage_gb == 0
+    automatic = {CONF_MAX_STORAGE_GB: 7.0, CONF_MAX_EVENT_STORAGE_GB: None}
+    assert retention_config(automatic).max_event_storage_gb == 1.4
+    for value in (0, 3.5):
+        options = {CONF_MAX_STORAGE_GB: 7.0, CONF_MAX_EVENT_STORAGE_GB: value}
+        assert retention_config(options).max_event_storage_gb == value
     assert retention_config({CONF_MIN_FREE_GB: 1}).min_free_gb == 1.0
     assert format_gb(BYTES_PER_GB * 1.5) == "1.50 GB"
 
@@ -548,14 +558,19 @@ async def test_emergency_on_a_full_disk(
     small_fs: Path,
     rtsp_server: RtspServer,
     issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Recordings are pruned to the floor, events untouched; when that is not enough a repair
-    issue appears, recording goes on, and the issue clears once space is back."""
+    """Recordings are pruned to the floor first, events untouched; when that is not enough the
+    oldest events not kept go, each logged once, with a repair issue saying so; when even that
+    is not enough a second repair issue appears, recording goes on, and both clear once space is
+    back. Each condition is logged once over many runs."""
+    caplog.set_level("INFO", logger="custom_components.pm_dvr")
     hass.config.allowlist_external_dirs = {str(small_fs)}
     storage = small_fs / "storage"
     big = 256 * 1024
     clips = make_clips(storage, per_camera=12, size=big)  # 36 clips, 9 MB
-    event = make_event(storage, "20260101-000000-000_ev", clips[:8])  # 2 MB of event footage
+    event = make_event(storage, "20260101-000000-000_ev", clips[:4], keep=True)  # 1 MB, kept
+    plain = make_event(storage, "20260101-000100-000_plain", clips[4:8])  # 1 MB
     floor = 8 * 1024 * 1024
     assert free_bytes(small_fs) < floor
     entry = hub_entry(
@@ -565,24 +580,39 @@ async def test_emergency_on_a_full_disk(
     )
     manager = await set_up(hass, entry)
     issue_id = f"low_disk_space_{entry.entry_id}"
+    events_issue_id = f"events_deleted_for_space_{entry.entry_id}"
 
     await wait_for(lambda: free_bytes(small_fs) >= floor)
     left = recordings(storage)
-    assert set(clips[:8]) <= set(left)  # shared with the event: never deleted in an emergency
+    assert set(clips[:8]) <= set(left)  # shared with events: never deleted for recordings
     gone = [c for c in clips if c not in left]
     assert gone
     assert gone == clips[8 : 8 + len(gone)]  # oldest first
-    event_clips = sorted(event / c.parent.parent.name / c.name for c in clips[:8])
+    event_clips = sorted(event / c.parent.parent.name / c.name for c in clips[:4])
     assert sorted(event.rglob("*.mp4")) == event_clips
+    assert plain.is_dir()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert issue_registry.async_get_issue(DOMAIN, events_issue_id) is None
     assert manager.usage is not None
     assert float(sensor(hass, "free_space")) == pytest.approx(manager.usage.free_bytes / 1e9)
 
-    # Something else fills the disk: every recording no event holds goes, and that is not enough
-    # (the filler and the event footage leave less than the floor).
+    # Something else fills the disk: every recording no event holds goes, then the event not
+    # kept, and that is not enough (the filler and the kept event leave less than the floor).
     filler = small_fs / "other.bin"
-    await hass.async_add_executor_job(filler.write_bytes, b"\0" * (free_bytes(small_fs) - 4 * big))
+    await hass.async_add_executor_job(filler.write_bytes, b"\0" * (free_bytes(small_fs) - 2 * big))
     await cleanup(hass)
+    assert not plain.exists()
+    issue = issue_registry.async_get_issue(DOMAIN, events_issue_id)
+    assert issue is not None
+    assert issue.translation_key == "events_deleted_for_space"
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert not issue.is_fixable
+    assert issue.translation_placeholders == {
+        "storage": str(storage),
+        "count": "1",
+        "last": plain.name,
+        "floor": format_gb(floor),
+    }
     recorder = entry.runtime_data.cameras["sub_yard"].recorder
     assert recorder is not None
     clips_recorded = recorder.stats.clips
@@ -595,19 +625,35 @@ async def test_emergency_on_a_full_disk(
     assert issue.translation_placeholders["floor"] == format_gb(floor)
     assert issue.translation_placeholders["events"] == format_gb(event_bytes(storage))
     assert sorted(event.rglob("*.mp4")) == event_clips
-    # Only event footage and the camera's newest clips are left.
-    assert all(p in clips[:8] or p.parent.parent.name == "yard" for p in recordings(storage))
-    # Recording carries on into what is left (each new clip is pruned while space is short).
+    # Only the kept event's footage and the camera's newest clips are left.
+    assert all(p in clips[:4] or p.parent.parent.name == "yard" for p in recordings(storage))
+    # Recording carries on into what is left (each new clip is pruned while space is short),
+    # every clip closing starts a run: nothing more is deleted from events, nothing re-logged.
+    runs = manager.runs
     await wait_for(lambda: recorder.stats.clips >= clips_recorded + 2, timeout=30)
+    await cleanup(hass)
+    assert manager.runs >= runs + 2
     assert hass.states.get("sensor.yard_recording_state").state == "recording"
+    assert sorted(event.rglob("*.mp4")) == event_clips
 
-    # The user frees space: the next run clears the issue.
+    def logged(text: str, level: str = "WARNING") -> int:
+        return sum(1 for r in caplog.records if r.levelname == level and text in r.getMessage())
+
+    assert logged(f"Deleted event {plain.name}") == 1
+    assert logged("Deleted event") == 1
+    assert logged("is under the floor") == 1
+    assert logged("is still under the floor") == 1
+
+    # The user frees space: the next run clears both issues.
     await hass.async_add_executor_job(filler.unlink)
     await cleanup(hass)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert issue_registry.async_get_issue(DOMAIN, events_issue_id) is None
     assert manager.usage is not None
     assert not manager.usage.low_space
     assert sorted(event.rglob("*.mp4")) == event_clips
+    await cleanup(hass)
+    assert logged("is back above the floor", "INFO") == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 

@@ -45,7 +45,6 @@ from .const import (
     CONF_STREAM_URL,
     DEFAULT_MAX_AGE_DAYS,
     DEFAULT_MAX_EVENT_AGE_DAYS,
-    DEFAULT_MAX_EVENT_STORAGE_GB,
     DEFAULT_MOTION_OFF_DELAY,
     DEFAULT_MQTT_TOPIC,
     DEFAULT_POST_SECONDS,
@@ -55,6 +54,7 @@ from .const import (
     DOMAIN,
     ENTRY_MINOR_VERSION,
     ENTRY_VERSION,
+    EVENT_QUOTA_SHARE,
     MAX_MOTION_MIN_SIZE,
     MAX_MOTION_OFF_DELAY,
     MAX_SEGMENT_SECONDS,
@@ -70,6 +70,7 @@ from .core.motion import MotionConfig
 from .core.motion_sink import parse_zones
 from .core.probe import probe_stream
 from .core.urls import MASK, mask_url, strip_credentials
+from .retention import default_event_quota_gb, event_quota_gb
 from .sync_flow import TargetReauthFlow, TargetSubentryFlow
 
 WINDOW_SELECTOR = selector.NumberSelector(
@@ -156,11 +157,12 @@ def _gb_selector(minimum: float) -> selector.NumberSelector:
 
 
 def _retention_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
-    """Event quota and age, and the free-space floor (empty: automatic)."""
+    """Event quota (proposed: its share of the storage quota) and age, and the free-space floor
+    (empty: automatic)."""
     return {
-        vol.Required(
+        vol.Optional(
             CONF_MAX_EVENT_STORAGE_GB,
-            default=defaults.get(CONF_MAX_EVENT_STORAGE_GB, DEFAULT_MAX_EVENT_STORAGE_GB),
+            description={"suggested_value": event_quota_gb(defaults)},
         ): _gb_selector(0),
         vol.Required(
             CONF_MAX_EVENT_AGE_DAYS,
@@ -180,23 +182,35 @@ def _retention_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]
     }
 
 
-def _clean_retention_options(user_input: dict[str, Any]) -> dict[str, Any]:
+def _clean_event_quota(user_input: dict[str, Any], current: dict[str, Any]) -> float | None:
+    """The event quota to store; None (automatic: its share of the storage quota) when left
+    empty, or when still automatic and sent back as proposed (it then follows a new quota)."""
+    value = user_input.get(CONF_MAX_EVENT_STORAGE_GB)
+    if value is None:
+        return None
+    value = round(float(value), 1)
+    automatic = current.get(CONF_MAX_EVENT_STORAGE_GB) is None
+    proposed = default_event_quota_gb(float(current.get(CONF_MAX_STORAGE_GB, 0)))
+    return None if automatic and value == proposed else value
+
+
+def _clean_retention_options(user_input: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     min_free = user_input.get(CONF_MIN_FREE_GB)
     return {
-        CONF_MAX_EVENT_STORAGE_GB: round(float(user_input[CONF_MAX_EVENT_STORAGE_GB]), 1),
+        CONF_MAX_EVENT_STORAGE_GB: _clean_event_quota(user_input, current),
         CONF_MAX_EVENT_AGE_DAYS: int(user_input[CONF_MAX_EVENT_AGE_DAYS]),
         # None (the field left empty) is the automatic floor, and replaces a value set before.
         CONF_MIN_FREE_GB: None if min_free is None else round(float(min_free), 1),
     }
 
 
-def _clean_hub_options(user_input: dict[str, Any]) -> dict[str, Any]:
+def _clean_hub_options(user_input: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     return {
         CONF_SEGMENT_SECONDS: int(user_input[CONF_SEGMENT_SECONDS]),
         CONF_MAX_STORAGE_GB: round(float(user_input[CONF_MAX_STORAGE_GB]), 1),
         CONF_MAX_AGE_DAYS: int(user_input[CONF_MAX_AGE_DAYS]),
         CONF_MQTT_TOPIC: (user_input.get(CONF_MQTT_TOPIC) or "").strip(),
-        **_clean_retention_options(user_input),
+        **_clean_retention_options(user_input, current),
     }
 
 
@@ -215,7 +229,9 @@ class PmDvrConfigFlow(TargetReauthFlow, ConfigFlow, domain=DOMAIN):
                 await self.async_set_unique_id(path)
                 self._abort_if_unique_id_configured()
                 free = await self.hass.async_add_executor_job(free_bytes, Path(path))
-                quota = max(0.1, round(free * QUOTA_SHARE_OF_FREE / 1e9, 1))
+                # Recordings and events (automatic: a share of this) take the share together.
+                share = QUOTA_SHARE_OF_FREE / (1 + EVENT_QUOTA_SHARE)
+                quota = max(0.1, round(free * share / 1e9, 1))
                 return self.async_create_entry(
                     title=path,
                     data={CONF_STORAGE_PATH: path},
@@ -280,8 +296,9 @@ class PmDvrOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every hub option."""
         if user_input is not None:
+            current = dict(self.config_entry.options)
             return self.async_create_entry(
-                data={**self.config_entry.options, **_clean_hub_options(user_input)}
+                data={**current, **_clean_hub_options(user_input, current)}
             )
         return self.async_show_form(
             step_id="init", data_schema=_hub_options_schema(dict(self.config_entry.options))

@@ -24,7 +24,7 @@ CONF_SEGMENT_SECONDS: Final = "segment_seconds"
 CONF_MAX_STORAGE_GB: Final = "max_storage_gb"
 CONF_MAX_AGE_DAYS: Final = "max_age_days"
 CONF_MQTT_TOPIC: Final = "mqtt_topic"
-CONF_MAX_EVENT_STORAGE_GB: Final = "max_event_storage_gb"
+CONF_MAX_EVENT_STORAGE_GB: Final = "max_event_storage_gb"  # absent or None: a share, below
 CONF_MAX_EVENT_AGE_DAYS: Final = "max_event_age_days"
 CONF_MIN_FREE_GB: Final = "min_free_gb"  # absent or None: automatic (see RetentionConfig)
 
@@ -34,8 +34,10 @@ MIN_SEGMENT_SECONDS: Final = 2
 MAX_SEGMENT_SECONDS: Final = 300
 DEFAULT_MAX_AGE_DAYS: Final = 0
 DEFAULT_MQTT_TOPIC: Final = "pm_dvr/capture"
+# The setup proposes quotas for recordings and events that take this share of free space together.
 QUOTA_SHARE_OF_FREE: Final = 0.8
-DEFAULT_MAX_EVENT_STORAGE_GB: Final = 0
+# The event quota, unless set: this share of the recordings quota.
+EVENT_QUOTA_SHARE: Final = 0.2
 DEFAULT_MAX_EVENT_AGE_DAYS: Final = 0
 # Changing only these hub options is applied live, without restarting the cameras.
 RETENTION_KEYS: Final = frozenset(
@@ -48,6 +50,7 @@ RETENTION_KEYS: Final = frozenset(
     }
 )
 ISSUE_LOW_DISK_SPACE: Final = "low_disk_space"
+ISSUE_EVENTS_DELETED: Final = "events_deleted_for_space"
 
 # Camera subentry data.
 CONF_NAME: Final = "name"

@@ -2,8 +2,10 @@
 
 The worker serialises every run, event refresh and clean-up, so runs never overlap, and does all
 file work in the executor. It runs every minute, as soon as a closing clip takes a limit over, and
-when an event changes. Low disk space that deleting recordings cannot fix raises a repair issue,
-cleared once space is back; recording carries on into what is left meanwhile.
+when an event changes. Two repair issues follow the free-space floor: events deleted to keep the
+disk from filling (cleared once free space is back above the floor), and low disk space that
+deleting recordings and unkept events cannot fix (cleared once it is fixed); recording carries on
+into what is left meanwhile. The core logs each condition when it starts and changes.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from .const import (
     CONF_MIN_FREE_GB,
     DEFAULT_MAX_AGE_DAYS,
     DEFAULT_MAX_EVENT_AGE_DAYS,
-    DEFAULT_MAX_EVENT_STORAGE_GB,
     DOMAIN,
+    EVENT_QUOTA_SHARE,
+    ISSUE_EVENTS_DELETED,
     ISSUE_LOW_DISK_SPACE,
     LOGGER,
     RETENTION_KEYS,
@@ -49,15 +52,31 @@ if TYPE_CHECKING:
 ENFORCE_INTERVAL = 60.0  # seconds between runs when nothing asks for one sooner
 
 
+def default_event_quota_gb(max_storage_gb: float) -> float:
+    """The event quota when none is set: a share of the recordings quota, in steps of 0.1 GB."""
+    if max_storage_gb <= 0:
+        return 0.0  # recordings unlimited: so are events (the free-space floor still holds)
+    return max(0.1, round(max_storage_gb * EVENT_QUOTA_SHARE, 1))
+
+
+def event_quota_gb(options: Mapping[str, Any]) -> float:
+    """The event quota in force: the option, or (absent or None) its share of the storage quota.
+
+    Entries saved before the option existed, and any left empty in the form, get the share.
+    """
+    value = options.get(CONF_MAX_EVENT_STORAGE_GB)
+    if value is None:
+        return default_event_quota_gb(float(options.get(CONF_MAX_STORAGE_GB, 0)))
+    return float(value)
+
+
 def retention_config(options: Mapping[str, Any]) -> RetentionConfig:
     """The hub options as core limits (options saved before an option existed use its default)."""
     min_free = options.get(CONF_MIN_FREE_GB)
     return RetentionConfig(
         max_storage_gb=float(options.get(CONF_MAX_STORAGE_GB, 0)),
         max_age_days=float(options.get(CONF_MAX_AGE_DAYS, DEFAULT_MAX_AGE_DAYS)),
-        max_event_storage_gb=float(
-            options.get(CONF_MAX_EVENT_STORAGE_GB, DEFAULT_MAX_EVENT_STORAGE_GB)
-        ),
+        max_event_storage_gb=event_quota_gb(options),
         max_event_age_days=float(options.get(CONF_MAX_EVENT_AGE_DAYS, DEFAULT_MAX_EVENT_AGE_DAYS)),
         min_free_gb=None if min_free is None else float(min_free),
     )
@@ -96,6 +115,8 @@ class RetentionManager:
         self._bitrate_bps = 0.0
         self._issue_id = f"{ISSUE_LOW_DISK_SPACE}_{entry.entry_id}"
         self._issue_raised = False
+        self._events_issue_id = f"{ISSUE_EVENTS_DELETED}_{entry.entry_id}"
+        self._events_deleted: list[str] = []  # for space, since free space was last above the floor
 
     async def async_start(self) -> None:
         """Account for what is on disk (after the index scan), then start the worker."""
@@ -116,8 +137,9 @@ class RetentionManager:
         )
 
     async def _async_on_unload(self) -> None:
-        # The issue describes a running hub; nothing would clear it once the hub is unloaded.
+        # The issues describe a running hub; nothing would clear them once the hub is unloaded.
         ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
+        ir.async_delete_issue(self.hass, DOMAIN, self._events_issue_id)
         # Its lock may be held by a run finishing in its thread: not on the event loop.
         await self.hass.async_add_executor_job(self.retention.close)
 
@@ -212,13 +234,14 @@ class RetentionManager:
         self.usage = outcome.usage
         self.last_result = outcome.result
         self._update_issue(outcome)
+        self._update_events_issue(outcome)
         if (hub := self.entry.runtime_data.hub) is not None:
             hub.async_refresh_status()
 
     def _update_issue(self, outcome: _Outcome) -> None:
         low = outcome.result.low_space_unresolved
         if low:
-            floor = self.retention.config.free_floor_bytes(self._bitrate_bps)
+            floor = outcome.usage.free_floor_bytes or 0
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
@@ -233,15 +256,32 @@ class RetentionManager:
                     "events": format_gb(outcome.usage.events_bytes),
                 },
             )
-            if not self._issue_raised:
-                LOGGER.warning(
-                    "Low disk space on %s that deleting recordings cannot fix",
-                    self.entry.runtime_data.storage,
-                )
         elif self._issue_raised:
             ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
-            LOGGER.info("Disk space on %s is back above the floor", self.entry.runtime_data.storage)
         self._issue_raised = low
+
+    def _update_events_issue(self, outcome: _Outcome) -> None:
+        """Events deleted for space: said until free space is back above the floor."""
+        result = outcome.result
+        if result.emergency_events:
+            self._events_deleted.extend(result.emergency_events)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self._events_issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=ISSUE_EVENTS_DELETED,
+                translation_placeholders={
+                    "storage": str(self.entry.runtime_data.storage),
+                    "count": str(len(self._events_deleted)),
+                    "last": self._events_deleted[-1],
+                    "floor": format_gb(outcome.usage.free_floor_bytes or 0),
+                },
+            )
+        elif self._events_deleted and not result.low_space:
+            self._events_deleted = []
+            ir.async_delete_issue(self.hass, DOMAIN, self._events_issue_id)
 
 
 async def async_setup_retention(hass: HomeAssistant, entry: PmDvrConfigEntry) -> None:

@@ -104,6 +104,7 @@ class RetentionUsage:
     events_bytes: int
     shared_bytes: int
     free_bytes: int | None
+    free_floor_bytes: int | None  # the floor now (None if the disk cannot be read)
     oldest_recording: float | None
     recordings_count: int
     events_count: int
@@ -916,7 +917,9 @@ class Retention:
 
     def usage(self) -> RetentionUsage:
         """Bytes and counts for sensors. Blocking (one statvfs)."""
-        free = self._free_bytes()
+        space = self._disk_space()
+        free = None if space is None else space[0]
+        floor = None if space is None else self._config.free_floor_bytes(self._bitrate, space[1])
         with self._lock:
             protected = sum(1 for e in self._events.values() if not e.deletable)
             counts = (self._rec_bytes, self._event_bytes, self._shared_bytes, len(self._events))
@@ -925,6 +928,7 @@ class Retention:
             events_bytes=counts[1],
             shared_bytes=counts[2],
             free_bytes=free,
+            free_floor_bytes=floor,
             oldest_recording=self.index.oldest_start(),
             recordings_count=self.index.count(),
             events_count=counts[3],
