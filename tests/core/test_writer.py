@@ -270,3 +270,52 @@ def test_a_backlog_past_its_bytes_is_full_whatever_its_age(tmp_path: Path) -> No
     assert writer.backlog_seconds() == float("inf")
     disk.running.set()
     writer.stop()
+
+
+class FullDisk(Disk):
+    """A disk with no space left while `full` is set: clips cannot be created nor written."""
+
+    def __init__(self) -> None:
+        self.full = threading.Event()
+
+    def open(self, part: Path) -> int:
+        if self.full.is_set():
+            raise OSError(28, "No space left on device")
+        return super().open(part)
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.full.is_set():
+            raise OSError(28, "No space left on device")
+        super().write(fd, data)
+
+
+def test_a_full_disk_is_logged_once_not_at_every_retry(
+    camera: RtspServer,
+    tmp_path: Path,
+    states: list[RecorderState],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the disk is full the recorder retries every few seconds (here 0.2 s): the failure
+    is logged once, the gaps it makes are counted, not logged at each retry, and recovery once."""
+    monkeypatch.setattr(recorder_module, "RETRY_OPEN_SECONDS", 0.2)
+    caplog.set_level(logging.INFO, LOGGER)
+    disk = FullDisk()
+    recorder = make_recorder(tmp_path, states, disk=disk)
+    session = run_session(camera.url("/numbered"), recorder)
+    try:
+        wait_for(lambda: recorder.index.count("front-door") >= 1, 20)
+        disk.full.set()
+        wait_for(lambda: recorder.stats.gaps >= 3, 20)  # several retries, each a gap
+        disk.full.clear()
+        indexed = recorder.index.count("front-door")
+        wait_for(lambda: recorder.index.count("front-door") >= indexed + 2, 20)
+    finally:
+        session.stop()
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("No space left on device" in m for m in messages)
+    assert len(messages) == len(set(messages)), messages  # each distinct failure once
+    assert not [m for m in messages if "recording gap" in m]
+    assert recorder.stats.gaps >= 3
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert sum("storage writes work again" in m for m in infos) == 1

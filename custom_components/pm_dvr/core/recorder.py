@@ -633,7 +633,10 @@ class Recorder:
             clip.earliest = max(clip.earliest, self._gap_from)
             self._stats.gaps += 1
             self._stats.gap_seconds += gap
-            _LOGGER.warning("Camera %s: recording gap of %.1f s", self.camera, gap)
+            # While storage fails, every retry makes a gap: the writer logs the failure once
+            # and its end once, the gaps are only counted.
+            level = logging.WARNING if self._writer.healthy else logging.DEBUG
+            _LOGGER.log(level, "Camera %s: recording gap of %.1f s", self.camera, gap)
             self._gap_from = None
         elif stalled:  # in wall time, whatever the camera's clock says
             self._stats.gaps += 1
