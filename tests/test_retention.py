@@ -698,18 +698,28 @@ async def test_worker_runs_every_minute_one_run_at_a_time(
     assert overlaps
     assert max(overlaps) == 1
 
+    failures = 0
+
     def broken(*args: Any) -> Any:
+        nonlocal failures
+        failures += 1
         raise OSError("disk on fire")
 
+    def logged(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+
     monkeypatch.setattr(retention, "enforce", broken)
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=125))
-    await hass.async_block_till_done()
-    # The worker logs the failure, then at once waits for its next minute again.
-    await wait_for(lambda: "Retention run failed" in caplog.text)
+    # The worker logs the failure (once, however many minutes it repeats), then at once waits
+    # for its next minute again.
+    for minutes in (2, 3, 4):
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=60 * minutes + 5))
+        await wait_for(lambda m=minutes: failures >= m - 1)
+    assert logged("Retention run failed") == 1
     monkeypatch.setattr(retention, "enforce", real_enforce)
     runs = manager.runs
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=190))
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=310))
     await wait_for(lambda: manager.runs > runs)
+    assert logged("Retention runs again") == 1
 
 
 @pytest.mark.parametrize("camera_subentries", [[]])

@@ -116,6 +116,7 @@ class RetentionManager:
         self._issue_id = f"{ISSUE_LOW_DISK_SPACE}_{entry.entry_id}"
         self._issue_raised = False
         self._events_issue_id = f"{ISSUE_EVENTS_DELETED}_{entry.entry_id}"
+        self._run_failure: str | None = None  # the last run's failure, logged once
         self._events_deleted: list[str] = []  # for space, since free space was last above the floor
 
     async def async_start(self) -> None:
@@ -179,8 +180,18 @@ class RetentionManager:
             self._wake.clear()
             try:
                 await self._async_run()
-            except Exception:  # the worker must outlive any one bad run
-                LOGGER.exception("Retention run failed")
+            except Exception as err:  # the worker must outlive any one bad run
+                # Once per distinct failure, not every minute it repeats.
+                failure = f"{type(err).__name__}: {err}"
+                if failure != self._run_failure:
+                    LOGGER.exception("Retention run failed")
+                else:
+                    LOGGER.debug("Retention run failed again: %s", failure)
+                self._run_failure = failure
+            else:
+                if self._run_failure is not None:
+                    LOGGER.info("Retention runs again")
+                self._run_failure = None
 
     async def _async_run(
         self, *, cleanup: bool = False, target_gb: float | None = None
