@@ -571,6 +571,7 @@ async def test_emergency_on_a_full_disk(
     clips = make_clips(storage, per_camera=12, size=big)  # 36 clips, 9 MB
     event = make_event(storage, "20260101-000000-000_ev", clips[:4], keep=True)  # 1 MB, kept
     plain = make_event(storage, "20260101-000100-000_plain", clips[4:8])  # 1 MB
+    newer = make_event(storage, "20260101-000200-000_newer", clips[8:9], created=BASE + 120)
     floor = 8 * 1024 * 1024
     assert free_bytes(small_fs) < floor
     entry = hub_entry(
@@ -584,24 +585,27 @@ async def test_emergency_on_a_full_disk(
 
     await wait_for(lambda: free_bytes(small_fs) >= floor)
     left = recordings(storage)
-    assert set(clips[:8]) <= set(left)  # shared with events: never deleted for recordings
+    assert set(clips[:9]) <= set(left)  # shared with events: never deleted for recordings
     gone = [c for c in clips if c not in left]
     assert gone
-    assert gone == clips[8 : 8 + len(gone)]  # oldest first
+    assert gone == clips[9 : 9 + len(gone)]  # oldest first
     event_clips = sorted(event / c.parent.parent.name / c.name for c in clips[:4])
     assert sorted(event.rglob("*.mp4")) == event_clips
     assert plain.is_dir()
+    assert newer.is_dir()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
     assert issue_registry.async_get_issue(DOMAIN, events_issue_id) is None
     assert manager.usage is not None
     assert float(sensor(hass, "free_space")) == pytest.approx(manager.usage.free_bytes / 1e9)
 
-    # Something else fills the disk: every recording no event holds goes, then the event not
-    # kept, and that is not enough (the filler and the kept event leave less than the floor).
+    # Something else fills the disk: every recording no event holds goes, then the events not
+    # kept, oldest first, and that is not enough (the filler and the kept event leave less than
+    # the floor).
     filler = small_fs / "other.bin"
     await hass.async_add_executor_job(filler.write_bytes, b"\0" * (free_bytes(small_fs) - 2 * big))
     await cleanup(hass)
     assert not plain.exists()
+    assert not newer.exists()
     issue = issue_registry.async_get_issue(DOMAIN, events_issue_id)
     assert issue is not None
     assert issue.translation_key == "events_deleted_for_space"
@@ -609,8 +613,8 @@ async def test_emergency_on_a_full_disk(
     assert not issue.is_fixable
     assert issue.translation_placeholders == {
         "storage": str(storage),
-        "count": "1",
-        "last": plain.name,
+        "count": "2",
+        "last": newer.name,
         "floor": format_gb(floor),
     }
     recorder = entry.runtime_data.cameras["sub_yard"].recorder
@@ -640,7 +644,8 @@ async def test_emergency_on_a_full_disk(
         return sum(1 for r in caplog.records if r.levelname == level and text in r.getMessage())
 
     assert logged(f"Deleted event {plain.name}") == 1
-    assert logged("Deleted event") == 1
+    assert logged(f"Deleted event {newer.name}") == 1
+    assert logged("Deleted event") == 2
     assert logged("is under the floor") == 1
     assert logged("is still under the floor") == 1
 

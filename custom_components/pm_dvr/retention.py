@@ -117,7 +117,9 @@ class RetentionManager:
         self._issue_raised = False
         self._events_issue_id = f"{ISSUE_EVENTS_DELETED}_{entry.entry_id}"
         self._run_failure: str | None = None  # the last run's failure, logged once
-        self._events_deleted: list[str] = []  # for space, since free space was last above the floor
+        # Events deleted for space since free space was last above the floor: how many, the last.
+        self._events_deleted = 0
+        self._last_event_deleted = ""
 
     async def async_start(self) -> None:
         """Account for what is on disk (after the index scan), then start the worker."""
@@ -275,7 +277,8 @@ class RetentionManager:
         """Events deleted for space: said until free space is back above the floor."""
         result = outcome.result
         if result.emergency_events:
-            self._events_deleted.extend(result.emergency_events)
+            self._events_deleted += len(result.emergency_events)
+            self._last_event_deleted = result.emergency_events[-1]
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
@@ -285,13 +288,13 @@ class RetentionManager:
                 translation_key=ISSUE_EVENTS_DELETED,
                 translation_placeholders={
                     "storage": str(self.entry.runtime_data.storage),
-                    "count": str(len(self._events_deleted)),
-                    "last": self._events_deleted[-1],
+                    "count": str(self._events_deleted),
+                    "last": self._last_event_deleted,
                     "floor": format_gb(outcome.usage.free_floor_bytes or 0),
                 },
             )
         elif self._events_deleted and not result.low_space:
-            self._events_deleted = []
+            self._events_deleted = 0
             ir.async_delete_issue(self.hass, DOMAIN, self._events_issue_id)
 
 
