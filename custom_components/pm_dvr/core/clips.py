@@ -3,20 +3,27 @@
 Events and retention ask "which clips cover [t0, t1]" and "which are oldest" without walking
 directories. Built once from disk at start-up (in an executor), then kept current by the recorder
 (which adds each clip as it closes) and by retention (which removes what it deletes).
-Thread-safe: the recorder threads add, the event loop reads.
+Thread-safe: the recorder threads add, the event loop reads (totals only: O(1)).
+Compact (parallel arrays, no object per clip) because it grows with what is on disk: a month of
+eight cameras is two million clips.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 import heapq
+import math
 import os
 from pathlib import Path
 import re
 import stat
 import threading
+import time
+from typing import Final
 
 from . import walltime
 
@@ -101,11 +108,6 @@ def clip_name_order(name: str, mtime: float | None = None) -> tuple[float, int]:
     return (start or 0.0, int(match.group(11) or 0))
 
 
-def _clip_order(clip: Clip) -> tuple[float, int]:
-    match = _CLIP_NAME.match(clip.path.name)
-    return clip.start, int(match.group(11) or 0) if match else 0
-
-
 class _StartCache:
     """Clip start times by day: one day's base time instead of a time-zone lookup per clip.
 
@@ -152,8 +154,205 @@ def _start_of(clip: Clip) -> float:
     return clip.start
 
 
-def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip]) -> bool:
-    """Append the clips of one day folder (opened without following a symlink).
+_ODD: Final = 1 << 30
+"""A tag at or above this is an odd path kept in a dict (its key is tag - _ODD)."""
+_REACH: Final = 2 * 86400
+"""A plain name's wall time lies within its UTC offset (at most a day) of its start."""
+_CHUNK: Final = 256
+"""Clips materialised per lock hold while walking the index (oldest)."""
+
+
+@lru_cache(maxsize=4096)
+def _day_texts(day: int) -> tuple[str, str]:
+    """`YYYY-mm-dd` (the day folder) and `YYYYmmdd` (the name's date) of a wall-time day number."""
+    t = time.gmtime(day * 86400)
+    ymd = f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}"
+    return f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}", ymd
+
+
+def _plain_name(wall: int) -> tuple[str, str]:
+    """Day folder and clip name of a wall time read as UTC (see walltime.naive)."""
+    day, second = divmod(wall, 86400)
+    folder, ymd = _day_texts(day)
+    hour, rest = divmod(second, 3600)
+    minute, second = divmod(rest, 60)
+    return folder, f"{ymd}-{hour:02d}{minute:02d}{second:02d}{CLIP_SUFFIX}"
+
+
+def _folder_wall(folder: str) -> int | None:
+    """Midnight (wall time read as UTC) of a canonical `YYYY-mm-dd` folder name, else None."""
+    if len(folder) != 10 or folder[4] != "-" or folder[7] != "-":
+        return None
+    digits = folder[:4] + folder[5:7] + folder[8:]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        wall = walltime.naive((int(digits[:4]), int(digits[4:6]), int(digits[6:])))
+    except (OverflowError, ValueError):
+        return None
+    return wall if _day_texts(wall // 86400)[0] == folder else None
+
+
+class _Camera:
+    """One camera's clips as parallel arrays sorted by start (36 bytes a clip), and its bytes.
+
+    A clip's path is not stored: its tag is the wall time of its name minus its start (the UTC
+    offset), so `<camera>/<day>/<YYYYmmdd-HHMMSS>.mp4` is rebuilt without the time zone (which
+    may change while running). Rare names (`-N`, offset markers, elsewhere) keep their path in
+    `odd`, their tag pointing to it.
+    """
+
+    __slots__ = (
+        "bytes",
+        "ends",
+        "inodes",
+        "name",
+        "next_odd",
+        "odd",
+        "prefix",
+        "sizes",
+        "starts",
+        "tags",
+    )
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.name = name
+        self.prefix = prefix  # `<recordings>/<camera>/`
+        self.starts = array("d")
+        self.ends = array("d")
+        self.sizes = array("q")
+        self.inodes = array("Q")
+        self.tags = array("i")
+        self.odd: dict[int, Path] = {}
+        self.next_odd = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def tag(self, start: float, path: Path) -> int:
+        """The tag of a clip: its offset when the path is the plain one of its start, else odd."""
+        text = str(path)
+        if text.startswith(self.prefix):
+            rest = text[len(self.prefix) :]
+            if len(rest) == 30 and rest[10] == os.sep:
+                midnight = _folder_wall(rest[:10])
+                tag = None if midnight is None else self.plain_tag(midnight, rest[11:], start)
+                if tag is not None:
+                    return tag
+        return self.odd_tag(path)
+
+    @staticmethod
+    def plain_tag(midnight: int, name: str, start: float) -> int | None:
+        """The tag of a name in the folder of `midnight`, None unless it is the plain name."""
+        hms = name[9:15]
+        if not (hms.isascii() and hms.isdigit()):
+            return None
+        value = int(hms)
+        hour, minute, second = value // 10000, value // 100 % 100, value % 100
+        if hour > 23 or minute > 59 or second > 59:
+            return None
+        wall = midnight + hour * 3600 + minute * 60 + second
+        try:
+            tag = wall - math.floor(start)
+        except (OverflowError, ValueError):
+            return None
+        if not -_REACH < tag < _REACH or _plain_name(wall)[1] != name:
+            return None
+        return tag
+
+    def odd_tag(self, path: Path) -> int:
+        """Keep a path that is not the plain one of its start; returns its tag."""
+        key = self.next_odd
+        while key in self.odd:
+            key = (key + 1) % _ODD
+        self.odd[key] = path
+        self.next_odd = (key + 1) % _ODD
+        return _ODD + key
+
+    def path(self, i: int) -> Path:
+        """The path of clip i."""
+        tag = self.tags[i]
+        if tag >= _ODD:
+            return self.odd[tag - _ODD]
+        folder, name = _plain_name(math.floor(self.starts[i]) + tag)
+        return Path(self.prefix + folder + os.sep + name)
+
+    def clip(self, i: int) -> Clip:
+        """Clip i as an object (made on demand, never kept)."""
+        return Clip(
+            self.starts[i], self.ends[i], self.name, self.path(i), self.sizes[i], self.inodes[i]
+        )
+
+    def append(self, start: float, end: float, size: int, inode: int, tag: int) -> None:
+        """Add a clip at the end (the caller keeps the order or sorts after)."""
+        self.starts.append(start)
+        self.ends.append(end)
+        self.sizes.append(size)
+        self.inodes.append(inode)
+        self.tags.append(tag)
+        self.bytes += size
+
+    def add(self, start: float, end: float, size: int, inode: int, tag: int) -> None:
+        """Add a clip in order: appended (the usual case), else after the clips of its start."""
+        starts = self.starts
+        if not starts or start >= starts[-1]:
+            self.append(start, end, size, inode, tag)
+            return
+        i = bisect_right(starts, start)
+        starts.insert(i, start)
+        self.ends.insert(i, end)
+        self.sizes.insert(i, size)
+        self.inodes.insert(i, inode)
+        self.tags.insert(i, tag)
+        self.bytes += size
+
+    def delete(self, lo: int, hi: int) -> int:
+        """Drop clips [lo, hi); returns their bytes."""
+        if self.odd:
+            for tag in self.tags[lo:hi]:
+                if tag >= _ODD:
+                    del self.odd[tag - _ODD]
+        size = sum(self.sizes[lo:hi])
+        for column in (self.starts, self.ends, self.sizes, self.inodes, self.tags):
+            del column[lo:hi]
+        self.bytes -= size
+        return size
+
+    def find(self, clip: Clip, skip: Collection[int] = ()) -> int | None:
+        """Position of a clip (same start and path), None if not indexed."""
+        starts = self.starts
+        i = bisect_left(starts, clip.start)
+        while i < len(starts) and starts[i] == clip.start:
+            if i not in skip and self.path(i) == clip.path:
+                return i
+            i += 1
+        return None
+
+    def suffix(self, i: int) -> int:
+        """N of a `-N` name (clips of one second), 0 for others."""
+        tag = self.tags[i]
+        if tag < _ODD:
+            return 0
+        match = _CLIP_NAME.match(self.odd[tag - _ODD].name)
+        return int(match.group(11) or 0) if match else 0
+
+    def sort(self, suffixed: bool) -> None:
+        """Sort by start (then N of `-N` names when there are some), after a scan."""
+        starts = self.starts
+        if suffixed:
+            order = sorted(range(len(starts)), key=lambda i: (starts[i], self.suffix(i)))
+        else:
+            order = sorted(range(len(starts)), key=starts.__getitem__)
+        self.starts = array("d", map(starts.__getitem__, order))
+        self.ends = array("d", map(self.ends.__getitem__, order))
+        self.sizes = array("q", map(self.sizes.__getitem__, order))
+        self.inodes = array("Q", map(self.inodes.__getitem__, order))
+        self.tags = array("i", map(self.tags.__getitem__, order))
+
+
+def _scan_day(cam: _Camera, day_dir: str, day: str, starts: _StartCache) -> bool:
+    """Add the clips of one day folder (opened without following a symlink), unsorted.
 
     Returns whether one has a `-N` name (clips of the same second, ordered by N).
     """
@@ -162,11 +361,15 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
         fd = os.open(day_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return suffixed
+    # Names of the plain form in their own day's folder store no path (see _Camera).
+    midnight = _folder_wall(day) if day_dir == cam.prefix + day else None
+    ymd = day.replace("-", "")
     try:
         prefix = day_dir + os.sep
         with os.scandir(fd) as entries:
             for entry in entries:
-                if not entry.name.endswith(CLIP_SUFFIX):
+                name = entry.name
+                if not name.endswith(CLIP_SUFFIX):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -175,20 +378,16 @@ def _scan_day(camera: str, day_dir: str, starts: _StartCache, clips: list[Clip])
                 if not stat.S_ISREG(st.st_mode):
                     continue
                 # The end places a name of a repeated hour that has no offset marker.
-                start = starts.start(entry.name, st.st_mtime)
+                start = starts.start(name, st.st_mtime)
                 if start is None:
                     continue
-                suffixed = suffixed or "-" in entry.name[15:]  # `-N`, not a marker
-                clips.append(
-                    Clip(
-                        start,
-                        max(start, st.st_mtime),
-                        camera,
-                        Path(prefix + entry.name),
-                        st.st_size,
-                        st.st_ino,
-                    )
-                )
+                tag = None
+                if midnight is not None and len(name) == 19 and name.startswith(ymd):
+                    tag = cam.plain_tag(midnight, name, start)
+                if tag is None:
+                    suffixed = suffixed or "-" in name[15:]  # `-N`, not a marker
+                    tag = cam.odd_tag(Path(prefix + name))
+                cam.append(start, max(start, st.st_mtime), st.st_size, st.st_ino, tag)
     finally:
         os.close(fd)
     return suffixed
@@ -208,13 +407,28 @@ def clip_from_path(camera: str, path: Path) -> Clip | None:
 
 
 class ClipIndex:
-    """Clips per camera, sorted by start time."""
+    """Clips per camera, sorted by start time, with running totals.
+
+    Kept compact (parallel arrays, about 36 bytes a clip) because it holds everything on disk,
+    millions of clips for a month of cameras; counts and bytes are kept up to date on every
+    add and remove, so status reads on the event loop cost O(1). `Clip` objects are made only
+    for what a query returns.
+    """
 
     def __init__(self, recordings_dir: Path) -> None:
         self.recordings_dir = recordings_dir
         self._lock = threading.Lock()
-        self._clips: dict[str, list[Clip]] = {}
+        self._cameras: dict[str, _Camera] = {}
+        self._count = 0
+        self._bytes = 0
         self._listeners: list[Callable[[Clip], None]] = []
+
+    def _camera(self, name: str) -> _Camera:
+        """A camera's clips, created empty (the caller holds the lock)."""
+        cam = self._cameras.get(name)
+        if cam is None:
+            cam = self._cameras[name] = _Camera(name, str(self.recordings_dir / name) + os.sep)
+        return cam
 
     def scan(self) -> int:
         """(Re)build the index from `<recordings>/<camera>/<day>/*.mp4`. Blocking; returns count.
@@ -223,34 +437,34 @@ class ClipIndex:
         Day folders are listed through a descriptor (stat relative to it, no path lookup) and
         clip names are parsed against a per-day base time: 100,000 clips take well under a second.
         """
-        found: dict[str, list[Clip]] = {}
+        found: dict[str, _Camera] = {}
         if self.recordings_dir.is_dir():
             starts = _StartCache()
             for camera_entry in os.scandir(self.recordings_dir):
                 if not camera_entry.is_dir(follow_symlinks=False):
                     continue
-                clips: list[Clip] = []
+                name = camera_entry.name
+                cam = _Camera(name, str(self.recordings_dir / name) + os.sep)
                 suffixed = False
                 for day_entry in os.scandir(camera_entry.path):
                     if day_entry.is_dir(follow_symlinks=False):
-                        found_suffix = _scan_day(camera_entry.name, day_entry.path, starts, clips)
+                        found_suffix = _scan_day(cam, day_entry.path, day_entry.name, starts)
                         suffixed = suffixed or found_suffix
-                clips.sort(key=_start_of)  # same order as Clip's (start only), without tuples
-                if suffixed:
-                    clips.sort(key=_clip_order)  # rare: clips of one second, by their -N
-                found[camera_entry.name] = clips
+                cam.sort(suffixed)
+                found[name] = cam
         with self._lock:
-            self._clips = found
-        return sum(len(c) for c in found.values())
+            self._cameras = found
+            self._count = sum(len(cam) for cam in found.values())
+            self._bytes = sum(cam.bytes for cam in found.values())
+            return self._count
 
     def add(self, clip: Clip) -> None:
         """Learn a clip that just closed and tell the listeners (from the caller's thread)."""
         with self._lock:
-            clips = self._clips.setdefault(clip.camera, [])
-            if clips and clip.start >= clips[-1].start:
-                clips.append(clip)
-            else:
-                insort(clips, clip)
+            cam = self._camera(clip.camera)
+            cam.add(clip.start, clip.end, clip.size, clip.inode, cam.tag(clip.start, clip.path))
+            self._count += 1
+            self._bytes += clip.size
             listeners = tuple(self._listeners)
         for listener in listeners:
             listener(clip)
@@ -258,22 +472,23 @@ class ClipIndex:
     def remove(self, clip: Clip) -> bool:
         """Forget a clip (after retention deleted it)."""
         with self._lock:
-            clips = self._clips.get(clip.camera)
-            if not clips:
+            cam = self._cameras.get(clip.camera)
+            i = None if cam is None else cam.find(clip)
+            if cam is None or i is None:
                 return False
-            i = bisect_left(clips, clip)
-            while i < len(clips) and clips[i].start == clip.start:
-                if clips[i].path == clip.path:
-                    del clips[i]
-                    return True
-                i += 1
-            return False
+            self._drop(cam, i, i + 1)
+            return True
+
+    def _drop(self, cam: _Camera, lo: int, hi: int) -> None:
+        """Drop a camera's clips [lo, hi) and their share of the totals (lock held)."""
+        self._bytes -= cam.delete(lo, hi)
+        self._count -= hi - lo
 
     def remove_many(self, clips: Iterable[Clip]) -> int:
         """Forget many clips at once (retention's batch). Returns how many were found.
 
-        Located by bisection on start and identity (no Path hashing); the usual case, the
-        oldest clips of a camera, is one slice deletion instead of a memmove per clip.
+        Located by bisection on start and path; runs of neighbours (usually the oldest clips
+        of a camera) go in one slice deletion each instead of a memmove per clip.
         """
         by_camera: dict[str, list[Clip]] = {}
         for clip in clips:
@@ -281,25 +496,26 @@ class ClipIndex:
         removed = 0
         with self._lock:
             for camera, gone in by_camera.items():
-                current = self._clips.get(camera)
-                if not current:
+                cam = self._cameras.get(camera)
+                if cam is None:
                     continue
                 drop: set[int] = set()
                 for clip in gone:
-                    i = bisect_left(current, clip.start, key=_start_of)
-                    while i < len(current) and current[i].start == clip.start:
-                        found = current[i]
-                        if i not in drop and (found is clip or found.path == clip.path):
-                            drop.add(i)
-                            break
-                        i += 1
-                if not drop:
-                    continue
+                    i = cam.find(clip, drop)
+                    if i is not None:
+                        drop.add(i)
                 removed += len(drop)
-                if max(drop) == len(drop) - 1:
-                    del current[: len(drop)]
-                else:
-                    self._clips[camera] = [c for i, c in enumerate(current) if i not in drop]
+                # Runs of positions, from the last so the earlier ones stay where they are.
+                hi = lo = -2
+                for i in sorted(drop, reverse=True):
+                    if i == lo - 1:
+                        lo = i
+                        continue
+                    if hi >= 0:
+                        self._drop(cam, lo, hi)
+                    lo, hi = i, i + 1
+                if hi >= 0:
+                    self._drop(cam, lo, hi)
         return removed
 
     def add_listener(self, listener: Callable[[Clip], None]) -> Callable[[], None]:
@@ -317,48 +533,116 @@ class ClipIndex:
     def cameras(self) -> list[str]:
         """Cameras with at least one clip."""
         with self._lock:
-            return [camera for camera, clips in self._clips.items() if clips]
+            return [name for name, cam in self._cameras.items() if len(cam)]
 
     def clips(self, camera: str) -> list[Clip]:
-        """A copy of one camera's clips, oldest first."""
+        """All of one camera's clips, oldest first (one object each: keep it off the loop)."""
         with self._lock:
-            return list(self._clips.get(camera, ()))
+            cam = self._cameras.get(camera)
+            return [] if cam is None else [cam.clip(i) for i in range(len(cam))]
+
+    def starting(self, camera: str, t0: float, t1: float) -> list[Clip]:
+        """Clips of a camera that start in [t0, t1), oldest first."""
+        with self._lock:
+            cam = self._cameras.get(camera)
+            if cam is None:
+                return []
+            lo, hi = bisect_left(cam.starts, t0), bisect_left(cam.starts, t1)
+            return [cam.clip(i) for i in range(lo, hi)]
+
+    def starts(self, camera: str) -> array[float]:
+        """A copy of one camera's start times, oldest first (a memory copy, no objects)."""
+        with self._lock:
+            cam = self._cameras.get(camera)
+            return array("d") if cam is None else array("d", cam.starts)
 
     def covering(self, camera: str, t0: float, t1: float) -> list[Clip]:
         """Clips of a camera that overlap [t0, t1], by bisection (no directory access)."""
         with self._lock:
-            clips = self._clips.get(camera, [])
+            cam = self._cameras.get(camera)
+            if cam is None:
+                return []
+            starts, ends = cam.starts, cam.ends
             # A clip starting before t0 may still run into the window: step back one.
-            first = max(0, bisect_right(clips, Clip(t0, t0, "", Path(), 0)) - 1)
-            last = bisect_right(clips, Clip(t1, t1, "", Path(), 0))
-            return [c for c in clips[first:last] if c.end >= t0 and c.start <= t1]
+            first = max(0, bisect_right(starts, t0) - 1)
+            last = bisect_right(starts, t1)
+            return [cam.clip(i) for i in range(first, last) if ends[i] >= t0 and starts[i] <= t1]
 
     def oldest(self) -> Iterator[Clip]:
-        """All clips across cameras, oldest first (a merge of the sorted lists, on a snapshot)."""
+        """All clips across cameras, oldest first: a lazy merge, a few hundred at a time.
+
+        Clips removed meanwhile are not given (unless already in the chunk being given); the
+        caller (retention) removes what it was given, which does not disturb the walk.
+        """
         with self._lock:
-            lists = [list(clips) for clips in self._clips.values()]
-        return heapq.merge(*lists, key=_start_of)  # same order as comparing Clips, cheaper
+            names = list(self._cameras)
+        return heapq.merge(*(self._walk(name) for name in names), key=_start_of)
+
+    def _walk(self, camera: str) -> Iterator[Clip]:
+        """One camera's clips, oldest first, `_CHUNK` per lock hold (resumed by start time)."""
+        last: float | None = None
+        given: set[Path] = set()  # paths given that start at `last`, to resume after them
+        while True:
+            with self._lock:
+                cam = self._cameras.get(camera)
+                if cam is None:
+                    return
+                starts, n = cam.starts, len(cam)
+                i = 0 if last is None else bisect_left(starts, last)
+                chunk: list[Clip] = []
+                while i < n and len(chunk) < _CHUNK:
+                    if starts[i] != last or cam.path(i) not in given:
+                        chunk.append(cam.clip(i))
+                    i += 1
+            if not chunk:
+                return
+            yield from chunk
+            tail = chunk[-1].start
+            if tail != last:
+                given = set()
+                last = tail
+            given.update(c.path for c in chunk if c.start == tail)
 
     def heads(self) -> list[Clip]:
-        """The oldest clip of each camera (no copy of the lists, no merge)."""
+        """The oldest clip of each camera."""
         with self._lock:
-            return [clips[0] for clips in self._clips.values() if clips]
+            return [cam.clip(0) for cam in self._cameras.values() if len(cam)]
 
     def oldest_start(self) -> float | None:
-        """Start of the oldest clip of any camera, None when empty (no copy, no merge)."""
+        """Start of the oldest clip of any camera, None when empty (one look per camera)."""
         with self._lock:
-            firsts = [clips[0].start for clips in self._clips.values() if clips]
+            firsts = [cam.starts[0] for cam in self._cameras.values() if len(cam)]
         return min(firsts, default=None)
 
     def count(self, camera: str | None = None) -> int:
-        """Number of clips of one camera or of all."""
+        """Number of clips of one camera or of all (a running total)."""
         with self._lock:
-            if camera is not None:
-                return len(self._clips.get(camera, ()))
-            return sum(len(c) for c in self._clips.values())
+            if camera is None:
+                return self._count
+            cam = self._cameras.get(camera)
+            return 0 if cam is None else len(cam)
 
     def total_size(self, camera: str | None = None) -> int:
-        """Bytes of the indexed clips (not deduplicated by inode; retention does that)."""
+        """Bytes of the indexed clips, a running total (not deduplicated by inode; retention
+        does that)."""
         with self._lock:
-            lists = [self._clips.get(camera, [])] if camera else list(self._clips.values())
-            return sum(c.size for clips in lists for c in clips)
+            if camera is None:
+                return self._bytes
+            cam = self._cameras.get(camera)
+            return 0 if cam is None else cam.bytes
+
+    def keyed_sizes(self) -> dict[int | str, int]:
+        """Size of every clip by inode (by path when it has none), for retention's accounting.
+
+        Built from the arrays, without a `Clip` per clip. Blocking for millions of clips.
+        """
+        with self._lock:
+            sizes: dict[int | str, int] = {}
+            for cam in self._cameras.values():
+                sizes.update(zip(cam.inodes, cam.sizes, strict=True))
+                if 0 in sizes:  # clips without an inode (not from a stat): by path
+                    del sizes[0]
+                    for i, inode in enumerate(cam.inodes):
+                        if not inode:
+                            sizes[str(cam.path(i))] = cam.sizes[i]
+            return sizes

@@ -355,10 +355,7 @@ class Retention:
             with self._lock:
                 if self._unsubscribe is None:
                     self._unsubscribe = self.index.add_listener(self._clip_listener)
-                rec: dict[int | str, int] = {}
-                for camera in self.index.cameras():
-                    for clip in self.index.clips(camera):
-                        rec[clip.inode or str(clip.path)] = clip.size
+                rec = self.index.keyed_sizes()  # from the index's arrays, no Clip per clip
                 self._rec = rec
                 self._rec_bytes = sum(rec.values())
                 self._shared_bytes = self._event_bytes = 0
