@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 import shutil
@@ -134,19 +135,22 @@ def anchor_events(storage: Path, page: int) -> list[dict[str, Any]]:
 
 
 def pm_days(index: ClipIndex) -> list[Any]:
-    return day_buckets(index.clips(CAMERA))[::-1][:PAGE]
+    return day_buckets(index.starts(CAMERA))[::-1][:PAGE]
 
 
 def pm_hours(index: ClipIndex, day: str) -> list[Any]:
-    clips = index.clips(CAMERA)
-    lo, hi = day_range(clips, day)
-    return hour_buckets(clips, lo, hi)[::-1]
+    starts = index.starts(CAMERA)
+    lo, hi = day_range(starts, day)
+    return hour_buckets(starts, lo, hi)[::-1]
 
 
 def pm_clips(index: ClipIndex, day: str, hour: str) -> list[Any]:
-    clips = index.clips(CAMERA)
-    lo, hi = hour_range(clips, day, hour)
-    return clips[lo:hi][:PAGE]
+    starts = index.starts(CAMERA)
+    lo, hi = hour_range(starts, day, hour)
+    if lo == hi:
+        return []
+    t1 = starts[hi] if hi < len(starts) else math.inf
+    return index.starting(CAMERA, starts[lo], t1)[:PAGE]
 
 
 def pm_events(catalog: EventCatalog, page: int) -> list[Any]:

@@ -123,14 +123,14 @@ def test_autumn_repeat_every_clip_found_by_wall_time(
         assert named == clip.start
         assert index.covering(CAMERA, named + 60, named + 60) == [clip]
 
-    lo, hi = day_range(clips, day)
+    lo, hi = day_range(index.starts(CAMERA), day)
     assert (lo, hi) == (0, len(clips))
-    assert [h.key for h in hour_buckets(clips, lo, hi)] == [
+    assert [h.key for h in hour_buckets(index.starts(CAMERA), lo, hi)] == [
         f"{int(hour) - 1:02d}",
         hour,
         f"{int(hour) + 1:02d}",
     ]
-    lo, hi = hour_range(clips, day, hour)
+    lo, hi = hour_range(index.starts(CAMERA), day, hour)
     assert clips[lo:hi] == [c for c in clips if change - 3600 <= c.start < change + 3600]
     assert hi - lo == 24  # twelve clips, twice
 
@@ -216,9 +216,9 @@ def test_spring_forward_skips_an_hour(zone: Callable[[str], None], tmp_path: Pat
     assert [c.start for c in clips] == starts
     for clip in clips:
         assert clip_start_from_name(clip.path.name) == clip.start
-    lo, hi = day_range(clips, day)
-    assert [h.key for h in hour_buckets(clips, lo, hi)] == hours
-    lo, hi = hour_range(clips, day, "02")
+    lo, hi = day_range(index.starts(CAMERA), day)
+    assert [h.key for h in hour_buckets(index.starts(CAMERA), lo, hi)] == hours
+    lo, hi = hour_range(index.starts(CAMERA), day, "02")
     assert lo == hi  # nothing
 
 

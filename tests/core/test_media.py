@@ -58,7 +58,7 @@ def clips_every(start: float, step: float, count: int) -> list[Clip]:
 def test_buckets_across_a_dst_night(berlin: None) -> None:
     """The repeated 02:00 hour is one bucket; days and hours count every clip once."""
     start = time.mktime((2025, 10, 25, 22, 0, 0, 0, 0, -1))
-    clips = clips_every(start, 600, 6 * 8)  # 22:00 .. 05:00 (local), one clip per 10 min
+    clips = [c.start for c in clips_every(start, 600, 6 * 8)]  # 22:00 .. 05:00, every 10 min
     days = day_buckets(clips)
     assert [(d.key, d.count) for d in days] == [("2025-10-25", 12), ("2025-10-26", 36)]
     hours = hour_buckets(clips, days[1].first, days[1].first + days[1].count)

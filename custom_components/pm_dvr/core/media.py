@@ -55,10 +55,6 @@ class MediaPathError(ValueError):
     """An identifier that does not name footage inside the storage folder."""
 
 
-def _start_of(clip: Clip) -> float:
-    return clip.start
-
-
 def _first(item: tuple[tuple[float, int], Path]) -> tuple[float, int]:
     return item[0]
 
@@ -73,42 +69,43 @@ class Bucket:
     count: int
 
 
-def day_buckets(clips: Sequence[Clip]) -> list[Bucket]:
-    """Days with footage, oldest first: one bisection per day, whatever the number of clips."""
+def day_buckets(starts: Sequence[float]) -> list[Bucket]:
+    """Days with footage among clip start times (sorted), oldest first: one bisection per day,
+    whatever the number of clips."""
     buckets: list[Bucket] = []
-    i, n = 0, len(clips)
+    i, n = 0, len(starts)
     while i < n:
-        start = clips[i].start
+        start = starts[i]
         local = time.localtime(start)
         tomorrow = walltime.to_epoch((local.tm_year, local.tm_mon, local.tm_mday + 1))
-        j = bisect_left(clips, tomorrow, lo=i + 1, key=_start_of)
+        j = bisect_left(starts, tomorrow, lo=i + 1)
         buckets.append(Bucket(time.strftime(DAY_FORMAT, local), start, i, j - i))
         i = j
     return buckets
 
 
-def hour_buckets(clips: Sequence[Clip], lo: int = 0, hi: int | None = None) -> list[Bucket]:
-    """Hours with footage among clips[lo:hi], oldest first.
+def hour_buckets(starts: Sequence[float], lo: int = 0, hi: int | None = None) -> list[Bucket]:
+    """Hours with footage among the clip start times starts[lo:hi], oldest first.
 
     An hour ends at the first pass of the next one, so the hour repeated when the clocks go back
     is one bucket (both passes, in time order) and the one before it does not reach into it.
     """
     buckets: list[Bucket] = []
-    i, n = lo, len(clips) if hi is None else hi
+    i, n = lo, len(starts) if hi is None else hi
     while i < n:
-        start = clips[i].start
+        start = starts[i]
         local = time.localtime(start)
         next_hour = walltime.to_epoch(
             (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour + 1)
         )
-        j = bisect_left(clips, next_hour, lo=i + 1, hi=n, key=_start_of)
+        j = bisect_left(starts, next_hour, lo=i + 1, hi=n)
         buckets.append(Bucket(f"{local.tm_hour:02d}", start, i, j - i))
         i = j
     return buckets
 
 
-def day_range(clips: Sequence[Clip], day: str) -> tuple[int, int]:
-    """The slice of clips that start on a local day (`YYYY-mm-dd`)."""
+def day_range(starts: Sequence[float], day: str) -> tuple[int, int]:
+    """The slice of clip start times (sorted) on a local day (`YYYY-mm-dd`)."""
     if not DAY.match(day):
         raise MediaPathError(f"not a day: {day!r}")
     year, month, mday = (int(part) for part in day.split("-"))
@@ -118,15 +115,15 @@ def day_range(clips: Sequence[Clip], day: str) -> tuple[int, int]:
         t1 = walltime.to_epoch((year, month, mday + 1))
     except (OverflowError, ValueError) as err:
         raise MediaPathError(f"not a day: {day!r}") from err
-    return bisect_left(clips, t0, key=_start_of), bisect_left(clips, t1, key=_start_of)
+    return bisect_left(starts, t0), bisect_left(starts, t1)
 
 
-def hour_range(clips: Sequence[Clip], day: str, hour: str) -> tuple[int, int]:
-    """The slice of clips that start in one local hour of a day."""
+def hour_range(starts: Sequence[float], day: str, hour: str) -> tuple[int, int]:
+    """The slice of clip start times (sorted) in one local hour of a day."""
     if not HOUR.match(hour):
         raise MediaPathError(f"not an hour: {hour!r}")
-    lo, hi = day_range(clips, day)
-    for bucket in hour_buckets(clips, lo, hi):
+    lo, hi = day_range(starts, day)
+    for bucket in hour_buckets(starts, lo, hi):
         if bucket.key == hour:
             return bucket.first, bucket.first + bucket.count
     return lo, lo
