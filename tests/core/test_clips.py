@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import gc
 import os
 from pathlib import Path
+import random
 import time
+import tracemalloc
 
 import pytest
 
 from custom_components.pm_dvr.core.clips import (
+    _CHUNK,
     Clip,
     ClipIndex,
     clip_from_path,
@@ -127,6 +132,170 @@ def test_add_out_of_order_remove_and_listeners(tmp_path: Path) -> None:
     assert not index.remove(twin)
     assert not index.remove(Clip(BASE, BASE, "nobody", tmp_path / "x", 0))
     assert [c.path.name for c in index.clips("cam")] == ["a.mp4", "c.mp4", "d.mp4"]
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A time zone with DST (names then carry offset markers in the repeated hour)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def recount(index: ClipIndex, camera: str | None = None) -> tuple[int, int]:
+    """Count and bytes by walking every clip, as the old index did on each status read."""
+    cameras = [camera] if camera else index.cameras()
+    clips = [c for name in cameras for c in index.clips(name)]
+    return len(clips), sum(c.size for c in clips)
+
+
+def test_totals_follow_random_adds_and_removes(tmp_path: Path) -> None:
+    """Running counts and bytes, per camera and for the hub, equal a recount at every step."""
+    rng = random.Random(17)
+    index = ClipIndex(recordings_dir(tmp_path))
+    live: list[Clip] = []
+    for step in range(600):
+        if live and rng.random() < 0.35:
+            if rng.random() < 0.5:
+                gone = [live.pop(rng.randrange(len(live))) for _ in range(min(len(live), 5))]
+                assert index.remove_many(gone) == len(gone)
+            else:
+                assert index.remove(live.pop(rng.randrange(len(live))))
+        else:
+            camera = rng.choice(["front", "back"])
+            start = BASE + rng.randrange(0, 5000) + rng.choice([0.0, 0.25])
+            path = clip_path(tmp_path, camera, start)
+            if rng.random() < 0.1:  # a later clip of the same second, or a stray path
+                path = path.with_name(path.name[:-4] + f"-{step}.mp4")
+            elif rng.random() < 0.05:
+                path = tmp_path / f"elsewhere-{step}.mp4"
+            clip = Clip(start, start + 10, camera, path, rng.randrange(1, 10**9), step + 1)
+            index.add(clip)
+            live.append(clip)
+        if step % 50 == 0:
+            assert (index.count(), index.total_size()) == recount(index)
+            for camera in ("front", "back"):
+                assert (index.count(camera), index.total_size(camera)) == recount(index, camera)
+    assert (index.count(), index.total_size()) == recount(index)
+    assert (index.count(), index.total_size()) == (len(live), sum(c.size for c in live))
+    by_path = {c.path: c for c in live}
+    for camera in index.cameras():
+        clips = index.clips(camera)
+        assert [c.start for c in clips] == sorted(c.start for c in clips)
+        for clip in clips:
+            old = by_path[clip.path]
+            assert (clip.start, clip.end, clip.size, clip.inode) == (
+                old.start,
+                old.end,
+                old.size,
+                old.inode,
+            )
+    assert index.keyed_sizes() == {c.inode: c.size for c in live}
+    assert index.remove_many(live) == len(live)
+    assert (index.count(), index.total_size(), index.cameras()) == (0, 0, [])
+    assert index.oldest_start() is None
+
+
+def test_range_queries(tmp_path: Path) -> None:
+    """covering, starting, starts and the oldest walk agree with a plain list of the clips."""
+    index = ClipIndex(recordings_dir(tmp_path))
+    made: list[Clip] = []
+    for i in range(3 * _CHUNK):  # the walk crosses chunk boundaries
+        for c, camera in enumerate(("a", "b")):
+            start = BASE + i * 10 + c * 3
+            clip = Clip(start, start + 9, camera, clip_path(tmp_path, camera, start), 10 + i, i)
+            made.append(clip)
+    for clip in reversed(made):  # out of order: inserted, not appended
+        index.add(clip)
+    a = [c for c in made if c.camera == "a"]
+    assert list(index.starts("a")) == [c.start for c in a]
+    assert index.starts("nobody").tolist() == []
+    assert [c.path for c in index.starting("a", BASE + 100, BASE + 150)] == [
+        c.path for c in a if BASE + 100 <= c.start < BASE + 150
+    ]
+    window = index.covering("a", BASE + 105, BASE + 121)
+    assert [c.start - BASE for c in window] == [100, 110, 120]
+    assert [c.path for c in index.oldest()] == [c.path for c in sorted(made)]
+    assert sorted(c.path for c in index.heads()) == [made[0].path, made[1].path]
+    assert index.oldest_start() == BASE
+
+
+def test_oldest_walk_survives_removals(tmp_path: Path) -> None:
+    """Retention removes what the walk gave it while walking: nothing is given twice or lost,
+    clips of one second (same start) included."""
+    index = ClipIndex(recordings_dir(tmp_path))
+    made: list[Clip] = []
+    for i in range(2 * _CHUNK + 10):
+        start = BASE + i // 3  # three clips a second: ties across chunk boundaries
+        path = clip_path(tmp_path, "cam", start)
+        if i % 3:
+            path = path.with_name(path.name[:-4] + f"-{i % 3}.mp4")
+        made.append(Clip(start, start + 1, "cam", path, 1, i + 1))
+        index.add(made[-1])
+    given: list[Clip] = []
+    for clip in index.oldest():
+        given.append(clip)
+        if len(given) % 7 == 0:
+            assert index.remove_many(given[-7:]) == 7
+    assert [c.path for c in given] == [c.path for c in made]
+    assert index.count() == len(made) % 7
+
+
+def test_paths_of_dst_and_suffixed_names(tmp_path: Path, berlin: None) -> None:
+    """Names with an offset marker or `-N`, and names of a repeated hour without a marker, come
+    back as they were added, also after the process's time zone changed."""
+    change = time.mktime((2026, 10, 25, 2, 30, 0, 0, 0, 1))  # 02:30 CEST, the first pass
+    starts = [change + k * 1800 for k in range(-2, 5)]  # around the repeated hour
+    index = ClipIndex(recordings_dir(tmp_path))
+    paths = [clip_path(tmp_path, "cam", start) for start in starts]
+    assert any("_p0200" in p.name for p in paths)
+    assert any("_p0100" in p.name for p in paths)
+    unmarked = paths[2].with_name(paths[2].name.replace("_p0200", ""))
+    twin = paths[0].with_name(paths[0].name[:-4] + "-1.mp4")
+    added = [
+        *(
+            Clip(s, s + 60, "cam", p, 5, i)
+            for i, (s, p) in enumerate(zip(starts, paths, strict=True))
+        ),
+        Clip(starts[2] + 0.5, starts[2] + 60, "cam", unmarked, 5, 90),
+        Clip(starts[0], starts[0] + 60, "cam", twin, 5, 91),
+    ]
+    for clip in added:
+        index.add(clip)
+    expected = [(c.start, c.path) for c in sorted(added)]  # by start, then as added
+    assert [(c.start, c.path) for c in index.clips("cam")] == expected
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    assert [(c.start, c.path) for c in index.clips("cam")] == expected
+    assert index.remove(added[-1])
+    assert index.remove(added[-2])
+    assert index.count() == len(starts)
+
+
+def test_memory_per_clip_is_small(tmp_path: Path) -> None:
+    """A clip costs a few dozen bytes (no object per clip): loosely under 100 B."""
+    n = 100_000
+    clips = [
+        Clip(start, start + 10, camera, clip_path(tmp_path, camera, start), 10**6, i)
+        for camera in ("front", "back")
+        for i, start in enumerate(BASE + k * 10.0 for k in range(n // 2))
+    ]
+    for clip in clips:
+        str(clip.path)  # pathlib's own caches, made by the recorder too: not the index's
+    gc.collect()
+    tracemalloc.start()
+    try:
+        index = ClipIndex(recordings_dir(tmp_path))
+        for clip in clips:
+            index.add(clip)
+        gc.collect()
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert index.count() == n
+    assert held / n < 100
 
 
 def test_clip_from_path(tmp_path: Path) -> None:
