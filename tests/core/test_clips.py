@@ -274,6 +274,25 @@ def test_paths_of_dst_and_suffixed_names(tmp_path: Path, berlin: None) -> None:
     assert index.count() == len(starts)
 
 
+def test_odd_paths_come_back_as_added(tmp_path: Path) -> None:
+    """Paths that are not the plain one of their start (an hour 24+ name, another folder, a
+    name of another day) are kept as they are."""
+    index = ClipIndex(recordings_dir(tmp_path))
+    plain = clip_path(tmp_path, "cam", BASE)
+    odd = [
+        plain.with_name("20261122-250000.mp4"),  # a clip name (read as the next day's 01:00)
+        plain.parent.with_name("2026-11-23") / plain.name,  # in another day's folder
+        plain.with_name("20261121-100000.mp4"),  # a name of another day
+        tmp_path / "cam" / plain.name,  # outside the day folders
+    ]
+    clips = [Clip(BASE + i, BASE + i + 1, "cam", path, 1, i + 1) for i, path in enumerate(odd)]
+    for clip in [Clip(BASE - 1, BASE, "cam", plain, 1, 99), *clips]:
+        index.add(clip)
+    assert [c.path for c in index.clips("cam")] == [plain, *odd]
+    assert index.remove_many(reversed(clips)) == len(clips)
+    assert [c.path for c in index.clips("cam")] == [plain]
+
+
 def test_memory_per_clip_is_small(tmp_path: Path) -> None:
     """A clip costs a few dozen bytes (no object per clip): loosely under 100 B."""
     n = 100_000

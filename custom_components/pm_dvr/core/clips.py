@@ -179,6 +179,7 @@ def _plain_name(wall: int) -> tuple[str, str]:
     return folder, f"{ymd}-{hour:02d}{minute:02d}{second:02d}{CLIP_SUFFIX}"
 
 
+@lru_cache(maxsize=1024)
 def _folder_wall(folder: str) -> int | None:
     """Midnight (wall time read as UTC) of a canonical `YYYY-mm-dd` folder name, else None."""
     if len(folder) != 10 or folder[4] != "-" or folder[7] != "-":
@@ -232,21 +233,29 @@ class _Camera:
 
     def tag(self, start: float, path: Path) -> int:
         """The tag of a clip: its offset when the path is the plain one of its start, else odd."""
-        text = str(path)
-        if text.startswith(self.prefix):
-            rest = text[len(self.prefix) :]
-            if len(rest) == 30 and rest[10] == os.sep:
-                midnight = _folder_wall(rest[:10])
-                tag = None if midnight is None else self.plain_tag(midnight, rest[11:], start)
-                if tag is not None:
-                    return tag
-        return self.odd_tag(path)
+        tag = self.plain_tag_of(start, str(path))
+        return self.odd_tag(path) if tag is None else tag
+
+    def plain_tag_of(self, start: float, text: str) -> int | None:
+        """The offset tag of a path (as text) that is the plain one of its start, else None."""
+        rest = text[len(self.prefix) :]
+        if len(rest) != 30 or rest[10] != os.sep or not text.startswith(self.prefix):
+            return None
+        midnight = _folder_wall(rest[:10])
+        return None if midnight is None else self.plain_tag(midnight, rest[11:], start)
 
     @staticmethod
     def plain_tag(midnight: int, name: str, start: float) -> int | None:
         """The tag of a name in the folder of `midnight`, None unless it is the plain name."""
+        # `<date of the folder>-HHMMSS.mp4`, so the name is rebuilt exactly from its wall time.
         hms = name[9:15]
-        if not (hms.isascii() and hms.isdigit()):
+        if (
+            len(name) != 19
+            or name[8] != "-"
+            or not name.endswith(CLIP_SUFFIX)
+            or not (hms.isascii() and hms.isdigit())
+            or name[:8] != _day_texts(midnight // 86400)[1]
+        ):
             return None
         value = int(hms)
         hour, minute, second = value // 10000, value // 100 % 100, value % 100
@@ -257,7 +266,7 @@ class _Camera:
             tag = wall - math.floor(start)
         except (OverflowError, ValueError):
             return None
-        if not -_REACH < tag < _REACH or _plain_name(wall)[1] != name:
+        if not -_REACH < tag < _REACH:
             return None
         return tag
 
@@ -320,12 +329,25 @@ class _Camera:
         return size
 
     def find(self, clip: Clip, skip: Collection[int] = ()) -> int | None:
-        """Position of a clip (same start and path), None if not indexed."""
-        starts = self.starts
+        """Position of a clip (same start and path), None if not indexed.
+
+        A plain path is its tag (with the start), so it is compared without building a path.
+        """
+        starts, tags = self.starts, self.tags
         i = bisect_left(starts, clip.start)
+        plain: int | None = None
+        checked = False  # the clip's own tag: computed once, only if its start is there
         while i < len(starts) and starts[i] == clip.start:
-            if i not in skip and self.path(i) == clip.path:
-                return i
+            if i not in skip:
+                tag = tags[i]
+                if tag >= _ODD:
+                    if self.odd[tag - _ODD] == clip.path:
+                        return i
+                else:
+                    if not checked:
+                        plain, checked = self.plain_tag_of(clip.start, str(clip.path)), True
+                    if tag == plain:
+                        return i
             i += 1
         return None
 
