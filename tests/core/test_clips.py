@@ -83,6 +83,33 @@ def test_scan_builds_sorted_index(tmp_path: Path) -> None:
     assert ClipIndex(tmp_path / "missing").scan() == 0
 
 
+def fields(clip: Clip | None) -> tuple[object, ...]:
+    """Every field (Clip equality compares starts only)."""
+    assert clip is not None
+    return clip.start, clip.end, clip.camera, clip.path, clip.size, clip.inode
+
+
+def test_scan_reads_what_clip_from_path_reads(tmp_path: Path) -> None:
+    """Plain names (read from HHMMSS alone) and odd ones (an hour 24+ name, one in another
+    day's folder) come out of a scan as clip_from_path describes them."""
+    for i in range(5):
+        make_clip(tmp_path, "cam", BASE + i * 86400 / 2 + i, size=10 + i)  # across days
+    day = clip_path(tmp_path, "cam", BASE).parent
+    late = day / "20261122-250000.mp4"
+    late.write_bytes(b"late")
+    os.utime(late, (BASE + 86400, BASE + 86400))
+    moved = day.with_name("2026-11-20") / "20261122-110000.mp4"
+    moved.parent.mkdir()
+    moved.write_bytes(b"moved")
+    index = ClipIndex(recordings_dir(tmp_path))
+    assert index.scan() == 7
+    clips = index.clips("cam")
+    files = sorted(p for p in recordings_dir(tmp_path).rglob("*.mp4"))
+    expected = sorted((clip_from_path("cam", p) for p in files), key=lambda c: c and c.start)
+    assert [fields(c) for c in clips] == [fields(c) for c in expected]
+    assert index.total_size() == sum(p.stat().st_size for p in files)
+
+
 def test_clips_of_one_second_keep_their_order(tmp_path: Path) -> None:
     """`-N` clips came later in the same second: a scan puts them after their elder, in N
     order (plain string order would put `-1` first)."""

@@ -126,15 +126,20 @@ class _StartCache:
         day, hms = name[:8], name[9:15]
         if not (day.isascii() and day.isdigit() and hms.isascii() and hms.isdigit()):
             return None
-        midnight = self._midnight.get(day, -1.0)
-        if midnight == -1.0:
-            midnight = self._day_midnight(day)
-            self._midnight[day] = midnight
+        midnight = self.midnight(day)
         value = int(hms)
         hour, minute, second = value // 10000, value // 100 % 100, value % 100
         if midnight is None or hour > 23 or minute > 59 or second > 59:
             return clip_start_from_name(name, mtime)
         return midnight + hour * 3600 + minute * 60 + second
+
+    def midnight(self, day: str) -> float | None:
+        """Epoch midnight of a `YYYYmmdd` day whose every second happens once, else None."""
+        midnight = self._midnight.get(day, -1.0)
+        if midnight == -1.0:
+            midnight = self._day_midnight(day)
+            self._midnight[day] = midnight
+        return midnight
 
     @staticmethod
     def _day_midnight(day: str) -> float | None:
@@ -386,6 +391,12 @@ def _scan_day(cam: _Camera, day_dir: str, day: str, starts: _StartCache) -> bool
     # Names of the plain form in their own day's folder store no path (see _Camera).
     midnight = _folder_wall(day) if day_dir == cam.prefix + day else None
     ymd = day.replace("-", "")
+    # On a day without a clock change, such a name's start and tag follow from HHMMSS alone:
+    # the common case, millions of times at start-up.
+    linear = None if midnight is None else starts.midnight(ymd)
+    base = 0.0 if linear is None else linear
+    shift = 0 if midnight is None else midnight - int(base)
+    fast = linear is not None and midnight is not None and -_REACH < shift < _REACH
     try:
         prefix = day_dir + os.sep
         with os.scandir(fd) as entries:
@@ -399,6 +410,21 @@ def _scan_day(cam: _Camera, day_dir: str, day: str, starts: _StartCache) -> bool
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue
+                hms = name[9:15]
+                if (
+                    fast
+                    and len(name) == 19
+                    and name[8] == "-"
+                    and name.startswith(ymd)
+                    and hms.isascii()
+                    and hms.isdigit()
+                ):
+                    value = int(hms)
+                    hour, minute, second = value // 10000, value // 100 % 100, value % 100
+                    if hour < 24 and minute < 60 and second < 60:
+                        begin = base + hour * 3600 + minute * 60 + second
+                        cam.append(begin, max(begin, st.st_mtime), st.st_size, st.st_ino, shift)
+                        continue
                 # The end places a name of a repeated hour that has no offset marker.
                 start = starts.start(name, st.st_mtime)
                 if start is None:
