@@ -163,8 +163,8 @@ _ODD: Final = 1 << 30
 """A tag at or above this is an odd path kept in a dict (its key is tag - _ODD)."""
 _REACH: Final = 2 * 86400
 """A plain name's wall time lies within its UTC offset (at most a day) of its start."""
-_CHUNK: Final = 256
-"""Clips materialised per lock hold while walking the index (oldest)."""
+_CHUNK: Final = 64
+"""Clips materialised per lock hold while walking the index (oldest): well under a ms."""
 
 
 @lru_cache(maxsize=4096)
@@ -656,41 +656,52 @@ class ClipIndex:
         with self._lock:
             return [cam.clip(0) for cam in self._cameras.values() if len(cam)]
 
+    # The totals are read without the lock: one attribute or array read each (atomic under
+    # the GIL), so the event loop never waits behind a scan's swap or a retention batch.
+
     def oldest_start(self) -> float | None:
         """Start of the oldest clip of any camera, None when empty (one look per camera)."""
-        with self._lock:
-            firsts = [cam.starts[0] for cam in self._cameras.values() if len(cam)]
+        firsts = []
+        for cam in list(self._cameras.values()):
+            try:
+                firsts.append(cam.starts[0])
+            except IndexError:  # no clips (or the last just removed)
+                continue
         return min(firsts, default=None)
 
     def count(self, camera: str | None = None) -> int:
         """Number of clips of one camera or of all (a running total)."""
-        with self._lock:
-            if camera is None:
-                return self._count
-            cam = self._cameras.get(camera)
-            return 0 if cam is None else len(cam)
+        if camera is None:
+            return self._count
+        cam = self._cameras.get(camera)
+        return 0 if cam is None else len(cam)
 
     def total_size(self, camera: str | None = None) -> int:
         """Bytes of the indexed clips, a running total (not deduplicated by inode; retention
         does that)."""
-        with self._lock:
-            if camera is None:
-                return self._bytes
-            cam = self._cameras.get(camera)
-            return 0 if cam is None else cam.bytes
+        if camera is None:
+            return self._bytes
+        cam = self._cameras.get(camera)
+        return 0 if cam is None else cam.bytes
 
     def keyed_sizes(self) -> dict[int | str, int]:
         """Size of every clip by inode (by path when it has none), for retention's accounting.
 
-        Built from the arrays, without a `Clip` per clip. Blocking for millions of clips.
+        Built from copies of the arrays (taken under the lock, a memory copy each), without a
+        `Clip` per clip. Blocking for millions of clips.
         """
         with self._lock:
-            sizes: dict[int | str, int] = {}
-            for cam in self._cameras.values():
-                sizes.update(zip(cam.inodes, cam.sizes, strict=True))
-                if 0 in sizes:  # clips without an inode (not from a stat): by path
-                    del sizes[0]
+            columns = [
+                (cam, array("Q", cam.inodes), array("q", cam.sizes))
+                for cam in self._cameras.values()
+            ]
+        sizes: dict[int | str, int] = {}
+        for cam, inodes, sizes_of in columns:
+            sizes.update(zip(inodes, sizes_of, strict=True))
+            if 0 in sizes:  # clips without an inode (not from a stat): by path (rare, tests)
+                del sizes[0]
+                with self._lock:
                     for i, inode in enumerate(cam.inodes):
                         if not inode:
                             sizes[str(cam.path(i))] = cam.sizes[i]
-            return sizes
+        return sizes
