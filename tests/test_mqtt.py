@@ -16,7 +16,12 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.pm_dvr.const import CONF_MQTT_TOPIC, CONF_STORAGE_PATH, DOMAIN
+from custom_components.pm_dvr.const import (
+    CONF_MQTT_TOPIC,
+    CONF_STORAGE_PATH,
+    DEFAULT_MQTT_TOPIC,
+    DOMAIN,
+)
 
 from .common import wait_for
 from .rig.mosquitto import Mosquitto, Subscriber
@@ -241,6 +246,24 @@ async def test_without_mqtt_integration_pm_dvr_still_works(
     )
     assert response is not None
     assert response["event_id"]
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """pm_dvr's debug lines captured from setup on."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.pm_dvr")
+    return caplog
+
+
+@pytest.mark.parametrize("hub_options", [DEFAULT_MQTT_TOPIC], indirect=True)
+async def test_the_default_topic_without_mqtt_is_no_news(
+    debug_logs: pytest.LogCaptureFixture, init_integration: MockConfigEntry
+) -> None:
+    """Every hub has the default topic: without MQTT that is a debug line, not an info line."""
+    await wait_for(lambda: "MQTT triggers are off" in _logged(debug_logs), timeout=10)
+    records = debug_logs.get_records("setup") + debug_logs.records
+    lines = [r for r in records if "MQTT triggers are off" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.DEBUG]
 
 
 @pytest.mark.parametrize("hub_options", ["test/#"], indirect=True)

@@ -202,6 +202,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
                 audio=audio,
                 enabled=recording_enabled,
                 on_state=self._on_change,
+                name=subentry.data[CONF_NAME],
             )
             self.session.add_sink(self.recorder)
         self._last_sample: tuple[float, int, int] | None = None

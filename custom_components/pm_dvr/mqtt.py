@@ -9,6 +9,7 @@ with the reason (never the payload) and ignored: nothing a publisher sends can r
 from __future__ import annotations
 
 import json
+import logging
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
@@ -16,7 +17,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 import voluptuous as vol
 
-from .const import CONF_MQTT_TOPIC, DOMAIN, LOGGER, signal_event
+from .const import CONF_MQTT_TOPIC, DEFAULT_MQTT_TOPIC, DOMAIN, LOGGER, signal_event
 from .coordinator import CameraCoordinator
 from .core.capture import EventInfo
 from .core.errors import InvalidPayloadError, PmDvrError
@@ -65,7 +66,9 @@ class MqttTrigger:
     async def async_start(self) -> None:
         """Subscribe once HA's MQTT client is available; unload unsubscribes."""
         if not await mqtt.async_wait_for_mqtt_client(self.hass):
-            LOGGER.info(
+            # The default topic is on for every hub: without MQTT that is no news to the user.
+            LOGGER.log(
+                logging.DEBUG if self.topic == DEFAULT_MQTT_TOPIC else logging.INFO,
                 "MQTT trigger topic %s is set, but the MQTT integration is not set up: "
                 "MQTT triggers are off",
                 self.topic,

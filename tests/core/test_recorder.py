@@ -569,11 +569,14 @@ def test_disabled_from_start_and_runtime_segment_change(
 
 
 def test_unwritable_storage_is_counted_not_raised(
-    media: dict[str, Path], tmp_path: Path, states: list[RecorderState]
+    media: dict[str, Path],
+    tmp_path: Path,
+    states: list[RecorderState],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     blocker = tmp_path / "recordings"
     blocker.write_text("not a folder")
-    recorder, clock = file_recorder(tmp_path, states)
+    recorder, clock = file_recorder(tmp_path, states, name="Front door")
     feed(recorder, clock, media["numbered"], lambda n, p: n < 60)
     assert recorder.stats.errors == 1  # one attempt, then a pause before the next
     assert recorder.stats.last_error == "cannot open a clip: NotADirectoryError"
@@ -583,6 +586,8 @@ def test_unwritable_storage_is_counted_not_raised(
     assert set(states[:problem]) <= {RecorderState.RECORDING}
     assert RecorderState.RECORDING not in states[problem:]
     assert recorder.stats.dropped_packets == 60  # every packet, the keyframe that failed too
+    # Logged by the camera's name, as the session logs it, not by its folder.
+    assert "Camera Front door: cannot open a clip" in caplog.text
 
 
 # -- timestamps.py ------------------------------------------------------------------------------

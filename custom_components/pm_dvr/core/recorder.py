@@ -173,8 +173,10 @@ class Recorder:
         on_state: Callable[[RecorderState], None] | None = None,
         clock: Callable[[], float] = time.time,
         disk: Disk | None = None,
+        name: str | None = None,
     ) -> None:
         self.camera = camera
+        self.name = name or camera  # what logs call it: the name the user gave, as the session's
         self.storage = storage
         self.index = index
         self.audio = audio
@@ -189,7 +191,7 @@ class Recorder:
         self._clip: _Clip | None = None
         self._out: av.container.OutputContainer | None = None
         self._retry_open_at = 0.0
-        self._writer = ClipWriter(f"Camera {camera}", disk=disk, on_error=self._write_error)
+        self._writer = ClipWriter(f"Camera {self.name}", disk=disk, on_error=self._write_error)
         # The writer's backlog passed BUFFER_SECONDS: GOPs are dropped until half of it is left.
         self._storage_full = False
         # Per connection (set in on_connect):
@@ -316,7 +318,7 @@ class Recorder:
         elif codec in TRANSCODE_AUDIO:
             self._audio_mode = "transcode"
         else:
-            _LOGGER.info("Camera %s: audio codec %s is not recorded", self.camera, codec)
+            _LOGGER.info("Camera %s: audio codec %s is not recorded", self.name, codec)
             return
         self._audio_in = stream
         self._a_index = stream.index
@@ -388,7 +390,7 @@ class Recorder:
             self._stats.timestamp_jumps += 1
             _LOGGER.info(
                 "Camera %s: timestamps jumped by %.1f s, starting a new clip",
-                self.camera,
+                self.name,
                 ((dts_of(packet) or 0) - self._v_last) * self._v_tb_f,
             )
             if self._out is not None:
@@ -448,7 +450,7 @@ class Recorder:
                 contiguous = True
             if changed:
                 self._stats.parameter_changes += 1
-                _LOGGER.info("Camera %s: stream parameters changed, new clip", self.camera)
+                _LOGGER.info("Camera %s: stream parameters changed, new clip", self.name)
             elif start is not None and (
                 (dts - clip.first_dts + self._cut_tolerance) * self._v_tb_f < self._segment_seconds
                 # A backlog delivered fast: one clip per second of wall time at most, so names
@@ -485,7 +487,7 @@ class Recorder:
                 self._stats.dropped_packets += 1
                 return
             if self._audio_mode == "copy" and _is_adts(packet):
-                _LOGGER.info("Camera %s: ADTS AAC audio is not recorded", self.camera)
+                _LOGGER.info("Camera %s: ADTS AAC audio is not recorded", self.name)
                 self._a_index = -2
                 return
         else:
@@ -518,7 +520,7 @@ class Recorder:
         except (av.error.FFmpegError, OSError, ValueError) as err:
             self._stats.errors += 1
             self._stats.last_error = f"audio: {type(err).__name__}"
-            _LOGGER.warning("Camera %s: audio dropped from this clip: %s", self.camera, err)
+            _LOGGER.warning("Camera %s: audio dropped from this clip: %s", self.name, err)
             clip.audio_out = None
 
     def _transcode(self, packet: av.Packet, clip: _Clip) -> None:
@@ -571,7 +573,7 @@ class Recorder:
                     _LOGGER.info(
                         "Camera %s: stream time runs %s the wall clock (%.1f s so far); clip "
                         "times follow arrival",
-                        self.camera,
+                        self.name,
                         "ahead of" if self._drift > 0 else "behind",
                         abs(self._drift),
                     )
@@ -636,13 +638,13 @@ class Recorder:
             # While storage fails, every retry makes a gap: the writer logs the failure once
             # and its end once, the gaps are only counted.
             level = logging.WARNING if self._writer.healthy else logging.DEBUG
-            _LOGGER.log(level, "Camera %s: recording gap of %.1f s", self.camera, gap)
+            _LOGGER.log(level, "Camera %s: recording gap of %.1f s", self.name, gap)
             self._gap_from = None
         elif stalled:  # in wall time, whatever the camera's clock says
             self._stats.gaps += 1
             self._stats.gap_seconds += self._stall_gap
             _LOGGER.warning(
-                "Camera %s: recording gap of %.1f s (no video)", self.camera, self._stall_gap
+                "Camera %s: recording gap of %.1f s (no video)", self.name, self._stall_gap
             )
         self._clip = clip
         self._out = out
@@ -747,14 +749,14 @@ class Recorder:
         if backlog <= (BUFFER_SECONDS / 2 if self._storage_full else BUFFER_SECONDS):
             if self._storage_full:
                 self._storage_full = False
-                _LOGGER.info("Camera %s: storage caught up, recording again", self.camera)
+                _LOGGER.info("Camera %s: storage caught up, recording again", self.name)
             return False
         if not self._storage_full:
             self._storage_full = True
             _LOGGER.warning(
                 "Camera %s: storage is more than %.0f s behind, video is dropped until it "
                 "catches up",
-                self.camera,
+                self.name,
                 BUFFER_SECONDS,
             )
         if self._clip is not None:
@@ -792,7 +794,7 @@ class Recorder:
     def _error(self, err: MuxError, what: str) -> None:
         self._stats.errors += 1
         self._stats.last_error = f"{what}: {type(err).__name__}"
-        _LOGGER.warning("Camera %s: %s: %s", self.camera, what, err)
+        _LOGGER.warning("Camera %s: %s: %s", self.name, what, err)
 
     def close(self) -> None:
         """Close the open clip and write it (when dropped without its session telling it)."""
@@ -875,6 +877,4 @@ def recover_partials(storage: Path) -> list[Path]:
             _LOGGER.warning("Cannot recover %s: %s", part.name, err)
             continue
         recovered.append(target)
-    if recovered:
-        _LOGGER.info("Recovered %d clips left open by a crash", len(recovered))
     return recovered
