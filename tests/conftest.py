@@ -224,11 +224,10 @@ def hub_options() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
-    """Two cameras on the session's RTSP server."""
+def two_cameras(rtsp_server: RtspServer, **overrides: Any) -> list[ConfigSubentryData]:
+    """Front door and Garden on the session's RTSP server; `overrides` go to both."""
     return [
-        camera_subentry("Front door", rtsp_server.url("/cam"), "front-door"),
+        camera_subentry("Front door", rtsp_server.url("/cam"), "front-door", **overrides),
         camera_subentry(
             "Garden",
             rtsp_server.url("/cam2"),
@@ -240,8 +239,15 @@ def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
                 "fps": 15.0,
                 "audio_codec": None,
             },
+            **overrides,
         ),
     ]
+
+
+@pytest.fixture
+def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
+    """Two cameras on the session's RTSP server."""
+    return two_cameras(rtsp_server)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from custom_components.pm_dvr.const import (
 )
 
 from .common import wait_for
-from .conftest import camera_subentry
+from .conftest import camera_subentry, two_cameras
 from .rig.rtsp import RtspServer
 from .rig.scenes import make_scene
 
@@ -49,25 +49,7 @@ FRONT_SENSOR = "sensor.front_door_last_event"
 @pytest.fixture
 def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
     """The two cameras with short event windows (2 s before and after), as the tests wait."""
-    return [
-        camera_subentry(
-            "Front door", rtsp_server.url("/cam"), "front-door", pre_seconds=2, post_seconds=2
-        ),
-        camera_subentry(
-            "Garden",
-            rtsp_server.url("/cam2"),
-            "garden",
-            pre_seconds=2,
-            post_seconds=2,
-            stream_info={
-                "video_codec": "h264",
-                "width": 320,
-                "height": 180,
-                "fps": 15.0,
-                "audio_codec": None,
-            },
-        ),
-    ]
+    return two_cameras(rtsp_server, pre_seconds=2, post_seconds=2)
 
 
 def read_event(folder: Path) -> dict:

@@ -44,7 +44,7 @@ from custom_components.pm_dvr.errors import PmDvrValidationError, refused, trans
 from custom_components.pm_dvr.services import EventRef, cameras_for_entities, parse_event_ref
 
 from .common import wait_for
-from .conftest import camera_subentry
+from .conftest import camera_subentry, two_cameras
 from .rig.rtsp import RtspServer
 
 FRONT = "camera.front_door"
@@ -54,25 +54,7 @@ EVENT_ID = "20260101-000000-000_gone"
 @pytest.fixture
 def camera_subentries(rtsp_server: RtspServer) -> list[ConfigSubentryData]:
     """Two cameras with windows short enough to capture in a test."""
-    return [
-        camera_subentry(
-            "Front door", rtsp_server.url("/cam"), "front-door", pre_seconds=2, post_seconds=2
-        ),
-        camera_subentry(
-            "Garden",
-            rtsp_server.url("/cam2"),
-            "garden",
-            pre_seconds=2,
-            post_seconds=2,
-            stream_info={
-                "video_codec": "h264",
-                "width": 320,
-                "height": 180,
-                "fps": 15.0,
-                "audio_codec": None,
-            },
-        ),
-    ]
+    return two_cameras(rtsp_server, pre_seconds=2, post_seconds=2)
 
 
 @dataclass
