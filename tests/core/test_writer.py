@@ -191,13 +191,13 @@ def test_failures_are_logged_once_and_recovery_once(
     for _ in range(3):
         spool = writer.open(blocked / "day" / "a.mp4")
         spool.write(b"x")
-        writer.finish(spool.file, Finish(None, 0.0, lambda path, st: None))
+        writer.finish(spool, Finish(None, 0.0, lambda path, st: None))
     assert writer.flush(5)
     assert not writer.healthy
     done: list[Path] = []
     spool = writer.open(tmp_path / "day" / "a.mp4")
     spool.write(b"moov")
-    writer.finish(spool.file, Finish(tmp_path / "day" / "b.mp4", 5.0, lambda p, st: done.append(p)))
+    writer.finish(spool, Finish(tmp_path / "day" / "b.mp4", 5.0, lambda p, st: done.append(p)))
     writer.stop()
     assert writer.healthy
     assert done == [tmp_path / "day" / "b.mp4"]
@@ -232,9 +232,9 @@ def test_a_failed_clip_keeps_its_whole_fragments(tmp_path: Path) -> None:
         spool.write(box(b"ftyp", 8) + box(b"moov", 8))
         spool.write(box(b"moof", 8) + box(b"mdat", 16))
         spool.write(box(b"moof", 8) + box(b"mdat", 16))  # fails for "a", is kept for "b"
-        writer.finish(spool.file, Finish(None, 0.0, lambda path, st: done.append(path)))
+        writer.finish(spool, Finish(None, 0.0, lambda path, st: done.append(path)))
     spool = writer.open(tmp_path / "c.mp4")  # the header never made it: no clip at all
-    writer.discard(spool.file)
+    writer.discard(spool)
     writer.stop()
     assert done == [tmp_path / "a.mp4", tmp_path / "b.mp4"]
     assert not (tmp_path / "c.mp4").exists()
@@ -250,6 +250,7 @@ def test_stop_gives_up_on_a_hung_disk(tmp_path: Path, caplog: pytest.LogCaptureF
     spool = writer.open(tmp_path / "a.mp4")
     disk.running.clear()
     spool.write(b"x" * 1000)
+    spool.hand_over()
     assert not writer.flush(0.2)
     assert writer.backlog_bytes == 1000
     assert writer.backlog_seconds() > 0.2
@@ -267,6 +268,8 @@ def test_a_backlog_past_its_bytes_is_full_whatever_its_age(tmp_path: Path) -> No
     spool = Spool(writer, writer.open(tmp_path / "a.mp4").file)
     disk.running.clear()
     spool.write(b"\0" * (BUFFER_BYTES + 1))
+    assert writer.backlog_seconds() == 0.0  # kept by the spool until handed over
+    spool.hand_over()
     assert writer.backlog_seconds() == float("inf")
     disk.running.set()
     writer.stop()

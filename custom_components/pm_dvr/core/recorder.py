@@ -41,7 +41,7 @@ from .clips import PART_SUFFIX, Clip, ClipIndex, clip_start_from_name
 from .layout import clip_path, recordings_dir
 from .probe import StreamInfo
 from .timestamps import TimestampRepair, Verdict, dts_of, known, parameter_sets
-from .writer import BUFFER_SECONDS, ClipFile, ClipWriter, Disk, Finish, complete_end
+from .writer import BUFFER_SECONDS, ClipWriter, Disk, Finish, Spool, complete_end
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -137,12 +137,14 @@ class _Clip:
         "gap",
         "named",
         "out",
+        "spool",
         "start",
     )
 
-    def __init__(self, out: av.container.OutputContainer, file: ClipFile, start: float) -> None:
+    def __init__(self, out: av.container.OutputContainer, spool: Spool, start: float) -> None:
         self.out = out
-        self.file = file
+        self.spool = spool
+        self.file = spool.file
         self.start = self.named = self.earliest = start
         self.gap = 0.0
         self.first_dts = 0
@@ -326,6 +328,13 @@ class Recorder:
         self._a_repair = TimestampRepair(tb, 0.02, bump=False)
 
     def on_packet(self, packet: av.Packet) -> None:
+        """Record one packet; what the muxer wrote for it goes to the writer in one piece."""
+        self._record(packet)
+        clip = self._clip
+        if clip is not None and clip.spool.pending:
+            clip.spool.hand_over()
+
+    def _record(self, packet: av.Packet) -> None:
         """Per-packet path: one comparison chain and a mux for nearly every packet."""
         index = packet.stream_index
         if index == self._v_index:
@@ -610,7 +619,7 @@ class Recorder:
         out: av.container.OutputContainer | None = None
         try:
             out = av.open(spool, "w", format="mp4", container_options=MUX_OPTIONS)
-            clip = _Clip(out, spool.file, start)
+            clip = _Clip(out, spool, start)
             if not (contiguous or stalled):
                 clip.earliest = max(self._last_end, start - CLOCK_TOLERANCE)
             clip.first_dts = dts
@@ -624,7 +633,7 @@ class Recorder:
             self._add_audio(clip, dts)
             write_header(out, clip.encoder)
         except (av.error.FFmpegError, OSError, ValueError) as err:
-            self._discard(out, spool.file)
+            self._discard(out, spool)
             self._retry_open_at = time.monotonic() + RETRY_OPEN_SECONDS
             self._lost_until_key = True
             self._error(err, "cannot open a clip")
@@ -695,12 +704,12 @@ class Recorder:
             self._error(err, "cannot close a clip")
         video_packets = self._muxed - clip.first_muxed
         if video_packets == 0:
-            self._writer.discard(clip.file)
+            self._writer.discard(clip.spool)
             return
         moved = int(clip.start) != int(clip.named)  # moved back into an earlier second
         rename_to = clip_path(self.storage, self.camera, clip.start) if moved else None
         done = partial(self._clip_written, clip.start, end, video_packets)
-        self._writer.finish(clip.file, Finish(rename_to, end, done))
+        self._writer.finish(clip.spool, Finish(rename_to, end, done))
 
     def _clip_written(
         self, start: float, end: float, video_packets: int, path: Path, st: os.stat_result
@@ -716,12 +725,12 @@ class Recorder:
             stats.fps = video_packets / duration
         self.index.add(Clip(start, end, self.camera, path, st.st_size, st.st_ino))
 
-    def _discard(self, out: av.container.OutputContainer | None, file: ClipFile) -> None:
+    def _discard(self, out: av.container.OutputContainer | None, spool: Spool) -> None:
         """Drop a clip that holds no video (opened on a keyframe that could not be written)."""
         if out is not None:
             with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 out.close()
-        self._writer.discard(file)
+        self._writer.discard(spool)
 
     # -- storage ------------------------------------------------------------------------------
 

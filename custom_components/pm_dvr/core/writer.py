@@ -112,23 +112,36 @@ class _Item:
     op: _Op
     file: ClipFile
     queued: float
-    data: bytes = b""
+    chunks: tuple[bytes, ...] = ()
+    size: int = 0
     finish: Finish | None = field(default=None)
 
 
 class Spool:
-    """What the clip's muxer writes to: bytes handed to the writer, never a blocking call."""
+    """What the clip's muxer writes to: bytes kept until `hand_over`, never a blocking call.
 
-    __slots__ = ("file", "writer")
+    The muxer writes a fragment in 32-KB pieces; handing them over together wakes the writer
+    thread once a fragment, not once a piece.
+    """
+
+    __slots__ = ("file", "pending", "writer")
 
     def __init__(self, writer: ClipWriter, file: ClipFile) -> None:
         self.writer = writer
         self.file = file
+        self.pending: list[bytes] = []
 
     def write(self, data: bytes) -> int:
-        """Queue the muxer's bytes (one fragment or header at a time)."""
-        self.writer.put(_Op.WRITE, self.file, bytes(data))
+        """Keep a piece of the muxer's output."""
+        self.pending.append(bytes(data))
         return len(data)
+
+    def hand_over(self) -> None:
+        """Queue what the muxer wrote since the last call, in one operation."""
+        if self.pending:
+            chunks = tuple(self.pending)
+            self.pending.clear()
+            self.writer.put(_Op.WRITE, self.file, chunks)
 
 
 class ClipWriter:
@@ -164,19 +177,28 @@ class ClipWriter:
         self.put(_Op.OPEN, file)
         return Spool(self, file)
 
-    def finish(self, file: ClipFile, finish: Finish) -> None:
+    def finish(self, spool: Spool, finish: Finish) -> None:
         """Close the clip once its bytes are written, rename, date and report it."""
-        self.put(_Op.FINISH, file, finish=finish)
+        spool.hand_over()
+        self.put(_Op.FINISH, spool.file, finish=finish)
 
-    def discard(self, file: ClipFile) -> None:
+    def discard(self, spool: Spool) -> None:
         """Drop a clip that holds no video."""
-        self.put(_Op.DISCARD, file)
+        spool.pending.clear()
+        self.put(_Op.DISCARD, spool.file)
 
-    def put(self, op: _Op, file: ClipFile, data: bytes = b"", finish: Finish | None = None) -> None:
-        """Queue one operation; O(1), never waits for the disk."""
+    def put(
+        self,
+        op: _Op,
+        file: ClipFile,
+        chunks: tuple[bytes, ...] = (),
+        finish: Finish | None = None,
+    ) -> None:
+        """Queue one operation; O(1) in the queue's length, never waits for the disk."""
+        size = sum(map(len, chunks))
         with self._cond:
-            self._items.append(_Item(op, file, time.monotonic(), data, finish))
-            self._bytes += len(data)
+            self._items.append(_Item(op, file, time.monotonic(), chunks, size, finish))
+            self._bytes += size
             if self._thread is None:
                 self._stopping = False
                 self._thread = threading.Thread(
@@ -247,7 +269,7 @@ class ClipWriter:
             finally:
                 with self._cond:
                     self._items.popleft()
-                    self._bytes -= len(item.data)
+                    self._bytes -= item.size
                     self._cond.notify_all()
 
     def _do(self, item: _Item) -> None:
@@ -257,11 +279,12 @@ class ClipWriter:
             if file.failed:
                 return
             try:
-                disk.write(file.fd, item.data)
+                for chunk in item.chunks:
+                    disk.write(file.fd, chunk)
+                    file.written += len(chunk)
             except OSError as err:
                 self._failed(file, "write failed, the clip is closed", err)
                 return
-            file.written += len(item.data)
             self._ok()
         elif item.op is _Op.OPEN:
             try:
