@@ -266,6 +266,7 @@ def test_a_backlog_past_its_bytes_is_full_whatever_its_age(tmp_path: Path) -> No
     disk = StallingDisk()
     writer = ClipWriter("Camera x", disk=disk)
     spool = Spool(writer, writer.open(tmp_path / "a.mp4").file)
+    assert writer.flush(5)  # the file is open: nothing waits
     disk.running.clear()
     spool.write(b"\0" * (BUFFER_BYTES + 1))
     assert writer.backlog_seconds() == 0.0  # kept by the spool until handed over
