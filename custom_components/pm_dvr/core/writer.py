@@ -120,8 +120,8 @@ class _Item:
 class Spool:
     """What the clip's muxer writes to: bytes kept until `hand_over`, never a blocking call.
 
-    The muxer writes a fragment in 32-KB pieces; handing them over together wakes the writer
-    thread once a fragment, not once a piece.
+    The muxer writes a fragment in many small pieces; handing them over together wakes the
+    writer thread once a fragment, not once a piece.
     """
 
     __slots__ = ("file", "pending", "writer")
