@@ -159,6 +159,12 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 6.0) -> Non
         await asyncio.sleep(0.02)
 
 
+async def footage_passes(index: ClipIndex, camera: str, seconds: float) -> None:
+    """Wait until `camera` has recorded `seconds` more: a clip ending that much after now."""
+    until = time.time() + seconds
+    await wait_until(lambda: any(c.end >= until for c in index.clips(camera)))
+
+
 def read_event(info: EventInfo) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((info.path / EVENT_FILE).read_text())
     return doc
@@ -267,7 +273,7 @@ async def test_overlapping_captures_share_inodes(env: Env) -> None:
     manager = env.manager()
     await manager.start()
     first = await manager.capture(["cam1", "cam2"], 1.0, 0.5, None, "automation")
-    await asyncio.sleep(0.3)
+    await footage_passes(env.index, "cam1", 0.3)
     second = await manager.capture(["cam1"], 1.0, 0.5, None, "mqtt")
     assert first.event_id != second.event_id
     assert first.label == "automation"
@@ -342,7 +348,7 @@ async def test_persistent_survives_restart(env: Env) -> None:
     again = await first.start_persistent(["cam1"], "other")
     assert again.event_id == info.event_id
     assert read_event(info)["requested"]["end"] is None
-    await asyncio.sleep(1.0)
+    await footage_passes(env.index, "cam1", 1.0)
     await first.stop()
     state = env.saved[-1]
     assert state["persistent"] == {"cam1": info.event_id}
@@ -356,7 +362,7 @@ async def test_persistent_survives_restart(env: Env) -> None:
     await second.start(json.loads(json.dumps(state)))
     assert second.is_persistent("cam1")
     assert (await second.start_persistent(["cam1"])).event_id == info.event_id
-    await asyncio.sleep(0.6)
+    await footage_passes(env.index, "cam1", 0.6)
     stopped = await second.stop_persistent(["cam1", "cam2"], post_seconds=0.4)
     assert [s.event_id for s in stopped] == [info.event_id]
     assert not second.is_persistent("cam1")
