@@ -1,0 +1,376 @@
+"""Soak benchmark (issue #17): a month of footage, a long upload backlog with a hung target, and
+live cameras, all at once in one process and one event loop, as the integration runs them.
+
+What runs, for `--minutes` (10 by default):
+- the clip index holding 8 cameras x 30 days of 10-s clips (2,073,600 entries, built as its scan
+  builds them, bench/index.py) plus what the live cameras record;
+- `--cameras` real RTSP cameras (the GStreamer rig, 1080p25 ~4 Mbit/s, bench/recording.py's
+  media), each a StreamSession with the motion worker on (MotionSink before the Recorder, as
+  coordinator.py adds them) and the recorder;
+- the hub status (`HubCoordinator._status`, the coordinator's own code) read on the event loop
+  after every clip close, as the coordinator does;
+- the sync engine with its SQLite queue opened from disk holding `--jobs` jobs (100,000) for an
+  Azure target whose endpoint accepts connections and never answers (tests/rig/sockets), with
+  the product's default timeouts, beside a folder target; both take every recording ("all
+  recordings" mode, which wakes the uploader at every clip), and the live clips are queued as
+  they close;
+- a loop probe: a task that sleeps 50 ms and notes how late it wakes, as HA's debugger
+  (asyncio debug's slow-callback report) would see a blocked loop;
+- a log handler on `custom_components.pm_dvr` that counts messages repeated within a minute.
+
+The anchors, measured in the same run where the old code can run beside: the old queue's pick
+(scan every job, sort and deep-copy the due ones, bench/sync_queue.py) on the same 100k jobs,
+and the old index's hub status (a `Clip` object per clip, summed on every read, main before the
+compact index) on 400,000 clips, the size the issue measured (2M of them would take 1 GB).
+
+Run from the repo root: .venv/bin/python bench/soak.py [--minutes 10] [--cameras 4]
+The last line printed is `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+import json
+import logging
+from pathlib import Path
+import shutil
+import statistics
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from index import (  # noqa: E402
+    base_time,
+    build_new,
+    build_old,
+    old_module,
+    status_of,
+    synthetic,
+    traced,
+)
+from recording import make_media  # noqa: E402
+from sync_queue import NOW, anchor_due_ms, build_items, pick_ms  # noqa: E402
+
+from custom_components.pm_dvr.core.clips import Clip  # noqa: E402
+from custom_components.pm_dvr.core.layout import recordings_dir  # noqa: E402
+from custom_components.pm_dvr.core.motion import MotionConfig, MotionWorker  # noqa: E402
+from custom_components.pm_dvr.core.motion_sink import MotionSink  # noqa: E402
+from custom_components.pm_dvr.core.recorder import Recorder  # noqa: E402
+from custom_components.pm_dvr.core.stream import StreamSession  # noqa: E402
+from custom_components.pm_dvr.core.sync import (  # noqa: E402
+    AzureBlobConfig,
+    FolderConfig,
+    FolderTarget,
+    JobResult,
+    SqliteQueueStore,
+    SyncEngine,
+    SyncQueue,
+    TargetSpec,
+    TargetStatus,
+    create_azure_target,
+)
+from tests.rig.azurite import ACCOUNT_KEY, ACCOUNT_NAME  # noqa: E402
+from tests.rig.rtsp import RtspServer  # noqa: E402
+from tests.rig.sockets import SilentServer  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "soak"
+HUNG, HEALTHY = "hung_azure", "folder"
+PROBE_PERIOD = 0.05
+# The index anchor's size: the issue's measurement (400k clips, 182 MB); old main below.
+OLD_CLIPS = 400_000
+OLD_REF = "ed0a6c0"  # the last commit before the per-camera arrays
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+class RepeatCounter(logging.Handler):
+    """Counts messages (logger and text) that came again within 60 s of their previous line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.last: dict[tuple[str, str], float] = {}
+        self.repeated: dict[tuple[str, str], int] = defaultdict(int)
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += 1
+        key = (record.name, record.getMessage())
+        previous = self.last.get(key)
+        if previous is not None and record.created - previous < 60.0:
+            self.repeated[key] += 1
+        self.last[key] = record.created
+
+
+class LoopProbe:
+    """How late a 50-ms sleep wakes, all run long."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < until:
+            asked = loop.time()
+            await asyncio.sleep(PROBE_PERIOD)
+            self.lags.append(max(0.0, loop.time() - asked - PROBE_PERIOD))
+
+
+def make_files(workdir: Path, paths: list[str]) -> None:
+    """The queued recordings, 1 kB each, so the hung target's jobs reach the network."""
+    data = bytes(1024)
+    for path in paths:
+        file = workdir / path
+        if not file.parent.is_dir():
+            file.parent.mkdir(parents=True)
+        file.write_bytes(data)
+
+
+async def open_queue(workdir: Path, jobs: int, run: Any) -> tuple[SyncQueue, float]:
+    """The queue as HA finds it after a restart: `jobs` jobs of the hung target in SQLite."""
+    shift = time.time() - NOW  # build_items' due times are around NOW: move them around now
+    items = build_items(jobs, 1)
+    for item in items:
+        item["target"] = HUNG
+        item["next_attempt"] += shift
+        item["added"] += shift
+    await run(make_files, workdir, [item["path"] for item in items])
+    store = SqliteQueueStore(workdir / "queue.db")
+    await run(store.write, {item["id"]: item for item in items})
+    started = time.perf_counter()
+    queue = await SyncQueue.open(store, run_in_executor=run)
+    return queue, time.perf_counter() - started
+
+
+async def soak(args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="executor")
+    loop.set_default_executor(executor)
+
+    async def run(func: Any, *call: Any) -> Any:
+        return await loop.run_in_executor(None, func, *call)
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    logging.basicConfig(
+        filename=OUT / "soak.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    repeats = RepeatCounter()
+    pm_logger = logging.getLogger("custom_components.pm_dvr")
+    pm_logger.addHandler(repeats)
+    pm_logger.setLevel(logging.INFO)
+
+    # -- the index: a month of 8 cameras -------------------------------------------------------
+    root = recordings_dir(OUT)
+    started = time.perf_counter()
+    index, held = traced(lambda: build_new(root, synthetic(args.clips, base_time(31))))
+    build_s = time.perf_counter() - started
+    status = status_of(index)
+
+    # -- sync: the queue from disk, a hung Azure target, a folder target ------------------------
+    silent = SilentServer().__enter__()
+    session = aiohttp.ClientSession()
+    queue, queue_open_s = await open_queue(OUT, args.jobs, run)
+    hung = await create_azure_target(
+        AzureBlobConfig(
+            connection_string=(
+                f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};"
+                f"AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{silent.port}/{ACCOUNT_NAME};"
+            ),
+            account_url=None,
+            credential=None,
+            container="hung",
+        ),
+        session,
+        run_in_executor=run,
+    )
+    folder = FolderTarget(FolderConfig(OUT / "uploaded"), run_in_executor=run)
+    closed_at: dict[str, float] = {}
+    delays: list[float] = []
+    hung_problem: list[float] = []
+    t_start = time.monotonic()
+
+    def finished(result: JobResult) -> None:
+        if result.target_id == HEALTHY and result.ok and result.path in closed_at:
+            delays.append(time.monotonic() - closed_at.pop(result.path))
+
+    def target_status(target_id: str, state: TargetStatus) -> None:
+        if target_id == HUNG and not state.ok and not hung_problem:
+            hung_problem.append(time.monotonic() - t_start)
+
+    engine = SyncEngine(
+        OUT,
+        queue,
+        [
+            TargetSpec(HUNG, hung, include_recordings=True),
+            TargetSpec(HEALTHY, folder, include_recordings=True),
+        ],
+        run_in_executor=run,
+        on_job_finished=finished,
+        on_target_status=target_status,
+    )
+    engine.start()
+
+    # -- clip close -> hub status and upload, on the loop ----------------------------------------
+    status_ms: list[float] = []
+    queued: set[asyncio.Task[int]] = set()
+
+    def on_loop(clip: Clip) -> None:
+        began = time.perf_counter()
+        status()
+        status_ms.append((time.perf_counter() - began) * 1000.0)
+        rel = clip.path.relative_to(OUT).as_posix()
+        closed_at[rel] = time.monotonic()
+        task = loop.create_task(engine.enqueue_recording(rel))
+        queued.add(task)
+        task.add_done_callback(queued.discard)
+
+    index.add_listener(lambda clip: loop.call_soon_threadsafe(on_loop, clip))
+
+    # -- live cameras with motion ---------------------------------------------------------------
+    media = make_media()
+    server = RtspServer(mounts={f"/live{i}": f"file:{media}" for i in range(args.cameras)}).start()
+    motion_results = [0]
+    cameras = []
+    for i in range(args.cameras):
+        worker = MotionWorker(
+            MotionConfig(), lambda *_: motion_results.__setitem__(0, motion_results[0] + 1)
+        )
+        session_i = StreamSession(f"live{i}", server.url(f"/live{i}"))
+        session_i.add_sink(MotionSink(worker))
+        recorder = Recorder(f"live{i}", OUT, index, 10.0)
+        session_i.add_sink(recorder)
+        session_i.start()
+        cameras.append((session_i, worker, recorder))
+
+    picks: list[float] = []
+    probe = LoopProbe()
+    until = loop.time() + args.minutes * 60.0
+
+    async def pick_now_and_then() -> None:
+        while loop.time() < until:
+            picks.append(pick_ms(queue, HUNG))
+            await asyncio.sleep(1.0)
+
+    print(f"running {args.minutes:g} min ...", flush=True)
+    try:
+        await asyncio.gather(probe.run(until), pick_now_and_then())
+    finally:
+        for session_i, worker, _ in cameras:
+            await run(session_i.stop)
+            await run(worker.stop)
+        server.stop()
+        await engine.stop()
+        await session.close()
+        silent.__exit__(None, None, None)
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the anchors ------------------------------------------------------------------------------
+    anchor_pick = anchor_due_ms(build_items(args.jobs, 1))
+    old = old_module(OLD_REF)
+    old_index = build_old(old, root, synthetic(OLD_CLIPS, base_time(31)))
+    old_status = status_of(old_index)
+    old_ms = []
+    for _ in range(5):
+        began = time.perf_counter()
+        old_status()
+        old_ms.append((time.perf_counter() - began) * 1000.0)
+
+    repeated = sorted(repeats.repeated.items(), key=lambda kv: -kv[1])
+    return {
+        "clips": args.clips,
+        "build_s": build_s,
+        "index_bytes_per_clip": held / args.clips,
+        "queue_open_s": queue_open_s,
+        "status_ms": status_ms,
+        "old_status_ms": statistics.median(old_ms),
+        "lags": probe.lags,
+        "picks": picks,
+        "anchor_pick_ms": anchor_pick,
+        "delays": delays,
+        "uploads_left": len(closed_at),
+        "hung_problem_s": hung_problem[0] if hung_problem else None,
+        "motion_results": motion_results[0],
+        "live_clips": sum(r.stats.clips for _, _, r in cameras),
+        "dropped": sum(r.stats.dropped_packets for _, _, r in cameras),
+        "log_lines": repeats.lines,
+        "repeated": repeated,
+    }
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    lags_ms = [lag * 1000.0 for lag in r["lags"]]
+    result = {
+        "index_bytes_per_clip": round(r["index_bytes_per_clip"], 1),
+        "status_update_ms": round(pct(r["status_ms"], 0.99), 4),
+        "loop_lag_p99_ms": round(pct(lags_ms, 0.99), 2),
+        "loop_lag_max_ms": round(max(lags_ms, default=0.0), 2),
+        "queue_pick_ms": round(statistics.median(r["picks"]), 4),
+        "healthy_target_delay_s": round(max(r["delays"], default=float("nan")), 2),
+        "repeated_log_lines": sum(count for _, count in r["repeated"]),
+    }
+    print(
+        f"\nSoak: {args.minutes:g} min, {r['clips']:,} clips indexed + {args.cameras} live cameras "
+        f"with motion, {args.jobs:,} jobs queued for a hung Azure target beside a folder target"
+    )
+    print(f"{'figure':38s} {'pm_dvr':>12s} {'anchor (old code)':>18s} {'ratio':>8s}  target")
+    rows = [
+        ("index bytes per clip", result["index_bytes_per_clip"], None, "<= 50"),
+        ("hub status on clip close, p99 ms", result["status_update_ms"], r["old_status_ms"],
+         "<= 1 (anchor: 400k clips)"),
+        ("hub status, max ms", round(max(r["status_ms"], default=0.0), 4), None, ""),
+        ("loop lag p99 ms", result["loop_lag_p99_ms"], None, "<= 5"),
+        ("loop lag max ms", result["loop_lag_max_ms"], None, "<= 50"),
+        ("queue pick median ms", result["queue_pick_ms"], r["anchor_pick_ms"], "<= 1"),
+        ("queue pick max ms", round(max(r["picks"], default=0.0), 4), None, ""),
+        ("healthy upload delay max s", result["healthy_target_delay_s"], None, "unaffected"),
+        ("healthy upload delay median s", round(statistics.median(r["delays"]), 2)
+         if r["delays"] else float("nan"), None, ""),
+        ("log lines repeated within a minute", result["repeated_log_lines"], None, "0"),
+    ]  # fmt: skip
+    for name, ours, anchor, target in rows:
+        ratio = f"{ours / anchor:.4f}" if anchor else ""
+        anchor_text = f"{anchor:.3f}" if anchor is not None else "-"
+        print(f"{name:38s} {ours:>12} {anchor_text:>18s} {ratio:>8s}  {target}")
+    hung_after = r["hung_problem_s"]
+    hung_text = f"after {hung_after:.0f} s" if hung_after is not None else "never"
+    print(
+        f"\nindex built in {r['build_s']:.1f} s; queue of {args.jobs:,} opened from SQLite in "
+        f"{r['queue_open_s']:.2f} s; {r['live_clips']} live clips, {r['dropped']} packets "
+        f"dropped, {len(r['delays'])} uploaded to the folder ({r['uploads_left']} not yet); "
+        f"hung target shown as a problem {hung_text}; {r['motion_results']} motion results; "
+        f"{r['log_lines']} pm_dvr log lines ({OUT / 'soak.log'}); {len(r['lags'])} loop probes"
+    )
+    for (name, message), count in r["repeated"][:5]:
+        print(f"  repeated {count}x: {name}: {message[:120]}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--clips", type=int, default=2_073_600)
+    parser.add_argument("--jobs", type=int, default=100_000)
+    args = parser.parse_args()
+    raw = asyncio.run(soak(args))
+    result = report(raw, args)
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
