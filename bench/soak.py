@@ -33,6 +33,7 @@ import argparse
 import asyncio
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+import gc
 import json
 import logging
 from pathlib import Path
@@ -113,18 +114,36 @@ class RepeatCounter(logging.Handler):
         self.last[key] = record.created
 
 
+class GcPauses:
+    """How long each cycle collection held the GIL (the loop waits for it like for any work)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._began) * 1000))
+
+
 class LoopProbe:
     """How late a 50-ms sleep wakes, all run long."""
 
     def __init__(self) -> None:
         self.lags: list[float] = []
+        self.spikes: list[tuple[float, float]] = []  # (wall time, lag) past 20 ms, to match logs
 
     async def run(self, until: float) -> None:
         loop = asyncio.get_running_loop()
         while loop.time() < until:
             asked = loop.time()
             await asyncio.sleep(PROBE_PERIOD)
-            self.lags.append(max(0.0, loop.time() - asked - PROBE_PERIOD))
+            lag = max(0.0, loop.time() - asked - PROBE_PERIOD)
+            self.lags.append(lag)
+            if lag > 0.02:
+                self.spikes.append((time.time(), lag))
 
 
 def make_files(workdir: Path, paths: list[str]) -> None:
@@ -165,7 +184,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     OUT.mkdir(parents=True)
     logging.basicConfig(
         filename=OUT / "soak.log",
-        level=logging.INFO,
+        level=logging.WARNING,  # HA's default for libraries; pm_dvr itself at INFO below
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     repeats = RepeatCounter()
@@ -266,6 +285,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             picks.append(pick_ms(queue, HUNG))
             await asyncio.sleep(1.0)
 
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
     print(f"running {args.minutes:g} min ...", flush=True)
     try:
         await asyncio.gather(probe.run(until), pick_now_and_then())
@@ -278,6 +299,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await session.close()
         silent.__exit__(None, None, None)
         executor.shutdown(wait=False, cancel_futures=True)
+        gc.callbacks.remove(gc_pauses)
 
     # -- the anchors ------------------------------------------------------------------------------
     anchor_pick = anchor_due_ms(build_items(args.jobs, 1))
@@ -309,6 +331,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "dropped": sum(r.stats.dropped_packets for _, _, r in cameras),
         "log_lines": repeats.lines,
         "repeated": repeated,
+        "gc_pauses": gc_pauses.pauses,
+        "spikes": probe.spikes,
     }
 
 
@@ -355,6 +379,15 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"hung target shown as a problem {hung_text}; {r['motion_results']} motion results; "
         f"{r['log_lines']} pm_dvr log lines ({OUT / 'soak.log'}); {len(r['lags'])} loop probes"
     )
+    full = [ms for generation, ms in r["gc_pauses"] if generation == 2]
+    print(
+        f"cycle collections: {len(r['gc_pauses'])}, of them {len(full)} full, longest full "
+        f"{max(full, default=0.0):.1f} ms, longest young "
+        f"{max((ms for g, ms in r['gc_pauses'] if g < 2), default=0.0):.1f} ms"
+    )
+    for wall, lag in r["spikes"]:
+        stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
+        print(f"  loop lag {lag * 1000:.1f} ms, woken at {stamp}")
     for (name, message), count in r["repeated"][:5]:
         print(f"  repeated {count}x: {name}: {message[:120]}")
     return result
