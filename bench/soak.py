@@ -58,7 +58,7 @@ from index import (  # noqa: E402
     synthetic,
     traced,
 )
-from recording import make_media  # noqa: E402
+from recording import make_media, pct  # noqa: E402
 from sync_queue import NOW, anchor_due_ms, build_items, pick_ms  # noqa: E402
 
 from custom_components.pm_dvr.core.clips import Clip  # noqa: E402
@@ -89,11 +89,6 @@ PROBE_PERIOD = 0.05
 # The index anchor's size: the issue's measurement (400k clips, 182 MB); old main below.
 OLD_CLIPS = 400_000
 OLD_REF = "ed0a6c0"  # the last commit before the per-camera arrays
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 class RepeatCounter(logging.Handler):
@@ -156,10 +151,11 @@ def make_files(workdir: Path, paths: list[str]) -> None:
         file.write_bytes(data)
 
 
-async def open_queue(workdir: Path, jobs: int, run: Any) -> tuple[SyncQueue, float]:
-    """The queue as HA finds it after a restart: `jobs` jobs of the hung target in SQLite."""
+async def open_queue(
+    workdir: Path, items: list[dict[str, Any]], run: Any
+) -> tuple[SyncQueue, float]:
+    """The queue as HA finds it after a restart: `items` as jobs of the hung target in SQLite."""
     shift = time.time() - NOW  # build_items' due times are around NOW: move them around now
-    items = build_items(jobs, 1)
     for item in items:
         item["target"] = HUNG
         item["next_attempt"] += shift
@@ -202,7 +198,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     # -- sync: the queue from disk, a hung Azure target, a folder target ------------------------
     silent = SilentServer().__enter__()
     session = aiohttp.ClientSession()
-    queue, queue_open_s = await open_queue(OUT, args.jobs, run)
+    items = build_items(args.jobs, 1)
+    queue, queue_open_s = await open_queue(OUT, items, run)
     hung = await create_azure_target(
         AzureBlobConfig(
             connection_string=(
@@ -302,7 +299,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         gc.callbacks.remove(gc_pauses)
 
     # -- the anchors ------------------------------------------------------------------------------
-    anchor_pick = anchor_due_ms(build_items(args.jobs, 1))
+    anchor_pick = anchor_due_ms(items, time.time())  # the same jobs, due around now
     old = old_module(OLD_REF)
     old_index = build_old(old, root, synthetic(OLD_CLIPS, base_time(31)))
     old_status = status_of(old_index)
@@ -340,7 +337,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     lags_ms = [lag * 1000.0 for lag in r["lags"]]
     result = {
         "index_bytes_per_clip": round(r["index_bytes_per_clip"], 1),
-        "status_update_ms": round(pct(r["status_ms"], 0.99), 4),
+        "status_update_ms": round(pct(r["status_ms"], 0.99), 4) if r["status_ms"] else 0.0,
         "loop_lag_p99_ms": round(pct(lags_ms, 0.99), 2),
         "loop_lag_max_ms": round(max(lags_ms, default=0.0), 2),
         "queue_pick_ms": round(statistics.median(r["picks"]), 4),

@@ -62,10 +62,6 @@ STALL_SECONDS = 2.0
 # Drift corrections closer together than this are one occurrence, logged once.
 DRIFT_QUIET_SECONDS = 60.0
 
-# The muxer's output pieces: FFmpeg's own file buffer size. A closed PyAV container waits for
-# Python's cycle collector before it frees this buffer, and a fragment in flight stays in the
-# camera thread's malloc arena: 256-KB pieces cost 11 MB more at 16 cameras for no CPU gain.
-SPOOL_CHUNK_BYTES = 32 * 1024
 MUX_OPTIONS = {
     # Self-contained fragments after an empty moov: a file cut anywhere plays up to its last
     # complete fragment. frag_duration cuts within a GOP so a crash costs ~1 s, not a GOP.
@@ -622,13 +618,10 @@ class Recorder:
         spool = self._writer.open(clip_path(self.storage, self.camera, start))
         out: av.container.OutputContainer | None = None
         try:
-            out = av.open(
-                spool,
-                "w",
-                format="mp4",
-                container_options=MUX_OPTIONS,
-                buffer_size=SPOOL_CHUNK_BYTES,
-            )
+            # PyAV's default 32-KB IO buffer, on purpose: a closed container keeps it until
+            # Python's cycle collector runs, and 256-KB pieces cost 11 MB more at 16 cameras
+            # (a fragment in flight stays in the camera thread's malloc arena), no CPU gained.
+            out = av.open(spool, "w", format="mp4", container_options=MUX_OPTIONS)
             clip = _Clip(out, spool, start)
             if not (contiguous or stalled):
                 clip.earliest = max(self._last_end, start - CLOCK_TOLERANCE)
