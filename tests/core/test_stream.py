@@ -22,6 +22,7 @@ from custom_components.pm_dvr.core.errors import (
     UnsupportedCodecError,
 )
 from custom_components.pm_dvr.core.probe import StreamInfo, probe_stream
+from custom_components.pm_dvr.core import stream as stream_module
 from custom_components.pm_dvr.core.stream import (
     FAST_RETRIES,
     MAX_RETRY,
@@ -37,14 +38,19 @@ from custom_components.pm_dvr.core.urls import is_valid_stream_url
 from ..rig.rtsp import RtspServer
 
 
-def write_video(path: Path, codec: str = "libx264", frames: int = 50, fps: int = 25) -> Path:
-    """A small camera-like clip: no B-frames, a keyframe every second."""
+def write_video(
+    path: Path, codec: str = "libx264", frames: int = 50, fps: int = 25, gop: int | None = None
+) -> Path:
+    """A small camera-like clip: no B-frames, a keyframe every second (or exactly every `gop`
+    frames, with x264's scene-cut keyframes off)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
-        stream.gop_size = fps
+        stream.gop_size = gop or fps
         if codec == "libx264":
             stream.options = {"bf": "0", "preset": "ultrafast"}
+            if gop:
+                stream.options["sc_threshold"] = "0"
         for i in range(frames):
             image = np.full((96, 160, 3), (i * 5) % 255, np.uint8)
             image[:, (i * 3) % 160] = 255
@@ -366,6 +372,52 @@ def test_snapshot_cache_and_broken_keyframe(tmp_path: Path) -> None:
     session._gop = _Gop(2, "h264", None, time.monotonic(), [av.Packet(b"\x00\x00\x01garbage")])
     assert session.snapshot_jpeg() is None
     assert decode_latest("h264", None, [b""]) is None
+
+
+def test_snapshot_packets_are_kept_only_while_snapshots_are_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unwatched, a camera keeps its newest keyframe alone and a snapshot shows that frame.
+
+    Once snapshots are asked for, the packets after the next keyframe are kept too and a
+    snapshot late in a GOP shows its newest frame; once nobody has asked for SNAPSHOT_INTEREST,
+    it is the keyframe again.
+    """
+    monkeypatch.setattr(stream_module, "SNAPSHOT_INTEREST", 5.0)
+    gop = 75  # 3 s at 25 fps
+    clip = write_video(tmp_path / "clip.mp4", frames=8 * gop, gop=gop)
+    with av.open(str(clip)) as container:
+        frames = [f.to_ndarray(format="gray").astype(np.int32) for f in container.decode(video=0)]
+
+    def shown(jpeg: bytes | None) -> int:
+        """Which frame of the clip a snapshot shows."""
+        assert jpeg is not None
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.int32)
+        return int(np.argmin([np.mean((image - frame) ** 2) for frame in frames]))
+
+    session = StreamSession("snap", str(clip))
+
+    def snapshot_late_in_a_gop() -> int:
+        """A snapshot taken over a second after a keyframe, well before the next one."""
+        keyframes = session.stats.keyframes
+        wait_until(lambda: session.stats.keyframes > keyframes)
+        keyframe_seen = time.monotonic()
+        packets = session.stats.video_packets
+        wait_until(
+            lambda: session.stats.video_packets >= packets + 30
+            and time.monotonic() - keyframe_seen > stream_module.FRESH_KEYFRAME + 0.1
+        )
+        return shown(session.snapshot_jpeg())
+
+    session.start()
+    try:
+        assert snapshot_late_in_a_gop() % gop == 0  # unwatched: the keyframe
+        assert snapshot_late_in_a_gop() % gop >= 25  # watched: a frame a second or more later
+        asked = time.monotonic()
+        wait_until(lambda: time.monotonic() > asked + stream_module.SNAPSHOT_INTEREST)
+        assert snapshot_late_in_a_gop() % gop == 0  # nobody asked for 5 s: the keyframe again
+    finally:
+        session.stop()
 
 
 def test_encode_jpeg_scales_to_fit() -> None:

@@ -52,6 +52,11 @@ BURST_NAP = 0.1
 CAUGHT_UP = 0.005
 # A snapshot decodes from the keyframe to the newest packet once the keyframe is this old.
 FRESH_KEYFRAME = 1.0
+# The packets after a keyframe are kept only while snapshots are being asked for (a dashboard
+# refreshes a camera's picture every 10 s). A camera nobody looks at holds its newest keyframe
+# alone, as HA's own stream does: up to a GOP of packets less per camera (about 0.5 MB at
+# 4 Mbit/s), and the first snapshot after a quiet spell is at most one GOP old.
+SNAPSHOT_INTEREST = 60.0
 # The most of a GOP kept for snapshots here and for joining live viewers (core/live.py); a
 # longer GOP is not kept until the next keyframe.
 GOP_CACHE_BYTES = 16 * 1024 * 1024
@@ -167,6 +172,7 @@ class StreamSession:
         self._lost = False
         # The video packets since the latest keyframe (refcounted buffers: no copies).
         self._gop: _Gop | None = None
+        self._snapshots_until = 0.0
         self._jpeg_cache: tuple[tuple[int, int, int | None, int | None], bytes] | None = None
         self.low_latency = False
 
@@ -214,8 +220,10 @@ class StreamSession:
         """JPEG of the newest frame, decoded on demand (no second connection). Blocking.
 
         A fresh keyframe is decoded alone; once it is older than FRESH_KEYFRAME, the packets
-        after it are decoded too, so a snapshot is never a whole GOP stale.
+        after it are decoded too, so a snapshot is never a whole GOP stale (once snapshots are
+        being asked for: see SNAPSHOT_INTEREST).
         """
+        self._snapshots_until = time.monotonic() + SNAPSHOT_INTEREST
         gop = self._gop
         if gop is None:
             return None
@@ -306,7 +314,7 @@ class StreamSession:
         stop = self._stop
         monotonic = time.monotonic
         last_read = monotonic()
-        gop_bytes = 0
+        gop_room = 0
         self._gop = None
         try:
             for packet in container.demux():
@@ -323,11 +331,12 @@ class StreamSession:
                     stats.video_bytes += size
                     if packet.is_keyframe:
                         stats.keyframes += 1
-                        self._gop = _Gop(stats.keyframes, codec, extradata, monotonic(), [packet])
-                        gop_bytes = size
-                    elif gop_bytes < GOP_CACHE_BYTES and self._gop is not None:
+                        now = monotonic()
+                        self._gop = _Gop(stats.keyframes, codec, extradata, now, [packet])
+                        gop_room = GOP_CACHE_BYTES if now < self._snapshots_until else 0
+                    elif gop_room > 0 and self._gop is not None:
                         self._gop.packets.append(packet)
-                        gop_bytes += size
+                        gop_room -= size
                     if pace and packet.pts is not None and packet.time_base is not None:
                         pace_origin = self._pace(packet, pace_origin)
                 for sink in self._sinks:
