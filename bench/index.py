@@ -14,8 +14,15 @@ called as the event loop calls it on every clip close and every minute.
 Old is `git show <--old-ref>:custom_components/pm_dvr/core/clips.py` (default main), imported
 as a module beside this one; nothing in the work tree changes.
 
-Run from the repo root: .venv/bin/python bench/index.py [--clips 2073600] [--scan-clips 50000]
-The last line printed is `RESULT {json}`.
+Start-up round (`--round startup`): the 2M files themselves under bench/out/index/2073600/
+(made once, about 2 minutes, kept), every day folder last written at the end of its day except
+each camera's newest, written just now (today's). Timed as the integration starts: crash
+recovery, the scan and retention's accounting built from the index, with the page cache dropped (cold, as after a reboot) and warm; first
+without saved blocks (the scan alone, as before blocks, and the first start after an upgrade,
+which saves them), then with the blocks that start saved.
+
+Run from the repo root: .venv/bin/python bench/index.py [--round memory|startup|all]
+[--clips 2073600] [--scan-clips 50000]. The last line printed is `RESULT {json}`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ sys.path.insert(0, str(ROOT))
 
 from custom_components.pm_dvr.coordinator import HubCoordinator  # noqa: E402
 from custom_components.pm_dvr.core import clips as new_clips  # noqa: E402
-from custom_components.pm_dvr.core.layout import clip_path, recordings_dir  # noqa: E402
+from custom_components.pm_dvr.core.layout import (  # noqa: E402
+    clip_path,
+    index_dir,
+    recordings_dir,
+)
+from custom_components.pm_dvr.core.recorder import recover_partials  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "index"
 CAMERAS = 8
@@ -242,6 +254,61 @@ def scan_tree(n: int, base: float) -> Path:
     return root
 
 
+def settle_days(root: Path) -> None:
+    """Each day folder last written at the end of its day, each camera's newest just now."""
+    for camera in sorted(root.iterdir()):
+        days = sorted(camera.iterdir())
+        for day in days[:-1]:
+            lt = time.strptime(day.name, "%Y-%m-%d")
+            end = time.mktime((lt.tm_year, lt.tm_mon, lt.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+            os.utime(day, (end, end))
+        os.utime(days[-1])
+
+
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def start_up(root: Path, blocks: Path | None, cold: bool) -> tuple[float, int]:
+    """Seconds from nothing to a usable index, as `_recover_and_scan` in __init__.py runs."""
+    if cold:
+        drop_caches()
+    started = time.perf_counter()
+    index = new_clips.ClipIndex(root, blocks_dir=blocks)
+    storage = root.parent
+    recover_partials(storage, None if blocks is None else index.folders_to_scan())
+    count = index.scan()
+    index.keyed_sizes()  # retention's accounting, built next at start-up from the index
+    return time.perf_counter() - started, count
+
+
+def startup_round(n: int, base: float) -> dict[str, float]:
+    """Start-up with n clip files on disk, without and with saved blocks, cold and warm."""
+    t0 = time.perf_counter()
+    root = scan_tree(n, base)
+    print(f"{n:,} clip files ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    settle_days(root)
+    blocks = index_dir(root.parent)
+    shutil.rmtree(blocks, ignore_errors=True)
+    figures: dict[str, float] = {}
+    for key, title, use_blocks, cold in (
+        ("plain_cold_s", "no blocks (the scan alone), cold", False, True),
+        ("plain_warm_s", "no blocks (the scan alone), warm", False, False),
+        ("first_cold_s", "first start: no blocks yet, saves them, cold", True, True),
+        ("blocks_cold_s", "with saved blocks, cold", True, True),
+        ("blocks_warm_s", "with saved blocks, warm", True, False),
+    ):
+        seconds, count = start_up(root, blocks if use_blocks else None, cold)
+        assert count == n // CAMERAS * CAMERAS, count
+        figures[key] = seconds
+        print(f"  start-up {title:47} {seconds:6.2f} s  ({count:,} clips)", flush=True)
+    saved = sum(p.stat().st_size for p in blocks.rglob("*.idx"))
+    figures["blocks_mb"] = saved / 1e6
+    print(f"  saved blocks: {saved / 1e6:.0f} MB in {len(list(blocks.rglob('*.idx')))} files")
+    return figures
+
+
 def scan_s(module: ModuleType, root: Path) -> tuple[float, int]:
     """Best of three scans (warm page cache), seconds, and the count."""
     best, count = float("inf"), 0
@@ -260,7 +327,13 @@ def main() -> None:
     parser.add_argument("--scan-clips", type=int, default=50_000)
     parser.add_argument("--old-ref", default="main")
     parser.add_argument("--status-rounds", type=int, default=20)
+    parser.add_argument("--round", choices=("memory", "startup", "all"), default="all")
     args = parser.parse_args()
+    if args.round == "startup":
+        n = args.clips // CAMERAS * CAMERAS
+        startup = startup_round(n, base_time(31))
+        print("RESULT " + json.dumps({"clips": n, **{k: round(v, 2) for k, v in startup.items()}}))
+        return
     old = old_module(args.old_ref)
     root = Path("/srv/dvr/recordings")
     base = base_time(31)
@@ -353,6 +426,10 @@ def main() -> None:
             "scan_2m_s_extrapolated": round(figures["old"]["scan_2m_s_extrapolated"], 1),
         },
     }
+    if args.round == "all":
+        startup = startup_round(n, base)
+        result["startup_2m_s"] = round(startup["blocks_cold_s"], 2)
+        result["startup"] = {k: round(v, 2) for k, v in startup.items()}
     print("RESULT " + json.dumps(result))
 
 

@@ -36,13 +36,13 @@ from custom_components.pm_dvr.const import (
     CONF_STORAGE_PATH,
     DOMAIN,
 )
-from custom_components.pm_dvr.core.layout import events_dir, recordings_dir
+from custom_components.pm_dvr.core.layout import events_dir, index_dir, recordings_dir
 from custom_components.pm_dvr.core.retention import BYTES_PER_GB
 from custom_components.pm_dvr.retention import RetentionManager, format_gb, retention_config
 
 from .common import wait_for
 from .conftest import camera_subentry
-from .footage import BASE, SIZE, gb, iso, make_clips
+from .footage import BASE, CAMERAS, SIZE, gb, iso, make_clips
 from .rig.rtsp import RtspServer
 
 NO_FLOOR = {CONF_MIN_FREE_GB: 0}  # tests must not depend on the free space of the test disk
@@ -232,6 +232,42 @@ async def test_age_limits(
     assert len(list(planted["busy"].rglob("*.mp4"))) == 1
     # Emptied day folders are removed.
     assert set(recordings_dir(storage_path).glob("*/*")) == {p.parent for p in recent}
+
+
+@pytest.mark.parametrize("camera_subentries", [[]])
+@pytest.mark.parametrize(
+    "hub_options", [{CONF_MAX_STORAGE_GB: 100.0, CONF_MAX_AGE_DAYS: 0, **NO_FLOOR}]
+)
+async def test_restarts_read_the_index_saved_for_quiet_days(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, storage_path: Path
+) -> None:
+    """Day folders nobody writes to are indexed once and read back from their saved blocks at
+    the next start; a clip removed by hand in between is noticed, and the sensors agree."""
+    clips = make_clips(storage_path, per_camera=30)  # 30 minutes, five days ago
+    for folder in {clip.parent for clip in clips}:
+        os.utime(folder, (BASE, BASE))
+    expected = (len(clips) * SIZE, iso(BASE))
+
+    def shown() -> tuple[int, str | None]:
+        size = round(float(sensor(hass, "recordings_size")) * 1e9)
+        return size, iso(datetime.fromisoformat(sensor(hass, "oldest_recording")).timestamp())
+
+    await set_up(hass, mock_config_entry)
+    assert shown() == expected
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    blocks = sorted(index_dir(storage_path).rglob("*.idx"))
+    assert [b.parent.name for b in blocks] == sorted(CAMERAS)
+
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert shown() == expected
+    assert len(mock_config_entry.runtime_data.index.clips("front")) == 30
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+    clips[0].unlink()  # the oldest, front's
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert shown() == ((len(clips) - 1) * SIZE, iso(BASE + 7))
 
 
 @pytest.mark.parametrize("camera_subentries", [[]])

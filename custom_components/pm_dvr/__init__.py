@@ -29,7 +29,7 @@ from .const import (
 from .coordinator import CameraCoordinator, HubCoordinator
 from .core.capture import CaptureManager, EventInfo
 from .core.clips import ClipIndex
-from .core.layout import ensure_storage, recordings_dir
+from .core.layout import ensure_storage, index_dir, recordings_dir
 from .core.recorder import recover_partials
 from .core.urls import strip_credentials
 from .data import PmDvrConfigEntry, PmDvrData
@@ -104,7 +104,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PmDvrConfigEntry) -> boo
     storage = Path(entry.data[CONF_STORAGE_PATH])
     with translate_errors("setup"):
         await hass.async_add_executor_job(ensure_storage, storage)
-    index = ClipIndex(recordings_dir(storage))
+    index = ClipIndex(recordings_dir(storage), blocks_dir=index_dir(storage))
     # Clips left open by a crash or power cut are finalised and kept, before the index is built.
     await hass.async_add_executor_job(_recover_and_scan, storage, index)
     entry.runtime_data = PmDvrData(
@@ -181,7 +181,7 @@ async def _async_start_capture(hass: HomeAssistant, entry: PmDvrConfigEntry) -> 
 
 
 def _recover_and_scan(storage: Path, index: ClipIndex) -> None:
-    recovered = recover_partials(storage)
+    recovered = recover_partials(storage, index.folders_to_scan())
     if recovered:
         LOGGER.warning("Recovered %d clip(s) left open by an unclean stop", len(recovered))
     index.scan()

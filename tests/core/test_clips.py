@@ -7,11 +7,13 @@ import gc
 import os
 from pathlib import Path
 import random
+import shutil
 import time
 import tracemalloc
 
 import pytest
 
+from custom_components.pm_dvr.core import clips as clips_module
 from custom_components.pm_dvr.core.clips import (
     _CHUNK,
     Clip,
@@ -25,9 +27,11 @@ from custom_components.pm_dvr.core.layout import (
     clip_path,
     ensure_storage,
     free_bytes,
+    index_dir,
     recordings_dir,
     slugify,
 )
+from custom_components.pm_dvr.core.recorder import recover_partials
 
 BASE = time.mktime((2026, 11, 22, 10, 0, 0, 0, 0, -1))
 
@@ -108,6 +112,116 @@ def test_scan_reads_what_clip_from_path_reads(tmp_path: Path) -> None:
     expected = sorted((clip_from_path("cam", p) for p in files), key=lambda c: c and c.start)
     assert [fields(c) for c in clips] == [fields(c) for c in expected]
     assert index.total_size() == sum(p.stat().st_size for p in files)
+
+
+def every_field(index: ClipIndex) -> list[tuple[object, ...]]:
+    return [fields(c) for camera in sorted(index.cameras()) for c in index.clips(camera)]
+
+
+def test_saved_day_blocks_stand_in_for_unchanged_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day folders untouched for a while are saved as blocks and read back instead of listed,
+    until a clip is added or removed, the time zone changes or the block is damaged; the index
+    is always the one a plain scan builds."""
+    recordings, blocks = recordings_dir(tmp_path), index_dir(tmp_path)
+    old = time.time() - 86400
+    for day in range(3):
+        for i in range(4):
+            make_clip(tmp_path, "front", BASE + day * 86400 + i * 10, size=10 + i)
+    make_clip(tmp_path, "back", BASE + 5)
+    make_clip(tmp_path, "back", BASE + 86400 + 5)
+    folders = sorted(p for p in recordings.glob("*/*") if p.is_dir())
+    for folder in folders:
+        os.utime(folder, (old, old))
+    today = clip_path(tmp_path, "front", BASE + 3 * 86400).parent
+    make_clip(tmp_path, "front", BASE + 3 * 86400)  # a folder still written to: never saved
+
+    listed: list[str] = []
+    real_scan_day = clips_module._scan_day
+
+    def scan_day(cam: object, day_dir: str, day: str, starts: object) -> bool:
+        listed.append(f"{os.path.basename(os.path.dirname(day_dir))}/{day}")
+        return real_scan_day(cam, day_dir, day, starts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(clips_module, "_scan_day", scan_day)
+
+    def plain_scan() -> list[tuple[object, ...]]:
+        index = ClipIndex(recordings)
+        index.scan()
+        return every_field(index)
+
+    first = ClipIndex(recordings, blocks_dir=blocks)
+    assert first.scan() == 15
+    assert len(listed) == 6  # all listed once, the five quiet folders saved
+    assert sorted(p.relative_to(blocks).as_posix() for p in blocks.rglob("*.idx")) == [
+        f"{f.parent.name}/{f.name}.idx" for f in folders
+    ]
+    assert first.folders_to_scan() == [today]
+
+    listed.clear()
+    second = ClipIndex(recordings, blocks_dir=blocks)
+    assert second.scan() == 15
+    assert listed == ["front/" + today.name]  # the rest came from blocks
+    assert every_field(second) == every_field(first) == plain_scan()
+    assert (
+        second.total_size()
+        == first.total_size()
+        == sum(p.stat().st_size for p in recordings.rglob("*.mp4"))
+    )
+
+    # A clip deleted from a quiet folder: that folder is listed again (and not saved while it
+    # was just touched); blocks of folders and cameras that are gone are removed.
+    clip_path(tmp_path, "front", BASE + 10).unlink()
+    shutil.rmtree(folders[0].parent.parent / "back")
+    listed.clear()
+    third = ClipIndex(recordings, blocks_dir=blocks)
+    assert third.scan() == 12
+    assert sorted(listed) == sorted(["front/" + today.name, "front/" + folders[2].name])
+    assert every_field(third) == plain_scan()
+    assert not (blocks / "back").exists()
+
+    # A damaged block and a changed time zone: listed again, never trusted.
+    (blocks / "front" / f"{folders[3].name}.idx").write_bytes(b"PMDVRIX1")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        listed.clear()
+        fourth = ClipIndex(recordings, blocks_dir=blocks)
+        assert fourth.scan() == 12
+        assert len(listed) == 4
+        assert every_field(fourth) == plain_scan()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_blocks_that_cannot_be_written_leave_the_scan_alone(tmp_path: Path) -> None:
+    """A read-only or missing blocks folder only costs the next start-up its speed."""
+    make_clip(tmp_path, "cam", BASE)
+    folder = clip_path(tmp_path, "cam", BASE).parent
+    os.utime(folder, (BASE, BASE))
+    (tmp_path / "blocks").write_text("a file where the folder should be")
+    index = ClipIndex(recordings_dir(tmp_path), blocks_dir=tmp_path / "blocks")
+    assert index.scan() == 1
+    assert index.folders_to_scan() == [folder]
+
+
+def test_crash_recovery_looks_in_changed_folders_only(tmp_path: Path) -> None:
+    """A part in a folder the index saved is left to the next scan of it; one in a folder
+    without a current block (where a crash writes) is recovered (here: removed, no frame)."""
+    recordings, blocks = recordings_dir(tmp_path), index_dir(tmp_path)
+    make_clip(tmp_path, "cam", BASE)
+    quiet = clip_path(tmp_path, "cam", BASE).parent
+    os.utime(quiet, (BASE, BASE))
+    ClipIndex(recordings, blocks_dir=blocks).scan()
+    busy = clip_path(tmp_path, "cam", BASE + 86400).parent
+    busy.mkdir()
+    (busy / "20261123-100000.mp4.part").write_bytes(b"")
+    folders = ClipIndex(recordings, blocks_dir=blocks).folders_to_scan()
+    assert folders == [busy]
+    assert recover_partials(tmp_path, folders) == []
+    assert not (busy / "20261123-100000.mp4.part").exists()
 
 
 def test_clips_of_one_second_keep_their_order(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import os
 import threading
 import time
 
@@ -14,6 +15,7 @@ from numpy.typing import NDArray
 import pytest
 
 from custom_components.pm_dvr.core.motion import (
+    ANALYSIS_NICE,
     DRAW_MAX_HEIGHT,
     MotionConfig,
     MotionDetector,
@@ -366,6 +368,21 @@ def test_worker_decodes_samples_and_reports(clips: dict[str, SceneTruth]) -> Non
     )
     worker.feed(packets[0])  # after stop: ignored, no error
     assert worker.stats.analysed_frames == stats.analysed_frames
+
+
+def test_worker_yields_the_cpu_to_the_event_loop() -> None:
+    """The analysis thread runs ANALYSIS_NICE nicer than the thread that made it; the caller
+    keeps its own priority."""
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = MotionWorker(MotionConfig(), lambda r, img: None)
+    try:
+        thread = worker._thread.native_id
+        assert thread is not None
+        wanted = min(19, mine + ANALYSIS_NICE)
+        wait_until(lambda: os.getpriority(os.PRIO_PROCESS, thread) == wanted)
+    finally:
+        worker.stop()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 def test_worker_drops_to_next_keyframe_when_behind(clips: dict[str, SceneTruth]) -> None:

@@ -13,19 +13,27 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator
+import contextlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 import heapq
+import itertools
+import logging
 import math
+import operator
 import os
 from pathlib import Path
 import re
+import shutil
 import stat
+import struct
 import threading
 import time
-from typing import Final
+from typing import Any, Final
 
 from . import walltime
+
+_LOGGER = logging.getLogger(__name__)
 
 CLIP_SUFFIX = ".mp4"
 PART_SUFFIX = ".part"
@@ -165,6 +173,13 @@ _REACH: Final = 2 * 86400
 """A plain name's wall time lies within its UTC offset (at most a day) of its start."""
 _CHUNK: Final = 64
 """Clips materialised per lock hold while walking the index (oldest): well under a ms."""
+_BLOCK_HEAD: Final = struct.Struct("=8sqqqq")
+"""A saved day block's header: magic, the folder's inode and mtime (ns), count, byte order."""
+_BLOCK_MAGIC: Final = b"PMDVRIX1"
+_BLOCK_ORDER: Final = 0x0102030405060708
+_BLOCK_SUFFIX: Final = ".idx"
+_STABLE_NS: Final = 120 * 10**9
+"""A day folder untouched this long gets a saved block (today's, written every 10 s, does not)."""
 
 
 @lru_cache(maxsize=4096)
@@ -197,6 +212,10 @@ def _folder_wall(folder: str) -> int | None:
     except (OverflowError, ValueError):
         return None
     return wall if _day_texts(wall // 86400)[0] == folder else None
+
+
+def _reordered(column: array[Any], order: list[int]) -> array[Any]:
+    return array(column.typecode, map(column.__getitem__, order))
 
 
 class _Camera:
@@ -235,6 +254,10 @@ class _Camera:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def columns(self) -> tuple[array[Any], ...]:
+        """The parallel arrays, in the order a saved block holds them."""
+        return (self.starts, self.ends, self.sizes, self.inodes, self.tags)
 
     def tag(self, start: float, path: Path) -> int:
         """The tag of a clip: its offset when the path is the plain one of its start, else odd."""
@@ -364,18 +387,24 @@ class _Camera:
         match = _CLIP_NAME.match(self.odd[tag - _ODD].name)
         return int(match.group(11) or 0) if match else 0
 
-    def sort(self, suffixed: bool) -> None:
-        """Sort by start (then N of `-N` names when there are some), after a scan."""
+    def sort(self, suffixed: bool, lo: int = 0) -> None:
+        """Sort clips [lo:] by start (then N of `-N` names when there are some), after a scan."""
         starts = self.starts
         if suffixed:
-            order = sorted(range(len(starts)), key=lambda i: (starts[i], self.suffix(i)))
+            order = sorted(range(lo, len(starts)), key=lambda i: (starts[i], self.suffix(i)))
         else:
-            order = sorted(range(len(starts)), key=starts.__getitem__)
-        self.starts = array("d", map(starts.__getitem__, order))
-        self.ends = array("d", map(self.ends.__getitem__, order))
-        self.sizes = array("q", map(self.sizes.__getitem__, order))
-        self.inodes = array("Q", map(self.inodes.__getitem__, order))
-        self.tags = array("i", map(self.tags.__getitem__, order))
+            order = sorted(range(lo, len(starts)), key=starts.__getitem__)
+        for column in self.columns():
+            column[lo:] = _reordered(column, order)
+
+    def is_sorted(self) -> bool:
+        """Whether starts never decrease (day folders scanned in order usually leave them so)."""
+        starts = self.starts
+        return all(map(operator.le, starts, itertools.islice(starts, 1, None)))
+
+    def names_give_starts(self, i: int) -> bool:
+        """Whether clip i's name still gives its start (it does not once the time zone changed)."""
+        return clip_start_from_name(self.path(i).name, self.ends[i]) == self.starts[i]
 
 
 def _scan_day(cam: _Camera, day_dir: str, day: str, starts: _StartCache) -> bool:
@@ -441,6 +470,117 @@ def _scan_day(cam: _Camera, day_dir: str, day: str, starts: _StartCache) -> bool
     return suffixed
 
 
+class _Blocks:
+    """One camera's saved index blocks, `<blocks>/<camera>/<day>.idx`: a day folder's clips.
+
+    A start-up reads a month of clips from a few hundred files instead of stat-ing two million.
+    A block is used only while its folder has the inode and mtime it was made from (a clip
+    added, renamed or deleted since changes the mtime) and its clip names still give its start
+    times (a changed time zone does not); otherwise the folder is scanned, as without blocks.
+    Blocks are written only for folders untouched for a while (never today's, which changes
+    every clip) and never with odd names in them, which keep their paths in a dict.
+    """
+
+    __slots__ = ("folder",)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, day: str) -> Path:
+        return self.folder / (day + _BLOCK_SUFFIX)
+
+    def load(self, cam: _Camera, day: str, st: os.stat_result) -> bool:
+        """Append the saved clips of a day folder to `cam`, or False (nothing appended)."""
+        try:
+            data = memoryview(self._path(day).read_bytes())
+        except OSError:
+            return False
+        if not self.matches(data, st):
+            return False
+        count = _BLOCK_HEAD.unpack_from(data)[3]
+        if len(data) != _BLOCK_HEAD.size + count * sum(c.itemsize for c in cam.columns()):
+            return False
+        mark, offset = len(cam), _BLOCK_HEAD.size
+        for column in cam.columns():
+            size = count * column.itemsize
+            column.frombytes(data[offset : offset + size])
+            offset += size
+        if count and not (cam.names_give_starts(mark) and cam.names_give_starts(len(cam) - 1)):
+            for column in cam.columns():
+                del column[mark:]
+            return False
+        cam.bytes += sum(cam.sizes[mark:])
+        return True
+
+    @staticmethod
+    def matches(data: memoryview | bytes, st: os.stat_result) -> bool:
+        """Whether a block's header is that of the folder as it is now."""
+        if len(data) < _BLOCK_HEAD.size:
+            return False
+        magic, inode, mtime, _count, order = _BLOCK_HEAD.unpack_from(data)
+        return bool(
+            magic == _BLOCK_MAGIC
+            and order == _BLOCK_ORDER
+            and inode == st.st_ino
+            and mtime == st.st_mtime_ns
+        )
+
+    def is_current(self, day: str, st: os.stat_result) -> bool:
+        """Whether the folder has a block made from it as it is now (its header alone)."""
+        try:
+            with self._path(day).open("rb") as file:
+                return self.matches(file.read(_BLOCK_HEAD.size), st)
+        except OSError:
+            return False
+
+    def save(self, cam: _Camera, mark: int, day: str, st: os.stat_result) -> None:
+        """Keep clips [mark:] (just scanned from the folder `st` describes) for next time."""
+        count = len(cam) - mark
+        if time.time_ns() - st.st_mtime_ns < _STABLE_NS or (count and max(cam.tags[mark:]) >= _ODD):
+            return
+        path = self._path(day)
+        temporary = path.with_suffix(".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with temporary.open("wb") as file:
+                file.write(
+                    _BLOCK_HEAD.pack(_BLOCK_MAGIC, st.st_ino, st.st_mtime_ns, count, _BLOCK_ORDER)
+                )
+                for column in cam.columns():
+                    file.write(memoryview(column)[mark:])
+            temporary.replace(path)
+        except OSError as err:  # a read-only or full disk: the next start scans the folder
+            _LOGGER.debug("Cannot save the index block of %s/%s: %s", cam.name, day, err)
+
+    def prune(self, days: Collection[str]) -> None:
+        """Remove the blocks of day folders that are gone (and half-written ones)."""
+        try:
+            blocks = list(self.folder.iterdir())
+        except OSError:
+            return
+        for block in blocks:
+            if block.suffix != _BLOCK_SUFFIX or block.stem not in days:
+                with contextlib.suppress(OSError):
+                    block.unlink()
+
+
+def day_folders(recordings: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(camera, day folder entry) for every day folder, cameras and days in name order."""
+    if not recordings.is_dir():
+        return
+    cameras = sorted(
+        (e for e in os.scandir(recordings) if e.is_dir(follow_symlinks=False)),
+        key=operator.attrgetter("name"),
+    )
+    for camera in cameras:
+        days = sorted(
+            (e for e in os.scandir(camera.path) if e.is_dir(follow_symlinks=False)),
+            key=operator.attrgetter("name"),
+        )
+        for day in days:
+            yield camera.name, day
+
+
 def clip_from_path(camera: str, path: Path) -> Clip | None:
     """Describe a clip file from its name and one stat (end = last modification). Blocking."""
     starts = clip_starts_from_name(path.name)
@@ -463,8 +603,9 @@ class ClipIndex:
     for what a query returns.
     """
 
-    def __init__(self, recordings_dir: Path) -> None:
+    def __init__(self, recordings_dir: Path, blocks_dir: Path | None = None) -> None:
         self.recordings_dir = recordings_dir
+        self.blocks_dir = blocks_dir
         self._lock = threading.Lock()
         self._cameras: dict[str, _Camera] = {}
         self._count = 0
@@ -481,30 +622,73 @@ class ClipIndex:
     def scan(self) -> int:
         """(Re)build the index from `<recordings>/<camera>/<day>/*.mp4`. Blocking; returns count.
 
-        Uses scandir so a clip costs one directory entry and one stat, not a tree walk per query.
-        Day folders are listed through a descriptor (stat relative to it, no path lookup) and
-        clip names are parsed against a per-day base time: 100,000 clips take well under a second.
+        A day folder with a current saved block (see _Blocks) is read from it; any other is
+        listed with scandir, a clip costing one directory entry and one stat (day folders are
+        listed through a descriptor, names parsed against a per-day base time), and saved as a
+        block once it is no longer written to. Day folders go in name order, each sorted as
+        it is read, so a camera is usually in order at the end without a sort of the whole.
         """
         found: dict[str, _Camera] = {}
-        if self.recordings_dir.is_dir():
-            starts = _StartCache()
-            for camera_entry in os.scandir(self.recordings_dir):
-                if not camera_entry.is_dir(follow_symlinks=False):
-                    continue
-                name = camera_entry.name
-                cam = _Camera(name, str(self.recordings_dir / name) + os.sep)
-                suffixed = False
-                for day_entry in os.scandir(camera_entry.path):
-                    if day_entry.is_dir(follow_symlinks=False):
-                        found_suffix = _scan_day(cam, day_entry.path, day_entry.name, starts)
-                        suffixed = suffixed or found_suffix
-                cam.sort(suffixed)
-                found[name] = cam
+        starts = _StartCache()
+        suffixed: set[str] = set()
+        days_of: dict[str, set[str]] = {}
+        for name, day_entry in day_folders(self.recordings_dir):
+            cam = found.get(name)
+            if cam is None:
+                cam = found[name] = _Camera(name, str(self.recordings_dir / name) + os.sep)
+                days_of[name] = set()
+            blocks = None if self.blocks_dir is None else _Blocks(self.blocks_dir / name)
+            try:
+                st = day_entry.stat(follow_symlinks=False)  # before listing: see _Blocks
+            except OSError:
+                continue
+            day = day_entry.name
+            days_of[name].add(day)
+            if blocks is not None and blocks.load(cam, day, st):
+                continue
+            mark = len(cam)
+            day_suffixed = _scan_day(cam, day_entry.path, day, starts)
+            if day_suffixed:
+                suffixed.add(name)
+            cam.sort(day_suffixed, mark)
+            if blocks is not None:
+                blocks.save(cam, mark, day, st)
+        for name, cam in found.items():
+            if name in suffixed or not cam.is_sorted():
+                cam.sort(name in suffixed)
+        if self.blocks_dir is not None:
+            self._prune_blocks(days_of)
         with self._lock:
             self._cameras = found
             self._count = sum(len(cam) for cam in found.values())
             self._bytes = sum(cam.bytes for cam in found.values())
             return self._count
+
+    def _prune_blocks(self, days_of: dict[str, set[str]]) -> None:
+        """Drop the blocks of folders and cameras that are gone."""
+        assert self.blocks_dir is not None
+        for name, days in days_of.items():
+            _Blocks(self.blocks_dir / name).prune(days)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.blocks_dir):
+                if entry.name not in days_of and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    def folders_to_scan(self) -> list[Path]:
+        """Day folders without a current saved block: the only ones a crash can have changed
+        (recovering its clips looks in these alone). Blocking; a stat and a read of 40 bytes
+        a folder."""
+        folders = []
+        for name, day_entry in day_folders(self.recordings_dir):
+            if self.blocks_dir is not None:
+                try:
+                    st = day_entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if _Blocks(self.blocks_dir / name).is_current(day_entry.name, st):
+                    continue
+            folders.append(Path(day_entry.path))
+        return folders
 
     def add(self, clip: Clip) -> None:
         """Learn a clip that just closed and tell the listeners (from the caller's thread)."""

@@ -4,6 +4,7 @@
     (".part" while written; `_pHHMM`/`_mHHMM`, the UTC offset, only in an hour repeated by DST)
 <storage>/events/<event_id>/event.json
 <storage>/events/<event_id>/<camera_slug>/<clip name>                   (hard links)
+<storage>/index/<camera_slug>/<YYYY-MM-DD>.idx   (the clip index of a day folder, see clips.py)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import walltime
 
 RECORDINGS = "recordings"
 EVENTS = "events"
+INDEX = "index"
 EVENT_FILE = "event.json"
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -40,6 +42,11 @@ def recordings_dir(storage: Path) -> Path:
 def events_dir(storage: Path) -> Path:
     """Folder of events."""
     return storage / EVENTS
+
+
+def index_dir(storage: Path) -> Path:
+    """Folder of the clip index's saved day blocks (rebuilt from the recordings if lost)."""
+    return storage / INDEX
 
 
 def clip_name(start: float) -> str:

@@ -46,6 +46,7 @@ import contextlib
 from dataclasses import dataclass, field
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -58,6 +59,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 _LOGGER = logging.getLogger(__name__)
+
+# Motion analysis is the one CPU-heavy thing pm_dvr does (its decoder runs in the worker thread
+# itself). On a small machine busy with it, Home Assistant's event loop must still get the CPU
+# at once when it wakes, so the worker runs this much nicer (Linux keeps nice values per thread).
+ANALYSIS_NICE = 10
 
 ANALYSIS_HEIGHT = 180
 """Analysis frames are this tall (width keeps the aspect ratio): plenty for a person far away."""
@@ -818,6 +824,17 @@ type ResultCallback = Callable[[MotionResult, NDArray[np.uint8] | None], None]
 type _Item = tuple[int, av.Packet, float | None]
 
 
+def _lower_priority(increment: int) -> None:
+    """Make the calling thread nicer by `increment` (only this thread on Linux; a system
+    without per-thread priorities, or one that refuses, leaves it as it is)."""
+    try:
+        thread = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, now + increment)
+    except (AttributeError, OSError) as err:
+        _LOGGER.debug("Motion analysis keeps its priority: %s", err)
+
+
 class MotionWorker:
     """Decodes one camera's video packets and runs the detector in its own thread.
 
@@ -923,6 +940,7 @@ class MotionWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        _lower_priority(ANALYSIS_NICE)
         ctx: av.CodecContext | None = None
         generation = 0
         next_due: float | None = None

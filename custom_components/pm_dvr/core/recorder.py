@@ -17,7 +17,7 @@ as the stall.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 import contextlib
 from dataclasses import dataclass
 import enum
@@ -856,19 +856,24 @@ def _recovered_name(storage: Path, part: Path, modified: float) -> Path:
     return moved
 
 
-def recover_partials(storage: Path) -> list[Path]:
+def recover_partials(storage: Path, folders: Iterable[Path] | None = None) -> list[Path]:
     """Finalise the `.part` clips a crash left behind (blocking; run before the index scan).
 
     Each is trimmed to its last complete fragment (a fragment cut short by the crash would stop
     browsers) and renamed to `.mp4` with its modification time kept (named by its content when
     its name lay in the future). Parts that hold no frame at all (0 bytes, or only the header)
-    are removed. Returns the finished clip paths.
+    are removed. Returns the finished clip paths. `folders` limits the search to those day
+    folders (`ClipIndex.folders_to_scan`: the others have not changed since they were indexed).
     """
     root = recordings_dir(storage)
     recovered: list[Path] = []
     if not root.is_dir():
         return recovered
-    for part in sorted(root.glob(f"*/*/*{PART_SUFFIX}")):
+    if folders is None:
+        parts = sorted(root.glob(f"*/*/*{PART_SUFFIX}"))
+    else:
+        parts = sorted(part for folder in folders for part in folder.glob(f"*{PART_SUFFIX}"))
+    for part in parts:
         try:
             st = part.stat()
             end, has_fragment = complete_end(part)
