@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from custom_components.pm_dvr.core import stream as stream_module
 from custom_components.pm_dvr.core.errors import (
     InvalidUrlError,
     StreamError,
@@ -22,7 +23,6 @@ from custom_components.pm_dvr.core.errors import (
     UnsupportedCodecError,
 )
 from custom_components.pm_dvr.core.probe import StreamInfo, probe_stream
-from custom_components.pm_dvr.core import stream as stream_module
 from custom_components.pm_dvr.core.stream import (
     FAST_RETRIES,
     MAX_RETRY,
@@ -404,8 +404,10 @@ def test_snapshot_packets_are_kept_only_while_snapshots_are_asked_for(
         keyframe_seen = time.monotonic()
         packets = session.stats.video_packets
         wait_until(
-            lambda: session.stats.video_packets >= packets + 30
-            and time.monotonic() - keyframe_seen > stream_module.FRESH_KEYFRAME + 0.1
+            lambda: (
+                session.stats.video_packets >= packets + 30
+                and time.monotonic() - keyframe_seen > stream_module.FRESH_KEYFRAME + 0.1
+            )
         )
         return shown(session.snapshot_jpeg())
 
