@@ -425,12 +425,16 @@ def test_a_changed_stream_ends_viewers() -> None:
 
 
 def test_snapshot_is_the_newest_frame(tmp_path: Path) -> None:
-    """Long after the keyframe, a snapshot shows the newest frame, not the keyframe."""
-    with RtspServer({"/cam": "synthetic:320x180@25:300:250"}) as server:  # a 10 s GOP
+    """Once snapshots are being asked for, a snapshot long after the keyframe shows the newest
+    frame, not the keyframe (the packets after a keyframe are kept from the next one on)."""
+    with RtspServer({"/cam": "synthetic:320x180@25:300:100"}) as server:  # a 4 s GOP
         session = StreamSession("cam", server.url("/cam"))
         session.start()
         try:
             wait_until(lambda: session._gop is not None)
+            assert session.snapshot_jpeg() is not None  # asked: keep the next GOP's packets
+            keyframes = session.stats.keyframes
+            wait_until(lambda: session.stats.keyframes > keyframes)
             keyframe = session.snapshot_jpeg()
             time.sleep(1.5)
             first = session.snapshot_jpeg()
