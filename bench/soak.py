@@ -40,6 +40,7 @@ from pathlib import Path
 import shutil
 import statistics
 import sys
+import threading
 import time
 from typing import Any
 
@@ -139,6 +140,44 @@ class LoopProbe:
             self.lags.append(lag)
             if lag > 0.02:
                 self.spikes.append((time.time(), lag))
+
+
+class CpuTimes:
+    """The machine's CPU time by kind (/proc/stat), sampled every 100 ms, to tell a loop held by
+    this process from one whose virtual CPU the host took away (steal) or that waited on disk."""
+
+    KINDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, list[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-times", daemon=True)
+
+    @staticmethod
+    def read() -> list[int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(value) for value in stat.readline().split()[1:9]]
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.samples.append((time.time(), self.read()))
+
+    def start(self) -> None:
+        self.samples.append((time.time(), self.read()))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def shares(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float]:
+        """Each kind's share (%) of the CPU time between the samples around `since`..`until`."""
+        inside = [values for wall, values in self.samples if since - 0.15 <= wall <= until + 0.15]
+        if len(inside) < 2:
+            return {}
+        spent = [b - a for a, b in zip(inside[0], inside[-1], strict=True)]
+        total = sum(spent) or 1
+        return {kind: 100.0 * value / total for kind, value in zip(self.KINDS, spent, strict=True)}
 
 
 def make_files(workdir: Path, paths: list[str]) -> None:
@@ -284,6 +323,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
 
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
+    cpu_times = CpuTimes()
+    cpu_times.start()
     print(f"running {args.minutes:g} min ...", flush=True)
     try:
         await asyncio.gather(probe.run(until), pick_now_and_then())
@@ -297,6 +338,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         silent.__exit__(None, None, None)
         executor.shutdown(wait=False, cancel_futures=True)
         gc.callbacks.remove(gc_pauses)
+        cpu_times.stop()
 
     # -- the anchors ------------------------------------------------------------------------------
     anchor_pick = anchor_due_ms(items, time.time())  # the same jobs, due around now
@@ -329,8 +371,17 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "log_lines": repeats.lines,
         "repeated": repeated,
         "gc_pauses": gc_pauses.pauses,
-        "spikes": probe.spikes,
+        "spikes": [
+            (wall, lag, cpu_times.shares(wall - lag - PROBE_PERIOD, wall))
+            for wall, lag in probe.spikes
+        ],
+        "cpu_shares": cpu_times.shares(),
     }
+
+
+def shares_text(shares: dict[str, float]) -> str:
+    kinds = ("user", "nice", "system", "iowait", "steal", "idle")
+    return ", ".join(f"{kind} {shares.get(kind, 0.0):.0f} %" for kind in kinds)
 
 
 def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -382,9 +433,10 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"{max(full, default=0.0):.1f} ms, longest young "
         f"{max((ms for g, ms in r['gc_pauses'] if g < 2), default=0.0):.1f} ms"
     )
-    for wall, lag in r["spikes"]:
+    print("machine CPU time over the run: " + shares_text(r["cpu_shares"]))
+    for wall, lag, shares in r["spikes"]:
         stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
-        print(f"  loop lag {lag * 1000:.1f} ms, woken at {stamp}")
+        print(f"  loop lag {lag * 1000:.1f} ms, woken at {stamp}; CPU then: {shares_text(shares)}")
     for (name, message), count in r["repeated"][:5]:
         print(f"  repeated {count}x: {name}: {message[:120]}")
     return result
