@@ -114,14 +114,15 @@ class GcPauses:
     """How long each cycle collection held the GIL (the loop waits for it like for any work)."""
 
     def __init__(self) -> None:
-        self.pauses: list[tuple[int, float]] = []
+        self.pauses: list[tuple[int, float, str]] = []  # generation, ms, the thread it ran in
         self._began = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            self.pauses.append((info["generation"], (time.perf_counter() - self._began) * 1000))
+            held = (time.perf_counter() - self._began) * 1000
+            self.pauses.append((info["generation"], held, threading.current_thread().name))
 
 
 class LoopProbe:
@@ -427,12 +428,13 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"hung target shown as a problem {hung_text}; {r['motion_results']} motion results; "
         f"{r['log_lines']} pm_dvr log lines ({OUT / 'soak.log'}); {len(r['lags'])} loop probes"
     )
-    full = [ms for generation, ms in r["gc_pauses"] if generation == 2]
+    full = [(ms, thread) for generation, ms, thread in r["gc_pauses"] if generation == 2]
     print(
-        f"cycle collections: {len(r['gc_pauses'])}, of them {len(full)} full, longest full "
-        f"{max(full, default=0.0):.1f} ms, longest young "
-        f"{max((ms for g, ms in r['gc_pauses'] if g < 2), default=0.0):.1f} ms"
+        f"cycle collections: {len(r['gc_pauses'])}, of them {len(full)} full, longest young "
+        f"{max((ms for g, ms, _ in r['gc_pauses'] if g < 2), default=0.0):.1f} ms"
     )
+    for ms, thread in full:
+        print(f"  full collection {ms:.1f} ms, in thread {thread}")
     print("machine CPU time over the run: " + shares_text(r["cpu_shares"]))
     for wall, lag, shares in r["spikes"]:
         stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
