@@ -326,9 +326,16 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     gc.callbacks.append(gc_pauses)
     cpu_times = CpuTimes()
     cpu_times.start()
-    print(f"running {args.minutes:g} min ...", flush=True)
+    print(f"running {args.minutes:g} min on Python {sys.version.split()[0]} ...", flush=True)
     try:
         await asyncio.gather(probe.run(until), pick_now_and_then())
+        # Python runs a full collection when it sees fit (none in most 10-minute runs): time
+        # three now, with the cameras running and everything loaded, as the loop would wait.
+        full_collections = []
+        for _ in range(3):
+            began = time.perf_counter()
+            gc.collect()
+            full_collections.append((time.perf_counter() - began) * 1000.0)
     finally:
         for session_i, worker, _ in cameras:
             await run(session_i.stop)
@@ -377,6 +384,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             for wall, lag in probe.spikes
         ],
         "cpu_shares": cpu_times.shares(),
+        "full_collections": full_collections,
     }
 
 
@@ -435,6 +443,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     )
     for ms, thread in full:
         print(f"  full collection {ms:.1f} ms, in thread {thread}")
+    timed = ", ".join(f"{ms:.1f}" for ms in r["full_collections"])
+    print(f"full collections timed at the end (all loaded, cameras running): {timed} ms")
     print("machine CPU time over the run: " + shares_text(r["cpu_shares"]))
     for wall, lag, shares in r["spikes"]:
         stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
