@@ -1221,6 +1221,43 @@ async def test_queue_items_and_changes(tmp_path: Path) -> None:
     await queue.close()
 
 
+async def test_queue_views_follow_their_job_and_keep_every_field(tmp_path: Path) -> None:
+    """Jobs are tuples in memory; what callers see is a mapping with every stored field (an
+    unknown one from a newer version too), showing later changes until the job is gone."""
+    stored = {
+        "id": "a",
+        "kind": "event",
+        "path": "events/e1",
+        "target": "t",
+        "deferred_delete": ["events/e1/clip.mp4"],
+        "from_a_newer_version": 7,
+    }
+    queue = SyncQueue([stored])
+    view = queue.get("a")
+    assert view is not None
+    expected = stored | {
+        "attempts": 0,
+        "next_attempt": 0.0,
+        "last_error": None,
+        "added": 0.0,
+        "first_failure": None,
+        "failed": None,
+    }
+    assert dict(view) == expected
+    assert len(view) == len(expected)
+    assert queue.jobs() == [expected]
+    await queue.update("a", attempts=2, deferred_delete=[])
+    assert view["attempts"] == 2
+    assert view["deferred_delete"] == []
+    assert view["from_a_newer_version"] == 7
+    assert repr(view) == f"JobView({dict(view)!r})"
+    removed = await queue.remove("a")
+    assert removed is not None
+    assert removed["attempts"] == view["attempts"] == 2  # as last seen
+    with pytest.raises(KeyError):
+        view["no_such_field"]
+
+
 async def test_queue_in_sqlite_survives_reopen_and_damage(tmp_path: Path) -> None:
     """Only changed jobs are written, in one commit per batch; a reopened store has them all,
     failed ones included; a damaged file is set aside and the queue starts empty."""
