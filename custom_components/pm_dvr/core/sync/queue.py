@@ -117,7 +117,7 @@ _FIELDS = (
 )
 _DEFERRED = "deferred_delete"
 _INDEX = {name: i for i, name in enumerate(_FIELDS)}
-_ID, _TARGET, _NEXT = _INDEX["id"], _INDEX["target"], _INDEX["next_attempt"]
+_ID, _TARGET, _NEXT, _ADDED = (_INDEX[f] for f in ("id", "target", "next_attempt", "added"))
 type _Row = tuple[Any, ...]
 """A job in memory: the values of _FIELDS, then deferred_delete (a tuple, or None when the job
 has none), then any other fields as sorted (name, value) pairs (or None)."""
@@ -232,10 +232,10 @@ class SyncQueue:
             if job["failed"] is not None:
                 self._add_failed(job)
             else:
-                self._jobs[job["id"]] = _pack(job)
+                row = self._jobs[job["id"]] = _pack(job)
                 self._seq += 1
                 self._live[job["id"]] = self._seq
-                self._heaps.setdefault(job["target"], []).append(self._entry(job, self._seq))
+                self._heaps.setdefault(job["target"], []).append(self._entry(row, self._seq))
         for heap in self._heaps.values():
             heapq.heapify(heap)
 
@@ -352,7 +352,7 @@ class SyncQueue:
         if job_id in self._leased:
             self._leased.discard(job_id)
             if (row := self._jobs.get(job_id)) is not None:
-                self._push(_unpack(row))
+                self._push(row)
 
     def _top(self, target: str) -> HeapEntry | None:
         heap = self._heaps.get(target)
@@ -385,7 +385,7 @@ class SyncQueue:
         }
         row = self._jobs[job["id"]] = _pack(job)
         self._index(job)
-        self._push(job)
+        self._push(row)
         self._changed(job["id"])
         return _LiveJob(self, row)
 
@@ -397,10 +397,10 @@ class SyncQueue:
         job = _unpack(row)
         moved = "next_attempt" in changes and changes["next_attempt"] != job["next_attempt"]
         job.update(_copy(changes))
-        (self._jobs if job_id in self._jobs else self._failed)[job_id] = _pack(job)
+        row = (self._jobs if job_id in self._jobs else self._failed)[job_id] = _pack(job)
         if moved and job_id in self._live:
             self._unpush(job)
-            self._push(job)
+            self._push(row)
         self._changed(job_id)
 
     async def fail(self, job_id: str, **changes: Any) -> None:
@@ -421,12 +421,17 @@ class SyncQueue:
         """Put a target's failed jobs back, due now and with a fresh retry budget."""
         now = self._clock()
         ids = list(self._failed_by_target.get(target, ()))
-        for job_id in sorted(ids, key=lambda i: self._failed[i][_INDEX["added"]]):
-            job = self._drop_failed(job_id)
-            assert job is not None
-            job.update(attempts=0, first_failure=None, failed=None, next_attempt=now)
-            self._jobs[job_id] = _pack(job)
-            self._push(job)
+        for job_id in sorted(ids, key=lambda i: self._failed[i][_ADDED]):
+            failed = self._drop_failed(job_id)
+            assert failed is not None
+            job = _unpack(failed) | {
+                "attempts": 0,
+                "first_failure": None,
+                "failed": None,
+                "next_attempt": now,
+            }
+            row = self._jobs[job_id] = _pack(job)
+            self._push(row)
             self._changed(job_id, notify=False)
         if ids:
             self._notify()
@@ -445,27 +450,26 @@ class SyncQueue:
 
     async def remove(self, job_id: str) -> JobView | None:
         """Take a job out of the queue or the failed list; returns it, or None."""
-        row = self._jobs.pop(job_id, None)
-        job = _unpack(row) if row is not None else self._drop_failed(job_id)
-        if job is None:
+        row = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
+        if row is None:
             return None
+        job = _unpack(row)
         if job_id in self._live:
             self._unpush(job)
         self._leased.discard(job_id)
         self._unindex(job)
         self._changed(job_id)
-        return _LiveJob(self, _pack(job))
+        return _LiveJob(self, row)
 
     async def remove_target(self, target: str) -> int:
         """Drop every job of a target, failed ones too (the target was deleted)."""
         ids = list(self._by_target.get(target, ()))
         for job_id in ids:
-            row = self._jobs.pop(job_id, None)
-            job = _unpack(row) if row is not None else self._drop_failed(job_id)
-            assert job is not None
+            row = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
+            assert row is not None
             self._live.pop(job_id, None)
             self._leased.discard(job_id)
-            self._unindex(job)
+            self._unindex(_unpack(row))
             self._changed(job_id, notify=False)
         self._heaps.pop(target, None)
         self._dead.pop(target, None)
@@ -486,8 +490,8 @@ class SyncQueue:
             if job["failed"] is not None:
                 self._add_failed(job)
             else:
-                self._jobs[job["id"]] = _pack(job)
-                self._push(job)
+                row = self._jobs[job["id"]] = _pack(job)
+                self._push(row)
             self._changed(job["id"], notify=False)
             added += 1
         if added:
@@ -501,8 +505,8 @@ class SyncQueue:
         return job["kind"], job["path"], job["target"]
 
     @staticmethod
-    def _entry(job: Mapping[str, Any], seq: int) -> HeapEntry:
-        return float(job["next_attempt"]), float(job["added"]), seq, job["id"]
+    def _entry(row: _Row, seq: int) -> HeapEntry:
+        return float(row[_NEXT]), float(row[_ADDED]), seq, row[_ID]
 
     def _index(self, job: Job) -> None:
         self._by_key[self._key(job)] = job["id"]
@@ -528,20 +532,19 @@ class SyncQueue:
         self._failed[job["id"]] = _pack(job)
         self._failed_by_target.setdefault(job["target"], set()).add(job["id"])
 
-    def _drop_failed(self, job_id: str) -> Job | None:
+    def _drop_failed(self, job_id: str) -> _Row | None:
         row = self._failed.pop(job_id, None)
-        if row is None:
-            return None
-        ids = self._failed_by_target[row[_TARGET]]
-        ids.discard(job_id)
-        if not ids:
-            del self._failed_by_target[row[_TARGET]]
-        return _unpack(row)
+        if row is not None:
+            ids = self._failed_by_target[row[_TARGET]]
+            ids.discard(job_id)
+            if not ids:
+                del self._failed_by_target[row[_TARGET]]
+        return row
 
-    def _push(self, job: Job) -> None:
+    def _push(self, row: _Row) -> None:
         self._seq += 1
-        self._live[job["id"]] = self._seq
-        heapq.heappush(self._heaps.setdefault(job["target"], []), self._entry(job, self._seq))
+        self._live[row[_ID]] = self._seq
+        heapq.heappush(self._heaps.setdefault(row[_TARGET], []), self._entry(row, self._seq))
 
     def _unpush(self, job: Job) -> None:
         """Leave the job's heap entry dead; rebuild the heap when dead entries pile up."""
@@ -554,13 +557,12 @@ class SyncQueue:
     def _rebuild(self, target: str) -> None:
         """A fresh heap of the target's waiting, unleased jobs (O(k))."""
         heap: list[HeapEntry] = []
-        added = _INDEX["added"]
         for job_id in self._by_target.get(target, ()):
             row = self._jobs.get(job_id)
             if row is not None and job_id not in self._leased:
                 self._seq += 1
                 self._live[job_id] = self._seq
-                heap.append((float(row[_NEXT]), float(row[added]), self._seq, job_id))
+                heap.append(self._entry(row, self._seq))
         heapq.heapify(heap)
         self._heaps[target] = heap
         self._dead[target] = 0
