@@ -51,6 +51,7 @@ from custom_components.pm_dvr.core.writer import ClipWriter
 
 from .common import wait_for
 from .rig.azurite import Azurite
+from .rig.blocking import allow_queue_table
 from .rig.rtsp import RtspServer
 
 
@@ -107,7 +108,7 @@ def blockbuster() -> Iterator[BlockBuster]:
             bb.functions[name].can_block_in("coverage/collector.py", "lock_data")
         # A log line written to the test's stderr is pytest's capture, not pm_dvr's I/O.
         bb.functions["io.TextIOWrapper.write"].can_block_in("logging/__init__.py", "emit")
-        yield bb
+        yield allow_queue_table(bb)
 
 
 # HA's serialised registry entries and states differ between its lines (2026 added aliases,

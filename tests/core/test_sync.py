@@ -60,6 +60,7 @@ from custom_components.pm_dvr.core.sync import (
 )
 from custom_components.pm_dvr.core.sync.queue import WRITE_BATCH
 from tests.rig.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from tests.rig.blocking import allow_queue_table
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -92,7 +93,8 @@ needs_rclone = pytest.mark.usefixtures("rclone_installed")
 def no_blocking_calls_in_loop() -> Iterator[None]:
     """Fail on any blocking call (file I/O, sleep, ...) the sync core makes in the event loop."""
     # Logging is left out: Home Assistant logs through a queue handler, so it never blocks there.
-    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]):
+    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]) as bb:
+        allow_queue_table(bb)
         yield
 
 

@@ -1,5 +1,5 @@
-"""The queue's structure (a heap per target, nothing copied), lanes per target, timeouts on
-every target operation, the retry limit and coalesced wake-ups.
+"""The queue's structure (an index by target and due time, nothing copied), lanes per target,
+timeouts on every target operation, the retry limit and coalesced wake-ups.
 
 Hangs are real: an endpoint that accepts TCP connections and never answers (tests/rig/sockets),
 a FIFO that a read blocks on, an rclone that cannot reach its remote.
@@ -29,7 +29,6 @@ from custom_components.pm_dvr.core.sync import (
     Backoff,
     FolderConfig,
     FolderTarget,
-    HeapEntry,
     RcloneConfig,
     RcloneTarget,
     SyncQueue,
@@ -39,6 +38,7 @@ from custom_components.pm_dvr.core.sync import (
     create_azure_target,
 )
 from tests.rig.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from tests.rig.blocking import allow_queue_table
 from tests.rig.sockets import SilentServer
 
 from .test_sync import KIB, Recorder, make_event, wait_for, write_file
@@ -51,7 +51,8 @@ RCLONE = shutil.which("rclone")
 @pytest.fixture(autouse=True)
 def no_blocking_calls_in_loop() -> Iterator[None]:
     """Fail on any blocking call the sync core makes in the event loop."""
-    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]):
+    with blockbuster_ctx("custom_components.pm_dvr.core.sync", excluded_modules=["logging"]) as bb:
+        allow_queue_table(bb)
         yield
 
 
@@ -82,25 +83,16 @@ def hung_azure(server: SilentServer) -> AzureBlobConfig:
     )
 
 
-def is_heap(entries: list[HeapEntry] | tuple[HeapEntry, ...]) -> bool:
-    return all(
-        entries[i] <= entries[child]
-        for i in range(len(entries))
-        for child in (2 * i + 1, 2 * i + 2)
-        if child < len(entries)
-    )
-
-
 # ---------------------------------------------------------------- the queue's structure
 
 
-async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
+async def test_pick_from_100k_jobs_is_an_index_lookup_and_copies_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """100k jobs on two targets: each target's jobs sit in a heap ordered by due time, a pick
-    pops the earliest due job of that target only and hands out the queue's own job (a
-    read-only view, no copy), dead entries left by changes are skipped, and the heap never
-    grows far beyond the live jobs."""
+    """100k jobs on two targets: a pick is one lookup in an index ordered by target, state and
+    due time (no scan, no sort), takes the earliest due job of that target only and hands out
+    the queue's own job (a read-only view, no copy); leased, changed and removed jobs are
+    skipped or found at their new time."""
     rng = random.Random(17)
     now = 1_000_000.0
     items = [
@@ -116,10 +108,11 @@ async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
     ]
     queue = SyncQueue(items, clock=lambda: now)
     assert len(queue) == JOBS
-    for target in ("a", "b"):
-        heap = queue.heap(target)
-        assert len(heap) == JOBS // 2
-        assert is_heap(heap)
+    assert queue.count("a") == queue.count("b") == JOBS // 2
+    plan = queue.pick_plan()
+    assert "USING INDEX jobs_due (target=? AND state=?)" in plan
+    assert "SCAN" not in plan
+    assert "TEMP B-TREE" not in plan  # read in order from the index, never sorted
 
     def no_copies(*_: Any, **__: Any) -> Any:
         raise AssertionError("the queue copied a job")
@@ -152,8 +145,8 @@ async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
     with pytest.raises(TypeError):
         view["attempts"] = 1  # type: ignore[index]
 
-    # Leased jobs go back at their (new) time; changed and removed ones leave dead entries
-    # that a pick skips.
+    # Leased jobs come back at their (new) time; changed and removed ones are found where they
+    # now are.
     await queue.update(picked[0], next_attempt=now + 10_000)
     queue.release(picked[0])
     queue.release(picked[1])
@@ -164,11 +157,7 @@ async def test_pick_from_100k_jobs_is_a_heap_pop_and_copies_nothing(
             await queue.update(item["id"], next_attempt=later)
     for item in b_jobs[30_000:40_000]:
         await queue.remove(item["id"])
-    heap_b = queue.heap("b")
-    live_b = sum(1 for entry in heap_b if queue.is_live(entry))
-    assert live_b == JOBS // 2 - 1 - 10_000
-    assert len(heap_b) <= 2 * live_b + 1024 + 1  # rebuilt as dead entries pile up
-    assert is_heap(heap_b)
+    assert queue.count("b") == JOBS // 2 - 10_000
     moved = {i["id"] for i in b_jobs[:30_000]}
     expected_b = sorted(
         (now + 20_000 if i["id"] in moved else i["next_attempt"], i["added"], i["id"])

@@ -40,11 +40,12 @@ from .errors import (
     redact,
 )
 from .folder import FolderConfig, FolderTarget
-from .queue import HeapEntry, JobView, QueueStore, SqliteQueueStore, SyncQueue
+from .queue import IN_MEMORY_SQL, JobView, QueueStore, SqliteQueueStore, SyncQueue
 from .rclone import RcloneConfig, RcloneTarget
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "IN_MEMORY_SQL",
     "AzureBlobConfig",
     "AzureBlobTarget",
     "AzureTuning",
@@ -52,7 +53,6 @@ __all__ = [
     "BlockingGuard",
     "FolderConfig",
     "FolderTarget",
-    "HeapEntry",
     "JobResult",
     "JobView",
     "LocalFileMissingError",

@@ -1,25 +1,25 @@
-"""The persistent upload queue: jobs in memory, a heap per target, changes written in batches.
+"""The persistent upload queue: jobs in an in-memory SQLite table, changes written in batches.
 
-Picking a target's next due job costs O(log n) and copies nothing. Each target has a heap of
-(next_attempt, added, seq, id) entries; a job has at most one live entry (the `seq` it was last
-pushed with), so an entry left behind by a change, a removal or a pick is simply skipped when it
-reaches the top. A heap is rebuilt once it holds more dead entries than live ones, which keeps
-every operation O(log n) amortised. A picked job is leased: it leaves its heap until the engine
-records its outcome or `release`s it.
+Picking a target's next due job is one indexed lookup, O(log n), and copies nothing: the table
+has an index on (target, state, next_attempt, added, seq), so the earliest waiting job of a
+target is the first entry of its part of that index. A picked job is leased (its state says so)
+until the engine records its outcome or `release`s it. Jobs that kept failing past their
+target's retry limit are on the failed list (state 2): kept and persisted but never picked,
+until `requeue_failed` puts them back. Triggers keep a count per target and state, so counts
+cost O(1) too.
 
-In memory each job is a plain tuple of its fields (`_pack`), not a dict: Python's cycle
-collector, whose full collections hold the event loop, skips tuples of strings and numbers, but
-Python 3.14 tracks every dict, so 100k queued jobs as dicts made each full collection 50 ms
-longer. Callers still see mappings: `JobView`s that read the queue's current tuple.
-
-Jobs that kept failing past their target's retry limit move to a failed list: kept (and
-persisted) but never picked, until `requeue_failed` puts them back.
+Why a table and not dicts and heaps: Python's cycle collector scans every tracked object on a
+full collection, and holds the GIL, so the event loop, meanwhile. Jobs in Python containers, even
+as tuples, cost it about 8 references each (100k jobs made each full collection 9 ms longer on
+Python 3.13 and 27 ms on 3.14); rows in SQLite cost it nothing. Bulk changes (sync now, requeue,
+removing a target) go in chunks of WRITE_BATCH jobs with the loop free between them.
 
 Persistence never rewrites the queue. A change marks its job dirty; at most once per
 `save_delay` the dirty jobs, and only those, go to the store in batches of at most WRITE_BATCH,
-in a worker thread, one batch at a time. `SqliteQueueStore` keeps a row per job in SQLite, so each batch is one atomic
-commit: a crash or power cut loses at most the last `save_delay` of changes, never the file.
-`retry_all` ("sync now") is not written: it only brings attempts forward.
+in a worker thread, one batch at a time. `SqliteQueueStore` keeps a row per job in an SQLite
+file, so each batch is one atomic commit: a crash or power cut loses at most the last
+`save_delay` of changes, never the file. `retry_all` ("sync now") is not written: it only
+brings attempts forward.
 
 One job (a dict, JSON-safe, as stored):
     {"id": "<hex>", "kind": "event" | "recording",
@@ -37,14 +37,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import contextlib
-import heapq
 import json
 import logging
 from pathlib import Path
 import sqlite3
 import threading
 import time
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 import uuid
 
 from .base import RunInExecutor, default_executor
@@ -57,11 +56,9 @@ type JobView = Mapping[str, Any]
 
 KINDS: tuple[JobKind, ...] = ("event", "recording")
 SAVE_DELAY = 1.0
-# Jobs written per commit: bounds the loop's share of a big write (requeueing or importing
-# thousands of jobs) to a few milliseconds per batch.
+# Jobs per commit and per chunk of a bulk change: bounds the loop's share of a big change
+# (sync now, requeueing or importing thousands of jobs) to a few milliseconds at a time.
 WRITE_BATCH = 2000
-# Dead heap entries tolerated beyond the live ones before a target's heap is rebuilt.
-_REBUILD_SLACK = 1024
 _DEFAULTS: dict[str, Any] = {
     "attempts": 0,
     "next_attempt": 0.0,
@@ -70,6 +67,48 @@ _DEFAULTS: dict[str, Any] = {
     "first_failure": None,
     "failed": None,
 }
+_FIELDS = ("id", "kind", "path", "target", *_DEFAULTS)
+_DEFERRED = "deferred_delete"
+_SCALARS = (str, int, float, type(None))
+WAITING: Final = 0
+LEASED: Final = 1
+FAILED: Final = 2
+# SQL the queue runs on its in-memory table, and only there (tests allow it on the loop: no I/O).
+IN_MEMORY_SQL: Final = ("core/sync/queue.py", ("_create", "_rows", "_change", "_change_many"))
+
+_SCHEMA = """
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, path TEXT NOT NULL,
+    target TEXT NOT NULL, attempts, next_attempt NOT NULL, last_error, added NOT NULL,
+    first_failure, failed, deferred TEXT, extra TEXT, state INTEGER NOT NULL);
+CREATE UNIQUE INDEX jobs_by_key ON jobs (kind, path, target);
+CREATE INDEX jobs_due ON jobs (target, state, next_attempt, added, seq);
+CREATE TABLE counts (
+    target TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (target, state)) WITHOUT ROWID;
+CREATE TRIGGER jobs_added AFTER INSERT ON jobs BEGIN
+    INSERT INTO counts VALUES (new.target, new.state, 1)
+    ON CONFLICT (target, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER jobs_removed AFTER DELETE ON jobs BEGIN
+    UPDATE counts SET n = n - 1 WHERE target = old.target AND state = old.state;
+END;
+CREATE TRIGGER jobs_moved AFTER UPDATE OF target, state ON jobs
+WHEN old.target IS NOT new.target OR old.state IS NOT new.state BEGIN
+    UPDATE counts SET n = n - 1 WHERE target = old.target AND state = old.state;
+    INSERT INTO counts VALUES (new.target, new.state, 1)
+    ON CONFLICT (target, state) DO UPDATE SET n = n + 1;
+END;
+"""
+_COLUMNS = ", ".join((*_FIELDS, "deferred", "extra", "state"))
+_INSERT = f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * (len(_FIELDS) + 3))})"
+_UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * (len(_FIELDS) + 3))}) WHERE id = ?"
+_SELECT = f"SELECT {_COLUMNS} FROM jobs"
+_NEXT_DUE = (
+    "SELECT id, next_attempt FROM jobs WHERE target = ? AND state = 0"
+    " ORDER BY next_attempt, added, seq LIMIT 1"
+)
+type _Row = tuple[Any, ...]
 
 
 class QueueStore(Protocol):
@@ -85,13 +124,6 @@ class QueueStore(Protocol):
         """Release the storage; a later call may open it again."""
 
 
-type HeapEntry = tuple[float, float, int, str]
-"""One entry of a target's heap, (next_attempt, added, seq, job_id): ordered by time due, then
-age, then push order. A plain tuple and not a NamedTuple: Python's cycle collector stops tracking
-exact tuples of numbers and strings, so queued jobs add nothing to a full collection, which holds
-the event loop (100k NamedTuples made each one 30 ms longer)."""
-
-
 def _valid(item: Mapping[str, Any]) -> bool:
     return (
         isinstance(item.get("id"), str)
@@ -100,45 +132,31 @@ def _valid(item: Mapping[str, Any]) -> bool:
         and isinstance(item.get("target"), str)
         and isinstance(item.get("next_attempt", 0.0), int | float)
         and isinstance(item.get("added", 0.0), int | float)
+        and all(isinstance(item.get(name), _SCALARS) for name in _DEFAULTS)
     )
 
 
-_FIELDS = (
-    "id",
-    "kind",
-    "path",
-    "target",
-    "attempts",
-    "next_attempt",
-    "last_error",
-    "added",
-    "first_failure",
-    "failed",
-)
-_DEFERRED = "deferred_delete"
-_INDEX = {name: i for i, name in enumerate(_FIELDS)}
-_ID, _TARGET, _NEXT, _ADDED = (_INDEX[f] for f in ("id", "target", "next_attempt", "added"))
-type _Row = tuple[Any, ...]
-"""A job in memory: the values of _FIELDS, then deferred_delete (a tuple, or None when the job
-has none), then any other fields as sorted (name, value) pairs (or None)."""
-
-
-def _pack(job: Mapping[str, Any]) -> _Row:
+def _pack(job: Mapping[str, Any], state: int) -> _Row:
+    """A job as the table's columns (deferred_delete and unknown fields as JSON)."""
     deferred = job.get(_DEFERRED)
-    extra = tuple(sorted((k, v) for k, v in job.items() if k not in _INDEX and k != _DEFERRED))
+    extra = {k: v for k, v in job.items() if k not in _DEFAULTS and k not in _FIELDS}
+    extra.pop(_DEFERRED, None)
     return (
         *(job[name] for name in _FIELDS),
-        tuple(deferred) if deferred is not None else None,
-        extra or None,
+        json.dumps(list(deferred)) if deferred is not None else None,
+        json.dumps(extra) if extra else None,
+        state,
     )
 
 
 def _unpack(row: _Row) -> Job:
+    """The job (a new dict) from its columns as _SELECT reads them."""
     job: Job = dict(zip(_FIELDS, row, strict=False))
-    if row[-2] is not None:
-        job[_DEFERRED] = list(row[-2])
-    if row[-1] is not None:
-        job.update(row[-1])
+    deferred, extra = row[len(_FIELDS)], row[len(_FIELDS) + 1]
+    if deferred is not None:
+        job[_DEFERRED] = json.loads(deferred)
+    if extra is not None:
+        job.update(json.loads(extra))
     return job
 
 
@@ -146,38 +164,35 @@ class _LiveJob(Mapping[str, Any]):
     """A read-only view of one job that shows its later changes (not a copy); after the job
     leaves the queue it shows the job as it was last seen."""
 
-    __slots__ = ("_id", "_last", "_queue")
+    __slots__ = ("_id", "_last", "_read")
 
-    def __init__(self, queue: SyncQueue, row: _Row) -> None:
-        self._queue, self._id, self._last = queue, row[_ID], row
+    def __init__(self, read: Callable[[str], Job | None], job: Job) -> None:
+        self._read, self._id, self._last = read, job["id"], job
 
-    def _row(self) -> _Row:
-        row = self._queue.row(self._id)
-        if row is not None:
-            self._last = row
+    def _job(self) -> Job:
+        job = self._read(self._id)
+        if job is not None:
+            self._last = job
         return self._last
 
     def __getitem__(self, key: str) -> Any:
-        row = self._row()
-        if (i := _INDEX.get(key)) is not None:
-            return row[i]
-        return _unpack(row)[key]
+        return self._job()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_unpack(self._row()))
+        return iter(self._job())
 
     def __len__(self) -> int:
-        return len(_unpack(self._row()))
+        return len(self._job())
 
     def __repr__(self) -> str:
-        return f"JobView({_unpack(self._row())!r})"
+        return f"JobView({self._job()!r})"
 
 
 def _copy(job: Mapping[str, Any]) -> Job:
     """A job's own copy (its values are scalars, except the deferred_delete list)."""
     copied = dict(job)
-    if "deferred_delete" in copied:
-        copied["deferred_delete"] = list(copied["deferred_delete"])
+    if _DEFERRED in copied:
+        copied[_DEFERRED] = list(copied[_DEFERRED])
     return copied
 
 
@@ -193,23 +208,13 @@ class SyncQueue:
         clock: Callable[[], float] = time.time,
         save_delay: float = SAVE_DELAY,
     ) -> None:
-        """Build the queue from stored jobs (plain Python, no loop: fine in a worker thread)."""
+        """Build the queue from stored jobs (no loop needed: fine in a worker thread)."""
         self._store = store
         self._run = run_in_executor or default_executor()
         self._clock = clock
         self._save_delay = save_delay
-        self._jobs: dict[str, _Row] = {}  # waiting or running
-        self._failed: dict[str, _Row] = {}  # gave up; kept until requeued or removed
-        self._failed_by_target: dict[str, set[str]] = {}
-        self._by_key: dict[tuple[str, str, str], str] = {}  # (kind, path, target) -> id
-        # (kind, path) -> ids; tuples, not sets: nothing per job for the cycle collector to scan
-        self._by_path: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._by_target: dict[str, set[str]] = {}  # target -> ids, waiting, running or failed
-        self._heaps: dict[str, list[HeapEntry]] = {}
-        self._live: dict[str, int] = {}  # job id -> seq of its one live heap entry
-        self._dead: dict[str, int] = {}  # target -> dead entries in its heap
-        self._leased: set[str] = set()
-        self._seq = 0
+        # In memory only, built here and then used from the loop's thread alone.
+        self._db = self._create()
         self._listeners: list[Callable[[int], None]] = []
         self._dirty: set[str] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -217,27 +222,14 @@ class SyncQueue:
         self._write_lock = asyncio.Lock()
         self._write_failed = False
         self._closed = False
+        rows = []
         for item in initial or ():
             if not _valid(item):
                 _LOGGER.warning("Dropping a malformed sync queue item")
                 continue
-            job: Job = {**_DEFAULTS, **_copy(item)}
-            if (
-                job["id"] in self._jobs
-                or job["id"] in self._failed
-                or self._key(job) in self._by_key
-            ):
-                continue
-            self._index(job)
-            if job["failed"] is not None:
-                self._add_failed(job)
-            else:
-                row = self._jobs[job["id"]] = _pack(job)
-                self._seq += 1
-                self._live[job["id"]] = self._seq
-                self._heaps.setdefault(job["target"], []).append(self._entry(row, self._seq))
-        for heap in self._heaps.values():
-            heapq.heapify(heap)
+            job: Job = {**_DEFAULTS, **item}
+            rows.append(_pack(job, WAITING if job["failed"] is None else FAILED))
+        self._change_many(_INSERT, rows)  # a repeated id or path and target: the first stays
 
     @classmethod
     async def open(
@@ -262,11 +254,53 @@ class SyncQueue:
 
         return await run(build)
 
+    # ------------------------------------------------------------------ the table
+
+    @staticmethod
+    def _create() -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        db.executescript(_SCHEMA)
+        return db
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[_Row]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _change(self, sql: str, params: Iterable[Any] = ()) -> int:
+        return self._db.execute(sql, tuple(params)).rowcount
+
+    def _change_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(sql, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _read(self, job_id: str) -> Job | None:
+        rows = self._rows(f"{_SELECT} WHERE id = ?", (job_id,))
+        return _unpack(rows[0]) if rows else None
+
+    def _read_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        ids = list(job_ids)
+        rows = self._rows(f"{_SELECT} WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        return {row[0]: _unpack(row) for row in rows}
+
+    def _state(self, job_id: str) -> int | None:
+        rows = self._rows("SELECT state FROM jobs WHERE id = ?", (job_id,))
+        return int(rows[0][0]) if rows else None
+
+    def _write(self, job: Job, state: int) -> None:
+        self._change(_UPDATE, (*_pack(job, state), job["id"]))
+
+    def _count(self, where: str, params: Iterable[Any] = ()) -> int:
+        return int(self._rows(f"SELECT TOTAL(n) FROM counts WHERE {where}", params)[0][0])
+
     # ------------------------------------------------------------------ reading
 
     def __len__(self) -> int:
         """Jobs waiting or running (the failed list apart)."""
-        return len(self._jobs)
+        return self._count("state < 2")
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
         """Call listener(len(queue)) after every change."""
@@ -274,96 +308,81 @@ class SyncQueue:
 
     def jobs(self) -> list[Job]:
         """Copies of the waiting and running jobs, oldest first (O(n): for tools and tests)."""
-        return [_unpack(row) for row in self._jobs.values()]
+        return [_unpack(row) for row in self._rows(f"{_SELECT} WHERE state < 2 ORDER BY seq")]
 
     def failed_jobs(self, target: str | None = None) -> list[Job]:
         """Copies of the jobs on the failed list (of one target)."""
         if target is None:
-            return [_unpack(row) for row in self._failed.values()]
-        return [_unpack(self._failed[i]) for i in sorted(self._failed_by_target.get(target, ()))]
+            rows = self._rows(f"{_SELECT} WHERE state = 2 ORDER BY seq")
+        else:
+            rows = self._rows(f"{_SELECT} WHERE target = ? AND state = 2 ORDER BY id", (target,))
+        return [_unpack(row) for row in rows]
 
     def failed_count(self, target: str) -> int:
         """How many of a target's jobs are on the failed list (O(1))."""
-        return len(self._failed_by_target.get(target, ()))
+        return self._count("target = ? AND state = 2", (target,))
 
     def targets(self) -> set[str]:
         """The targets that have jobs (waiting, running or failed)."""
-        return set(self._by_target)
+        return {row[0] for row in self._rows("SELECT target FROM counts WHERE n > 0")}
 
     def count(self, target: str) -> int:
         """How many of a target's jobs wait or run (O(1))."""
-        return len(self._by_target.get(target, ())) - self.failed_count(target)
-
-    def row(self, job_id: str) -> _Row | None:
-        """A job's tuple as stored in memory (waiting, running or failed), or None."""
-        return self._jobs.get(job_id) or self._failed.get(job_id)
+        return self._count("target = ? AND state < 2", (target,))
 
     def get(self, job_id: str) -> JobView | None:
         """A read-only view of one job (waiting, running or failed), or None. Not a copy."""
-        row = self.row(job_id)
-        return _LiveJob(self, row) if row is not None else None
+        job = self._read(job_id)
+        return _LiveJob(self._read, job) if job is not None else None
 
     def find(self, kind: JobKind, path: str, target: str) -> JobView | None:
         """The job for this path and target, if any (failed ones included)."""
-        job_id = self._by_key.get((kind, path, target))
-        return self.get(job_id) if job_id is not None else None
+        rows = self._rows(
+            f"{_SELECT} WHERE kind = ? AND path = ? AND target = ?", (kind, path, target)
+        )
+        return _LiveJob(self._read, _unpack(rows[0])) if rows else None
 
     def siblings(self, job_id: str) -> list[JobView]:
         """Other jobs for the same local path (other targets), failed ones included."""
-        job = _unpack(self._jobs.get(job_id) or self._failed[job_id])
-        views: list[JobView] = []
-        for other in sorted(self._by_path.get((job["kind"], job["path"]), ())):
-            if other != job_id and (view := self.get(other)) is not None:
-                views.append(view)
-        return views
+        job = self._read(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        rows = self._rows(
+            f"{_SELECT} WHERE kind = ? AND path = ? AND id != ? ORDER BY id",
+            (job["kind"], job["path"], job_id),
+        )
+        return [_LiveJob(self._read, _unpack(row)) for row in rows]
 
     def next_due(self, target: str) -> float | None:
         """When the target's earliest waiting job is due; None when it has none."""
-        top = self._top(target)
-        return top[0] if top is not None else None
+        rows = self._rows(_NEXT_DUE, (target,))
+        return float(rows[0][1]) if rows else None
 
-    def heap(self, target: str) -> Sequence[HeapEntry]:
-        """The target's heap as it is, dead entries included (for tests and benchmarks)."""
-        return tuple(self._heaps.get(target, ()))
-
-    def is_live(self, entry: HeapEntry) -> bool:
-        """Whether a heap entry still stands for its job."""
-        _, _, seq, job_id = entry
-        return self._live.get(job_id) == seq
+    def pick_plan(self) -> str:
+        """How SQLite finds a target's next due job (for tests and benchmarks)."""
+        rows = self._rows(f"EXPLAIN QUERY PLAN {_NEXT_DUE}", ("t",))
+        return "\n".join(str(row[-1]) for row in rows)
 
     # ------------------------------------------------------------------ picking
 
     def take_due(self, target: str, now: float) -> JobView | None:
         """Lease the target's earliest job due by `now`: O(log n), a view and not a copy.
 
-        The job leaves the heap until `release` (or its removal, or a move to the failed list).
+        The job is not picked again until `release` (or its removal, or a move to the failed
+        list).
         """
-        top = self._top(target)
-        if top is None or top[0] > now:
+        rows = self._rows(_NEXT_DUE, (target,))
+        if not rows or rows[0][1] > now:
             return None
-        heapq.heappop(self._heaps[target])
-        job_id = top[3]
-        del self._live[job_id]
-        self._leased.add(job_id)
-        return _LiveJob(self, self._jobs[job_id])
+        job_id = rows[0][0]
+        self._change("UPDATE jobs SET state = 1 WHERE id = ?", (job_id,))
+        job = self._read(job_id)
+        assert job is not None
+        return _LiveJob(self._read, job)
 
     def release(self, job_id: str) -> None:
-        """End a lease: the job (if still waiting) is back in its heap at its next_attempt."""
-        if job_id in self._leased:
-            self._leased.discard(job_id)
-            if (row := self._jobs.get(job_id)) is not None:
-                self._push(row)
-
-    def _top(self, target: str) -> HeapEntry | None:
-        heap = self._heaps.get(target)
-        while heap:
-            top = heap[0]
-            _, _, seq, job_id = top
-            if self._live.get(job_id) == seq:
-                return top
-            heapq.heappop(heap)
-            self._dead[target] = max(0, self._dead.get(target, 0) - 1)
-        return None
+        """End a lease: the job (if still waiting) is due again at its next_attempt."""
+        self._change("UPDATE jobs SET state = 0 WHERE id = ? AND state = 1", (job_id,))
 
     # ------------------------------------------------------------------ changing
 
@@ -371,8 +390,6 @@ class SyncQueue:
         """Queue a job; None when this path already has a job for that target."""
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
-        if (kind, path, target) in self._by_key:
-            return None
         now = self._clock()
         job: Job = {
             **_DEFAULTS,
@@ -383,189 +400,100 @@ class SyncQueue:
             "next_attempt": now,
             "added": now,
         }
-        row = self._jobs[job["id"]] = _pack(job)
-        self._index(job)
-        self._push(row)
+        if not self._change(_INSERT, _pack(job, WAITING)):
+            return None
         self._changed(job["id"])
-        return _LiveJob(self, row)
+        return _LiveJob(self._read, job)
 
     async def update(self, job_id: str, **changes: Any) -> None:
         """Change fields of a job, waiting, running or failed (ignored when it is gone)."""
-        row = self.row(job_id)
-        if row is None:
+        job, state = self._read(job_id), self._state(job_id)
+        if job is None or state is None:
             return
-        job = _unpack(row)
-        moved = "next_attempt" in changes and changes["next_attempt"] != job["next_attempt"]
         job.update(_copy(changes))
-        row = (self._jobs if job_id in self._jobs else self._failed)[job_id] = _pack(job)
-        if moved and job_id in self._live:
-            self._unpush(job)
-            self._push(row)
+        self._write(job, state)
         self._changed(job_id)
 
     async def fail(self, job_id: str, **changes: Any) -> None:
         """Move a job to the failed list (with these last changes): it is not picked again."""
-        row = self._jobs.pop(job_id, None)
-        if row is None:
+        job = self._read(job_id)
+        if job is None or job["failed"] is not None:
             return
-        job = _unpack(row)
         job.update(_copy(changes))
         job["failed"] = self._clock()
-        if job_id in self._live:
-            self._unpush(job)
-        self._leased.discard(job_id)
-        self._add_failed(job)
+        self._write(job, FAILED)
         self._changed(job_id)
 
     async def requeue_failed(self, target: str) -> int:
         """Put a target's failed jobs back, due now and with a fresh retry budget."""
-        now = self._clock()
-        ids = list(self._failed_by_target.get(target, ()))
-        for job_id in sorted(ids, key=lambda i: self._failed[i][_ADDED]):
-            failed = self._drop_failed(job_id)
-            assert failed is not None
-            job = _unpack(failed) | {
-                "attempts": 0,
-                "first_failure": None,
-                "failed": None,
-                "next_attempt": now,
-            }
-            row = self._jobs[job_id] = _pack(job)
-            self._push(row)
-            self._changed(job_id, notify=False)
-        if ids:
+        now, moved = self._clock(), 0
+        while ids := self._rows(
+            "SELECT id FROM jobs WHERE target = ? AND state = 2 LIMIT ?", (target, WRITE_BATCH)
+        ):
+            self._change_many(
+                "UPDATE jobs SET attempts = 0, first_failure = NULL, failed = NULL,"
+                " next_attempt = ?, state = 0 WHERE id = ?",
+                ((now, job_id) for (job_id,) in ids),
+            )
+            for (job_id,) in ids:
+                self._changed(job_id, notify=False)
+            moved += len(ids)
+            await asyncio.sleep(0)
+        if moved:
             self._notify()
-        return len(ids)
+        return moved
 
     async def retry_all(self, now: float, target: str | None = None) -> None:
         """Make every waiting job (of one target) due at `now`; not persisted, see above."""
-        targets = [target] if target is not None else list(self._heaps)
-        for name in targets:
-            ids = [i for i in self._by_target.get(name, ()) if i in self._jobs]
-            for job_id in ids:
-                row = self._jobs[job_id]
-                if row[_NEXT] > now:
-                    self._jobs[job_id] = (*row[:_NEXT], now, *row[_NEXT + 1 :])
-            self._rebuild(name)
+        for name in [target] if target is not None else sorted(self.targets()):
+            changed = WRITE_BATCH
+            while changed == WRITE_BATCH:  # a full chunk: there may be more
+                changed = self._change(
+                    "UPDATE jobs SET next_attempt = ? WHERE seq IN (SELECT seq FROM jobs"
+                    " WHERE target = ? AND state IN (0, 1) AND next_attempt > ? LIMIT ?)",
+                    (now, name, now, WRITE_BATCH),
+                )
+                await asyncio.sleep(0)
 
     async def remove(self, job_id: str) -> JobView | None:
         """Take a job out of the queue or the failed list; returns it, or None."""
-        row = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
-        if row is None:
+        job = self._read(job_id)
+        if job is None:
             return None
-        job = _unpack(row)
-        if job_id in self._live:
-            self._unpush(job)
-        self._leased.discard(job_id)
-        self._unindex(job)
+        self._change("DELETE FROM jobs WHERE id = ?", (job_id,))
         self._changed(job_id)
-        return _LiveJob(self, row)
+        return _LiveJob(self._read, job)
 
     async def remove_target(self, target: str) -> int:
         """Drop every job of a target, failed ones too (the target was deleted)."""
-        ids = list(self._by_target.get(target, ()))
-        for job_id in ids:
-            row = self._jobs.pop(job_id, None) or self._drop_failed(job_id)
-            assert row is not None
-            self._live.pop(job_id, None)
-            self._leased.discard(job_id)
-            self._unindex(_unpack(row))
-            self._changed(job_id, notify=False)
-        self._heaps.pop(target, None)
-        self._dead.pop(target, None)
-        if ids:
+        removed = 0
+        while ids := self._rows(
+            "SELECT id FROM jobs WHERE target = ? LIMIT ?", (target, WRITE_BATCH)
+        ):
+            self._change_many("DELETE FROM jobs WHERE id = ?", ids)
+            for (job_id,) in ids:
+                self._changed(job_id, notify=False)
+            removed += len(ids)
+            await asyncio.sleep(0)
+        if removed:
             self._notify()
-        return len(ids)
+        return removed
 
     async def import_items(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Take over jobs kept elsewhere before (an older format); returns how many were new."""
         added = 0
         for item in items:
-            if not _valid(item) or item["id"] in self._jobs or item["id"] in self._failed:
+            if not _valid(item):
                 continue
-            job: Job = {**_DEFAULTS, **_copy(item)}
-            if self._key(job) in self._by_key:
-                continue
-            self._index(job)
-            if job["failed"] is not None:
-                self._add_failed(job)
-            else:
-                row = self._jobs[job["id"]] = _pack(job)
-                self._push(row)
-            self._changed(job["id"], notify=False)
-            added += 1
+            job: Job = {**_DEFAULTS, **item}
+            if self._change(_INSERT, _pack(job, WAITING if job["failed"] is None else FAILED)):
+                self._changed(job["id"], notify=False)
+                added += 1
+                if added % WRITE_BATCH == 0:
+                    await asyncio.sleep(0)
         if added:
             self._notify()
         return added
-
-    # ------------------------------------------------------------------ indexes and heaps
-
-    @staticmethod
-    def _key(job: Mapping[str, Any]) -> tuple[str, str, str]:
-        return job["kind"], job["path"], job["target"]
-
-    @staticmethod
-    def _entry(row: _Row, seq: int) -> HeapEntry:
-        return float(row[_NEXT]), float(row[_ADDED]), seq, row[_ID]
-
-    def _index(self, job: Job) -> None:
-        self._by_key[self._key(job)] = job["id"]
-        path = (job["kind"], job["path"])
-        if job["id"] not in (ids := self._by_path.get(path, ())):
-            self._by_path[path] = (*ids, job["id"])
-        self._by_target.setdefault(job["target"], set()).add(job["id"])
-
-    def _unindex(self, job: Job) -> None:
-        self._by_key.pop(self._key(job), None)
-        path = (job["kind"], job["path"])
-        others = tuple(i for i in self._by_path.get(path, ()) if i != job["id"])
-        if others:
-            self._by_path[path] = others
-        else:
-            self._by_path.pop(path, None)
-        if (ids := self._by_target.get(job["target"])) is not None:
-            ids.discard(job["id"])
-            if not ids:
-                del self._by_target[job["target"]]
-
-    def _add_failed(self, job: Job) -> None:
-        self._failed[job["id"]] = _pack(job)
-        self._failed_by_target.setdefault(job["target"], set()).add(job["id"])
-
-    def _drop_failed(self, job_id: str) -> _Row | None:
-        row = self._failed.pop(job_id, None)
-        if row is not None:
-            ids = self._failed_by_target[row[_TARGET]]
-            ids.discard(job_id)
-            if not ids:
-                del self._failed_by_target[row[_TARGET]]
-        return row
-
-    def _push(self, row: _Row) -> None:
-        self._seq += 1
-        self._live[row[_ID]] = self._seq
-        heapq.heappush(self._heaps.setdefault(row[_TARGET], []), self._entry(row, self._seq))
-
-    def _unpush(self, job: Job) -> None:
-        """Leave the job's heap entry dead; rebuild the heap when dead entries pile up."""
-        del self._live[job["id"]]
-        target = job["target"]
-        dead = self._dead[target] = self._dead.get(target, 0) + 1
-        if dead > len(self._heaps[target]) - dead + _REBUILD_SLACK:
-            self._rebuild(target)
-
-    def _rebuild(self, target: str) -> None:
-        """A fresh heap of the target's waiting, unleased jobs (O(k))."""
-        heap: list[HeapEntry] = []
-        for job_id in self._by_target.get(target, ()):
-            row = self._jobs.get(job_id)
-            if row is not None and job_id not in self._leased:
-                self._seq += 1
-                self._live[job_id] = self._seq
-                heap.append(self._entry(row, self._seq))
-        heapq.heapify(heap)
-        self._heaps[target] = heap
-        self._dead[target] = 0
 
     # ------------------------------------------------------------------ persistence
 
@@ -577,8 +505,10 @@ class SyncQueue:
             self._notify()
 
     def _notify(self) -> None:
-        for listener in self._listeners:
-            listener(len(self._jobs))
+        if self._listeners:
+            size = len(self)
+            for listener in self._listeners:
+                listener(size)
 
     def _schedule_flush(self) -> None:
         if self._flush_timer is not None or self._closed:
@@ -605,10 +535,8 @@ class SyncQueue:
                     batch, self._dirty = self._dirty, set()
                 else:
                     batch = {self._dirty.pop() for _ in range(WRITE_BATCH)}
-                changes: dict[str, Job | None] = {}
-                for job_id in batch:
-                    row = self.row(job_id)
-                    changes[job_id] = _unpack(row) if row is not None else None
+                found = self._read_many(batch)
+                changes: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in batch}
                 try:
                     await self._run(self._store.write, changes)
                 except (OSError, sqlite3.Error) as err:
