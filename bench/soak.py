@@ -30,7 +30,9 @@ The last line printed is `RESULT {json}`.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import collections
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 import gc
@@ -150,21 +152,25 @@ class CpuTimes:
     KINDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
     def __init__(self) -> None:
-        self.samples: list[tuple[float, list[int]]] = []
+        # Flat arrays, not a tuple per sample: the benchmark must not feed the cycle collector
+        # whose pauses it measures.
+        self._walls = array.array("d")
+        self._values = array.array("q")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-times", daemon=True)
 
-    @staticmethod
-    def read() -> list[int]:
+    def _sample(self) -> None:
         with open("/proc/stat", encoding="ascii") as stat:
-            return [int(value) for value in stat.readline().split()[1:9]]
+            values = stat.readline().split()[1:9]
+        self._walls.append(time.time())
+        self._values.extend(int(value) for value in values)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.samples.append((time.time(), self.read()))
+            self._sample()
 
     def start(self) -> None:
-        self.samples.append((time.time(), self.read()))
+        self._sample()
         self._thread.start()
 
     def stop(self) -> None:
@@ -173,7 +179,12 @@ class CpuTimes:
 
     def shares(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float]:
         """Each kind's share (%) of the CPU time between the samples around `since`..`until`."""
-        inside = [values for wall, values in self.samples if since - 0.15 <= wall <= until + 0.15]
+        width = len(self.KINDS)
+        inside = [
+            self._values[i * width : (i + 1) * width]
+            for i, wall in enumerate(self._walls)
+            if since - 0.15 <= wall <= until + 0.15
+        ]
         if len(inside) < 2:
             return {}
         spent = [b - a for a, b in zip(inside[0], inside[-1], strict=True)]
@@ -322,6 +333,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             picks.append(pick_ms(queue, HUNG))
             await asyncio.sleep(1.0)
 
+    gc.collect()  # start from a full collection: growth below is what the run adds
+    oldest_at_start = collections.Counter(type(o).__qualname__ for o in gc.get_objects(2))
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     cpu_times = CpuTimes()
@@ -329,6 +342,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     print(f"running {args.minutes:g} min on Python {sys.version.split()[0]} ...", flush=True)
     try:
         await asyncio.gather(probe.run(until), pick_now_and_then())
+        oldest_at_end = collections.Counter(type(o).__qualname__ for o in gc.get_objects(2))
         # Python runs a full collection when it sees fit (none in most 10-minute runs): time
         # three now, with the cameras running and everything loaded, as the loop would wait.
         full_collections = []
@@ -385,6 +399,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "cpu_shares": cpu_times.shares(),
         "full_collections": full_collections,
+        "oldest_generation": (oldest_at_start, oldest_at_end),
     }
 
 
@@ -445,6 +460,17 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         print(f"  full collection {ms:.1f} ms, in thread {thread}")
     timed = ", ".join(f"{ms:.1f}" for ms in r["full_collections"])
     print(f"full collections timed at the end (all loaded, cameras running): {timed} ms")
+    start_types, end_types = r["oldest_generation"]
+    start, end = start_types.total(), end_types.total()
+    grown = (end_types - start_types).most_common(8)
+    # CPython runs a full collection once the objects promoted to the oldest generation since
+    # the last one reach a quarter of it; promoted objects that die count too, so the net
+    # growth is a lower bound of that.
+    print(
+        f"oldest generation: {start:,} objects after a full collection, {end:,} after the run "
+        f"({end - start:+,} net; a full collection comes after about {start // 4:,} promotions)"
+    )
+    print("  grown most: " + ", ".join(f"{name} +{count:,}" for name, count in grown))
     print("machine CPU time over the run: " + shares_text(r["cpu_shares"]))
     for wall, lag, shares in r["spikes"]:
         stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"

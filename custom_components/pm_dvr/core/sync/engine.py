@@ -9,7 +9,7 @@ A local file is deleted only after it was verified (size and MD5) on a target th
 `delete_after_upload`, and only when no other target still has a job for the same path: the last
 of those jobs performs the deferred delete once it succeeds too.
 
-Each target has its own lane: a runner task that leases due jobs from the target's heap in the
+Each target has its own lane: a runner task that leases due jobs of the target from the
 queue and runs up to `concurrency` of them, so a hung or slow target never delays another. A
 runner sleeps until its next job is due, or until it is woken: by a job it can start now (a new
 one, a retry brought forward), or by one of its own jobs ending. A lane that is held, or has no
@@ -535,7 +535,7 @@ class SyncEngine:
                 await self._succeeded(job, spec, outcome)
         finally:
             self._finishing.discard(job_id)
-            self._queue.release(job_id)  # back in its heap if it still waits (failed, cancelled)
+            self._queue.release(job_id)  # due again if it still waits (failed, cancelled)
             lane.workers.pop(job_id, None)
             if lane.runner is not None:
                 lane.wake.set()  # a slot is free

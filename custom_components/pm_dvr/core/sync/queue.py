@@ -104,10 +104,8 @@ _COLUMNS = ", ".join((*_FIELDS, "deferred", "extra", "state"))
 _INSERT = f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * (len(_FIELDS) + 3))})"
 _UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * (len(_FIELDS) + 3))}) WHERE id = ?"
 _SELECT = f"SELECT {_COLUMNS} FROM jobs"
-_NEXT_DUE = (
-    "SELECT id, next_attempt FROM jobs WHERE target = ? AND state = 0"
-    " ORDER BY next_attempt, added, seq LIMIT 1"
-)
+_NEXT_DUE = f"{_SELECT} WHERE target = ? AND state = 0 ORDER BY next_attempt, added, seq LIMIT 1"
+_NEXT = _FIELDS.index("next_attempt")
 type _Row = tuple[Any, ...]
 
 
@@ -356,7 +354,7 @@ class SyncQueue:
     def next_due(self, target: str) -> float | None:
         """When the target's earliest waiting job is due; None when it has none."""
         rows = self._rows(_NEXT_DUE, (target,))
-        return float(rows[0][1]) if rows else None
+        return float(rows[0][_NEXT]) if rows else None
 
     def pick_plan(self) -> str:
         """How SQLite finds a target's next due job (for tests and benchmarks)."""
@@ -372,12 +370,10 @@ class SyncQueue:
         list).
         """
         rows = self._rows(_NEXT_DUE, (target,))
-        if not rows or rows[0][1] > now:
+        if not rows or rows[0][_NEXT] > now:
             return None
-        job_id = rows[0][0]
-        self._change("UPDATE jobs SET state = 1 WHERE id = ?", (job_id,))
-        job = self._read(job_id)
-        assert job is not None
+        job = _unpack(rows[0])
+        self._change("UPDATE jobs SET state = 1 WHERE id = ?", (job["id"],))
         return _LiveJob(self._read, job)
 
     def release(self, job_id: str) -> None:
