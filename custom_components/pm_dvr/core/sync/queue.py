@@ -106,6 +106,10 @@ _UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * (len(_FIELDS) + 3))
 _SELECT = f"SELECT {_COLUMNS} FROM jobs"
 _NEXT_DUE = f"{_SELECT} WHERE target = ? AND state = 0 ORDER BY next_attempt, added, seq LIMIT 1"
 _NEXT = _FIELDS.index("next_attempt")
+_TAKE = (
+    "UPDATE jobs SET state = 1 WHERE seq = (SELECT seq FROM jobs WHERE target = ? AND state = 0"
+    f" ORDER BY next_attempt, added, seq LIMIT 1) AND next_attempt <= ? RETURNING {_COLUMNS}"
+)
 type _Row = tuple[Any, ...]
 
 
@@ -358,7 +362,7 @@ class SyncQueue:
 
     def pick_plan(self) -> str:
         """How SQLite finds a target's next due job (for tests and benchmarks)."""
-        rows = self._rows(f"EXPLAIN QUERY PLAN {_NEXT_DUE}", ("t",))
+        rows = self._rows(f"EXPLAIN QUERY PLAN {_TAKE}", ("t", 0.0))
         return "\n".join(str(row[-1]) for row in rows)
 
     # ------------------------------------------------------------------ picking
@@ -369,12 +373,8 @@ class SyncQueue:
         The job is not picked again until `release` (or its removal, or a move to the failed
         list).
         """
-        rows = self._rows(_NEXT_DUE, (target,))
-        if not rows or rows[0][_NEXT] > now:
-            return None
-        job = _unpack(rows[0])
-        self._change("UPDATE jobs SET state = 1 WHERE id = ?", (job["id"],))
-        return _LiveJob(self._read, job)
+        rows = self._rows(_TAKE, (target, now))
+        return _LiveJob(self._read, _unpack(rows[0])) if rows else None
 
     def release(self, job_id: str) -> None:
         """End a lease: the job (if still waiting) is due again at its next_attempt."""
