@@ -203,6 +203,57 @@ def test_queued_jobs_give_the_cycle_collector_nothing_to_scan() -> None:
     }
 
 
+async def test_bulk_changes_go_in_chunks_with_the_loop_free_between() -> None:
+    """Sync now, requeueing a target's failed jobs and removing a target each change thousands
+    of jobs: every job is changed, the other target's jobs are not, and the loop runs other
+    work between chunks instead of waiting for the whole change."""
+    now = 1_000_000.0
+    items = [
+        {
+            "id": f"{target}{index:05d}",
+            "kind": "recording",
+            "path": f"recordings/cam/2026-01-01/{index:05d}.mp4",
+            "target": target,
+            "next_attempt": now + 3600 + index,
+            "added": now - index,
+        }
+        for target, jobs in (("a", 5_000), ("b", 10))
+        for index in range(jobs)
+    ]
+    queue = SyncQueue(items, clock=lambda: now)
+    ticks = [0]
+
+    async def other_work() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    beside = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+
+    async def ticked(change: Any) -> Any:
+        before = ticks[0]
+        result = await change
+        assert ticks[0] - before >= 3, "the loop waited for the whole change"
+        return result
+
+    await ticked(queue.retry_all(now, "a"))
+    assert all(job["next_attempt"] == now for job in queue.jobs() if job["target"] == "a")
+    assert queue.next_due("b") == now + 3600
+    for index in range(5_000):
+        await queue.fail(f"a{index:05d}", last_error="gave up")
+    assert (queue.count("a"), queue.failed_count("a"), len(queue)) == (0, 5_000, 10)
+    assert await ticked(queue.requeue_failed("a")) == 5_000
+    assert (queue.count("a"), queue.failed_count("a")) == (5_000, 0)
+    requeued = queue.get("a04999")
+    assert requeued is not None
+    assert (requeued["attempts"], requeued["failed"], requeued["next_attempt"]) == (0, None, now)
+    assert await ticked(queue.remove_target("a")) == 5_000
+    assert queue.targets() == {"b"}
+    assert len(queue) == queue.count("b") == 10
+    beside.cancel()
+
+
 async def test_new_jobs_and_sync_now_keep_the_order() -> None:
     """Jobs added later go after equal ones; sync_now brings every job of a target forward."""
     clock = [100.0]
