@@ -252,6 +252,43 @@ def test_covering_window(tmp_path: Path) -> None:
     assert index.covering("other", BASE, BASE + 10) == []
 
 
+def test_coverage_merges_clips_into_recorded_spans(tmp_path: Path) -> None:
+    """A timeline's recorded spans: clips less than COVERAGE_JOIN_S apart are one span, a
+    longer gap is a hole, overlapping clips nest, and spans are cut to the window."""
+    index = ClipIndex(recordings_dir(tmp_path))
+    # (start, end) offsets: 0-30 in three clips with a 1-s reconnect gap, a hole, then an
+    # overlap (a late clip) inside 60-90, and a lone clip at 200
+    for start, end in ((0, 10), (11, 20), (20, 29.5), (60, 75), (70, 72), (74, 90), (200, 210)):
+        path = clip_path(tmp_path, "cam", BASE + start)
+        index.add(Clip(BASE + start, BASE + end, "cam", path, 10, int(start * 10) + 1))
+
+    def spans(t0: float, t1: float, **kwargs: float) -> list[tuple[float, float]]:
+        return [
+            (s - BASE, e - BASE) for s, e in index.coverage("cam", BASE + t0, BASE + t1, **kwargs)
+        ]
+
+    assert spans(-100, 1000) == [(0, 29.5), (60, 90), (200, 210)]
+    assert spans(5, 65) == [(5, 29.5), (60, 65)]  # cut to the window
+    assert spans(12, 13) == [(12, 13)]  # inside one clip that started before the window
+    assert spans(30, 59) == []  # the hole
+    assert spans(-100, 1000, join=0.5) == [(0, 10), (11, 29.5), (60, 90), (200, 210)]
+    assert spans(-100, 1000, join=200) == [(0, 210)]
+    assert index.coverage("nobody", BASE, BASE + 100) == []
+
+
+def test_coverage_of_a_month_is_one_span_a_day(tmp_path: Path) -> None:
+    """248,400 clips of 10 s with an hour off each day: one span a day."""
+    index = ClipIndex(recordings_dir(tmp_path))
+    for day in range(30):
+        for i in range(8280):  # 23 h of 10-s clips, then an hour off
+            start = BASE + day * 86400 + i * 10
+            index.add(Clip(start, start + 10, "cam", tmp_path / "x.mp4", 1, day * 10_000 + i + 1))
+    got = index.coverage("cam", BASE - 10, BASE + 30 * 86400)
+    assert len(got) == 30
+    assert got[0] == (BASE, BASE + 82800)
+    assert all(end - start == 82800 for start, end in got)
+
+
 def test_add_out_of_order_remove_and_listeners(tmp_path: Path) -> None:
     """Late clips are inserted in order; listeners hear of adds until they unsubscribe."""
     index = ClipIndex(recordings_dir(tmp_path))

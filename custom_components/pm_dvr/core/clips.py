@@ -31,11 +31,15 @@ import threading
 import time
 from typing import Any, Final
 
+import numpy as np
+
 from . import walltime
 
 _LOGGER = logging.getLogger(__name__)
 
 CLIP_SUFFIX = ".mp4"
+COVERAGE_JOIN_S = 2.0
+"""Clips closer than this join into one recorded span on a timeline (a reconnect's gap)."""
 PART_SUFFIX = ".part"
 _CLIP_NAME = re.compile(
     r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:"
@@ -799,6 +803,34 @@ class ClipIndex:
             first = max(0, bisect_right(starts, t0) - 1)
             last = bisect_right(starts, t1)
             return [cam.clip(i) for i in range(first, last) if ends[i] >= t0 and starts[i] <= t1]
+
+    def coverage(
+        self, camera: str, t0: float, t1: float, join: float = COVERAGE_JOIN_S
+    ) -> list[tuple[float, float]]:
+        """A camera's recorded time within [t0, t1] as merged (start, end) spans, for a timeline.
+
+        Clips less than `join` seconds apart make one span: a reconnect's second is no hole
+        worth drawing, a camera that was off for a minute is. The window is found by bisection
+        and its clips merged as arrays (no object per clip): a month of one camera, 260,000
+        clips, in a few milliseconds.
+        """
+        with self._lock:
+            cam = self._cameras.get(camera)
+            if cam is None:
+                return []
+            first = max(0, bisect_right(cam.starts, t0) - 1)
+            count = bisect_right(cam.starts, t1) - first
+            # copies, so the arrays are free to grow again once the lock is released
+            starts = np.frombuffer(cam.starts, np.float64, count, first * 8).copy()
+            ends = np.frombuffer(cam.ends, np.float64, count, first * 8).copy()
+        inside = (ends >= t0) & (starts <= t1)
+        starts, ends = starts[inside], np.maximum.accumulate(ends[inside])  # overlaps nest
+        if not len(starts):
+            return []
+        breaks = np.flatnonzero(starts[1:] > ends[:-1] + join)
+        span_starts = np.maximum(np.concatenate((starts[:1], starts[breaks + 1])), t0)
+        span_ends = np.minimum(np.concatenate((ends[breaks], ends[-1:])), t1)
+        return list(zip(span_starts.tolist(), span_ends.tolist(), strict=True))
 
     def oldest(self) -> Iterator[Clip]:
         """All clips across cameras, oldest first: a lazy merge, a few hundred at a time.
