@@ -13,6 +13,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
+from . import websocket_api
 from .const import (
     CONF_SEGMENT_SECONDS,
     CONF_STORAGE_PATH,
@@ -59,8 +60,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services and the live view (once, whatever the number of hubs)."""
+    """Register the services, the WebSocket commands and the live view (once, whatever the
+    number of hubs)."""
     async_setup_services(hass)
+    websocket_api.async_setup(hass)
     hass.http.register_view(PmDvrLiveView(hass))
     return True
 

@@ -64,7 +64,7 @@ async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
 
 
 @dataclass(slots=True)
-class _Footage:
+class HubFootage:
     """A hub's media helpers (kept while its storage path stays the same)."""
 
     storage: Path
@@ -72,12 +72,13 @@ class _Footage:
     cache: MediaCache
 
 
-def _footage(hass: HomeAssistant, entry: PmDvrConfigEntry) -> _Footage:
-    store: dict[str, _Footage] = hass.data.setdefault(f"{DOMAIN}_media", {})
+def hub_footage(hass: HomeAssistant, entry: PmDvrConfigEntry) -> HubFootage:
+    """A hub's event catalog and media cache, shared by the media browser and the card."""
+    store: dict[str, HubFootage] = hass.data.setdefault(f"{DOMAIN}_media", {})
     storage = entry.runtime_data.storage
     found = store.get(entry.entry_id)
     if found is None or found.storage != storage:
-        found = store[entry.entry_id] = _Footage(
+        found = store[entry.entry_id] = HubFootage(
             storage, EventCatalog(storage), MediaCache(storage)
         )
     return found
@@ -205,7 +206,7 @@ class PmDvrMediaSource(MediaSource):
                 event_id = check_part(parts[2], EVENT_ID, "event id")
                 camera = check_part(parts[3], CAMERA_SLUG, "camera")
                 summary = await self.hass.async_add_executor_job(
-                    _footage(self.hass, entry).events.summary, event_id
+                    hub_footage(self.hass, entry).events.summary, event_id
                 )
                 if summary is None or not summary.clips.get(camera):
                     raise Unresolvable(f"No footage of {camera} in event {event_id}")
@@ -271,11 +272,11 @@ class PmDvrMediaSource(MediaSource):
     async def _events(self, entry: PmDvrConfigEntry, page: int) -> BrowseMediaSource:
         base = f"{entry.entry_id}/events"
         node = _directory(base, "Events")
-        footage = _footage(self.hass, entry)
-        ids = await self.hass.async_add_executor_job(footage.events.ids)
+        events = hub_footage(self.hass, entry).events
+        ids = await self.hass.async_add_executor_job(events.ids)
         shown, more = _paged(node, ids, page, base)
         summaries = await self.hass.async_add_executor_job(
-            lambda: [footage.events.summary(event_id) for event_id in shown]
+            lambda: [events.summary(event_id) for event_id in shown]
         )
         titles = _camera_titles(entry)
         node.children = [
@@ -300,7 +301,7 @@ class PmDvrMediaSource(MediaSource):
         return folder
 
     async def _event(self, entry: PmDvrConfigEntry, event_id: str) -> BrowseMediaSource:
-        footage = _footage(self.hass, entry)
+        footage = hub_footage(self.hass, entry)
         summary = await self.hass.async_add_executor_job(footage.events.summary, event_id)
         if summary is None:
             raise Unresolvable(f"No such event: {event_id}")
@@ -458,7 +459,7 @@ class PmDvrMediaView(HomeAssistantView):
     async def _event_video(self, entry: PmDvrConfigEntry, event_id: str, camera: str) -> Path:
         check_part(event_id, EVENT_ID, "event id")
         check_part(camera, CAMERA_SLUG, "camera")
-        footage = _footage(self.hass, entry)
+        footage = hub_footage(self.hass, entry)
 
         def make() -> Path:
             summary = footage.events.summary(event_id)
@@ -473,7 +474,7 @@ class PmDvrMediaView(HomeAssistantView):
 
     async def _thumbnail(self, entry: PmDvrConfigEntry, event_id: str) -> bytes:
         check_part(event_id, EVENT_ID, "event id")
-        footage = _footage(self.hass, entry)
+        footage = hub_footage(self.hass, entry)
 
         def make() -> bytes | None:
             summary = footage.events.summary(event_id)

@@ -1,0 +1,125 @@
+"""WebSocket commands of the review card: what a camera recorded over a range of time.
+
+`pm_dvr/timeline` answers, for one pm_dvr camera entity and a range of time, the recorded spans
+(clips joined across reconnect gaps, so holes in the footage show) and the events that camera is
+in. The spans come from the clip index (bisection, then arrays: a month in milliseconds) and the
+events from the event catalog, both in a worker thread. Bad input is answered with a translated
+`invalid_format` error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any
+
+from homeassistant.components import websocket_api
+from homeassistant.components.websocket_api.connection import ActiveConnection
+from homeassistant.components.websocket_api.const import ERR_INVALID_FORMAT
+from homeassistant.components.websocket_api.decorators import async_response, websocket_command
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
+import homeassistant.helpers.config_validation as cv
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .core.media import EventCatalog, EventSummary, event_time
+from .errors import validation_error
+from .media_source import hub_footage
+from .services import cameras_for_entities
+
+TIMELINE_MAX_DAYS = 92
+"""The longest range one timeline request may cover (a quarter: what a zoomed-out card shows)."""
+
+
+def moment(value: Any) -> float:
+    """A point in time: seconds since 1970, or an ISO 8601 date and time (naive: HA's zone)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str) and (parsed := dt_util.parse_datetime(value)) is not None:
+        return dt_util.as_utc(parsed).timestamp()
+    raise vol.Invalid("expected seconds since 1970 or an ISO 8601 date and time")
+
+
+@callback
+def async_setup(hass: HomeAssistant) -> None:
+    """Register the commands (once, whatever the number of hubs)."""
+    websocket_api.async_register_command(hass, ws_timeline)
+
+
+def _events_between(
+    catalog: EventCatalog, camera: str, start: float, end: float
+) -> list[EventSummary]:
+    """The camera's events that overlap [start, end], oldest first. Blocking.
+
+    Event ids begin with their local start time, so the ids of the range are found by
+    bisection; only those event.json files are read (cached by the catalog).
+    """
+    ids = catalog.ids()[::-1]  # oldest first
+    times = [event_time(event_id) or 0.0 for event_id in ids]
+    found = []
+    # an event may have started up to a day before the range and still run into it
+    for event_id in ids[bisect.bisect_left(times, start - 86400) : bisect.bisect_right(times, end)]:
+        summary = catalog.summary(event_id)
+        if summary is None or camera not in summary.cameras or summary.start is None:
+            continue
+        if summary.start <= end and (summary.end if summary.end is not None else math.inf) >= start:
+            found.append(summary)
+    return found
+
+
+def _event(summary: EventSummary) -> dict[str, Any]:
+    return {
+        "id": summary.event_id,
+        "label": summary.label,
+        "trigger": summary.trigger,
+        "start": summary.start,
+        "end": summary.end,
+        "state": summary.state,
+        "keep": summary.keep,
+    }
+
+
+@websocket_command(
+    {
+        vol.Required("type"): "pm_dvr/timeline",
+        vol.Required(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Required("start"): moment,
+        vol.Required("end"): moment,
+    }
+)
+@async_response
+async def ws_timeline(
+    hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]
+) -> None:
+    """A camera's recorded spans and events between start and end."""
+    start, end = msg["start"], msg["end"]
+    try:
+        if not start < end <= start + TIMELINE_MAX_DAYS * 86400:
+            raise validation_error("invalid_range", max_days=str(TIMELINE_MAX_DAYS))
+        entry, cameras = cameras_for_entities(hass, [msg[ATTR_ENTITY_ID]])
+    except ServiceValidationError as err:
+        connection.send_error(
+            msg["id"],
+            ERR_INVALID_FORMAT,
+            str(err),
+            translation_domain=err.translation_domain,
+            translation_key=err.translation_key,
+            translation_placeholders=err.translation_placeholders,
+        )
+        return
+    camera = cameras[0].slug
+    spans = await hass.async_add_executor_job(entry.runtime_data.index.coverage, camera, start, end)
+    events = await hass.async_add_executor_job(
+        _events_between, hub_footage(hass, entry).events, camera, start, end
+    )
+    connection.send_result(
+        msg["id"],
+        {
+            "start": start,
+            "end": end,
+            "recordings": [[span_start, span_end] for span_start, span_end in spans],
+            "events": [_event(summary) for summary in events],
+        },
+    )

@@ -1,0 +1,120 @@
+"""The review card's WebSocket commands against a running hub and its real recordings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import itertools
+import logging
+import time
+from typing import Any
+
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.pm_dvr.const import DOMAIN
+
+from .common import wait_for
+
+
+async def timeline(ws: Any, **fields: Any) -> dict[str, Any]:
+    await ws.send_json_auto_id({"type": "pm_dvr/timeline", **fields})
+    reply: dict[str, Any] = await ws.receive_json()
+    return reply
+
+
+async def test_timeline_shows_the_recordings_and_the_events(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """The recorded spans cover every clip on disk of the window and nothing outside it; the
+    camera's events are listed with their labels, another camera's are not."""
+    index = init_integration.runtime_data.index
+    await wait_for(lambda: len(index.clips("front-door")) >= 3, timeout=30)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "capture_event",
+        {
+            ATTR_ENTITY_ID: ["camera.front_door"],
+            "pre_seconds": 4,
+            "post_seconds": 0,
+            "label": "Gate",
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    clips = index.clips("front-door")
+    start, end = clips[0].start - 60, time.time() + 60
+    ws = await hass_ws_client(hass)
+
+    reply = await timeline(ws, entity_id="camera.front_door", start=start, end=end)
+    assert reply["success"], reply
+    result = reply["result"]
+    spans = result["recordings"]
+    assert spans
+    assert all(s0 < e0 < s1 for (s0, e0), (s1, _) in itertools.pairwise(spans))
+    for clip in clips:  # every clip lies inside a span
+        assert any(s - 1e-6 <= clip.start and clip.end <= e + 1e-6 for s, e in spans), clip
+    assert spans[0][0] == pytest.approx(clips[0].start)
+    events = result["events"]
+    assert [(e["id"], e["label"]) for e in events] == [(response["event_id"], "Gate")]
+
+    # The same window as ISO times; the other camera has recordings but not this event.
+    iso = {
+        "start": datetime.fromtimestamp(start).astimezone().isoformat(),
+        "end": datetime.fromtimestamp(end).astimezone().isoformat(),
+    }
+    again = await timeline(ws, entity_id="camera.front_door", **iso)
+    assert again["result"]["recordings"][0][0] == pytest.approx(spans[0][0])
+    garden = await timeline(ws, entity_id="camera.garden", **iso)
+    assert garden["result"]["recordings"]
+    assert garden["result"]["events"] == []
+
+    # A window before any recording: nothing, and no error.
+    empty = await timeline(ws, entity_id="camera.front_door", start=start - 7200, end=start - 3600)
+    assert empty["result"]["recordings"] == []
+    assert empty["result"]["events"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "translation_key"),
+    [
+        ({"entity_id": "camera.nobody", "start": 0, "end": 10}, "unknown_camera_entity"),
+        (
+            {"entity_id": "sensor.front_door_storage", "start": 0, "end": 10},
+            "unknown_camera_entity",
+        ),
+        ({"entity_id": "camera.front_door", "start": 10, "end": 10}, "invalid_range"),
+        ({"entity_id": "camera.front_door", "start": 10, "end": 5}, "invalid_range"),
+        ({"entity_id": "camera.front_door", "start": 0, "end": 93 * 86400}, "invalid_range"),
+        ({"entity_id": "camera.front_door", "start": "yesterday", "end": 10}, None),
+        ({"entity_id": "camera.front_door", "start": True, "end": 10}, None),
+        ({"entity_id": "camera.front_door", "start": 1e300, "end": 10}, "invalid_range"),
+        ({"entity_id": [], "start": 0, "end": 10}, None),
+        ({"start": 0, "end": 10}, None),
+    ],
+)
+@pytest.mark.usefixtures("init_integration")
+async def test_timeline_refuses_bad_input_clearly(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+    fields: dict[str, Any],
+    translation_key: str | None,
+) -> None:
+    """Bad input gets an invalid_format error with a message (translated where pm_dvr checks
+    it), never an unknown error, a traceback or an error logged by pm_dvr (HA itself logs a
+    schema's refusal)."""
+    ws = await hass_ws_client(hass)
+    reply = await timeline(ws, **fields)
+    assert not reply["success"]
+    error = reply["error"]
+    assert error["code"] == "invalid_format"
+    assert error["message"]
+    if translation_key is not None:
+        assert error["translation_key"] == translation_key
+        assert error["translation_domain"] == DOMAIN
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "pm_dvr" in r.name]
