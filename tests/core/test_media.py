@@ -27,6 +27,7 @@ from custom_components.pm_dvr.core.media import (
     hour_range,
     inside,
     remux,
+    remux_range,
 )
 
 from ..rig.clipfiles import make_clip
@@ -245,3 +246,58 @@ def test_thumbnail_and_prune(tmp_path: Path) -> None:
     cache.clear()
     assert not cache.root.exists()
     assert cache.prune() == 0
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times (s) of every decoded video frame of a file."""
+    with av.open(str(path)) as inp:
+        stream = inp.streams.video[0]
+        return [float(frame.pts * stream.time_base) for frame in inp.decode(stream)]
+
+
+def make_clips(tmp_path: Path, audio: bool = False) -> list[tuple[Path, float]]:
+    """Three 4-s clips (10 fps, a keyframe every second) back to back from wall time 1000."""
+    sources = []
+    for index in range(3):
+        path = tmp_path / f"clip{index}.mp4"
+        make_clip(path, seconds=4.0, audio=audio)
+        sources.append((path, 1000.0 + 4 * index))
+    return sources
+
+
+def test_range_export_joins_clips_from_the_keyframe_before_t0_to_t1(tmp_path: Path) -> None:
+    """The export of 1002.5-1009.3 begins at the keyframe of 1002.0, runs without a gap and
+    ends at 1009.3: 20 + 40 + 14 frames, 0.1 s apart."""
+    sources = make_clips(tmp_path)
+    dest = tmp_path / "export.mp4"
+    remux_range(sources, 1002.5, 1009.3, dest)
+    times = frame_times(dest)
+    assert len(times) == 20 + 40 + 14
+    assert times == pytest.approx([i / 10 for i in range(len(times))], abs=0.011)
+    assert not dest.with_name("export.mp4.part").exists()
+
+    # a range inside one clip, not on a keyframe: from that clip's keyframe before it
+    remux_range(sources[1:2], 1005.45, 1006.0, dest)
+    assert len(frame_times(dest)) == 11  # 1005.0 .. 1006.0
+
+
+def test_range_export_keeps_the_sound(tmp_path: Path) -> None:
+    """Clips with sound: the export has it too, and lasts the range to within one GOP."""
+    dest = tmp_path / "export.mp4"
+    remux_range(make_clips(tmp_path, audio=True), 1002.5, 1009.3, dest)
+    with av.open(str(dest)) as inp:
+        assert inp.streams.audio
+        assert sum(1 for _ in inp.decode(inp.streams.audio[0])) > 0
+    times = frame_times(dest)
+    assert 6.8 - 0.1 <= times[-1] - times[0] <= 6.8 + 1.0
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.25  # no gap at the joins
+
+
+def test_range_export_of_nothing_readable_fails_and_leaves_no_file(tmp_path: Path) -> None:
+    """No clip can be read: an error, and neither the export nor its .part is left."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    dest = tmp_path / "export.mp4"
+    with pytest.raises(MediaPathError):
+        remux_range([(broken, 1000.0)], 1000.0, 1001.0, dest)
+    assert list(tmp_path.iterdir()) == [broken]

@@ -16,7 +16,7 @@ def make_clip(path: Path, seconds: float = 1.0, audio: bool = False) -> None:
     ) as out:
         video = out.add_stream("libx264", rate=10)
         video.width, video.height, video.pix_fmt = 160, 90, "yuv420p"
-        video.options = {"g": "10", "bf": "0"}
+        video.options = {"g": "10", "bf": "0", "sc_threshold": "0"}  # a keyframe every second
         sound = out.add_stream("aac", rate=8000, layout="mono") if audio else None
         frames = round(seconds * 10)
         for i in range(frames):

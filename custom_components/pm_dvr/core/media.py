@@ -426,6 +426,69 @@ def remux(sources: Sequence[Path], dest: Path) -> None:
     tmp.replace(dest)
 
 
+_SLACK = Fraction(1, 1000)
+"""Wall-clock times are floats: a frame within a millisecond of a range's edge is inside it."""
+
+
+def remux_range(sources: Sequence[tuple[Path, float]], t0: float, t1: float, dest: Path) -> None:
+    """Join the footage from t0 to t1 (wall clock) of clips given as (path, start) into one MP4
+    by stream copy. Blocking.
+
+    A copy can only begin on a keyframe, so the export begins at the last keyframe at or before
+    t0 (within one GOP of it) and ends with the last packet at or before t1. Clips wholly outside
+    the range are skipped; one that cannot be read is skipped with a warning. Written to
+    `<dest>.part` and renamed, as `remux` does.
+    """
+    tmp = dest.with_name(dest.name + ".part")
+    out = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+    try:
+        outputs: dict[str, av.stream.Stream] = {}
+        last_dts: dict[int, Fraction] = {}
+        base = Fraction(0)
+        for source, start in sources:
+            try:
+                inp = av.open(str(source))
+            except (av.error.FFmpegError, OSError) as err:
+                _LOGGER.warning("Skipping unreadable clip %s: %s", source.name, err)
+                continue
+            with inp:
+                if not outputs:
+                    video = inp.streams.video[:1]
+                    if not video:
+                        continue
+                    # the first clip with footage: begin on its keyframe before t0
+                    begin = _keyframe_at_or_before(source, t0 - start)
+                    for stream in (*video, *inp.streams.audio[:1]):
+                        outputs[stream.type] = add_template_stream(out, stream)
+                else:
+                    begin = None
+                base = _copy(inp, out, outputs, base, last_dts, window=(begin, t1 - start))
+        _check_some(outputs)
+    except BaseException:
+        out.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    out.close()
+    tmp.replace(dest)
+
+
+def _keyframe_at_or_before(path: Path, offset: float) -> float:
+    """Seconds into a clip of its last video keyframe at or before `offset` (0 if none)."""
+    found = Fraction(0)
+    with av.open(str(path)) as inp:
+        stream = inp.streams.video[0]
+        start = Fraction(inp.start_time or 0, 1_000_000)
+        for packet in inp.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            at = packet.pts * packet.time_base - start
+            if at > offset:
+                break
+            if packet.is_keyframe:
+                found = at
+    return float(found)
+
+
 def _check_some(outputs: dict[str, av.stream.Stream]) -> None:
     if not outputs:
         raise MediaPathError("no readable clip")
@@ -437,15 +500,27 @@ def _copy(
     outputs: dict[str, av.stream.Stream],
     base: Fraction,
     last_dts: dict[int, Fraction],
+    *,
+    window: tuple[float | None, float | None] = (None, None),
 ) -> Fraction:
-    """Mux one clip's packets shifted to start at `base` (seconds); returns where it ends."""
+    """Mux one clip's packets shifted to start at `base` (seconds); returns where it ends.
+
+    `window` keeps only packets from `since` to `until` seconds into the clip (either may be
+    None); the first kept moment is muxed at `base`.
+    """
     streams = [s for s in (*inp.streams.video[:1], *inp.streams.audio[:1]) if s.type in outputs]
-    start = Fraction(inp.start_time or 0, 1_000_000)
+    since, until = window
+    clip_start = Fraction(inp.start_time or 0, 1_000_000)
+    start = clip_start + Fraction(since or 0)
+    last = None if until is None else clip_start + Fraction(until)
     end = base
     for packet in inp.demux(*streams):
         if packet.dts is None or packet.pts is None or packet.time_base is None:
             continue
         tb = packet.time_base
+        at = packet.pts * tb
+        if (since is not None and at < start - _SLACK) or (last is not None and at > last + _SLACK):
+            continue
         out_stream = outputs[packet.stream.type]
         shift = round((base - start) / tb)
         dts, pts = packet.dts + shift, packet.pts + shift
