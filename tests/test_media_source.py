@@ -122,7 +122,7 @@ async def test_browse_play_and_refuse(
     event_id = str(response["event_id"])
 
     root = await async_browse_media(hass, ROOT)
-    assert titles(root) == ["Events", "Recordings"]
+    assert titles(root) == ["Events", "Recordings", "Exports"]
     events = await async_browse_media(hass, ids(root)[0])
     assert events.children
     first = events.children[0]
@@ -372,7 +372,7 @@ async def test_two_hubs_at_the_root(
         f"{ROOT}/{entry.entry_id}" for entry in (mock_config_entry, second)
     )
     hub = await async_browse_media(hass, ids(root)[0])
-    assert titles(hub) == ["Events", "Recordings"]
+    assert titles(hub) == ["Events", "Recordings", "Exports"]
     assert await hass.config_entries.async_unload(second.entry_id)
     with pytest.raises(BrowseError):
         await async_browse_media(hass, f"{ROOT}/{second.entry_id}")

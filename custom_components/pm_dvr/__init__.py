@@ -38,6 +38,7 @@ from .devices import async_migrate_devices
 from .errors import translate_errors
 from .events import motion_event_listener
 from .issues import async_setup_repairs
+from .media_source import PmDvrMediaView
 from .mqtt import async_setup_mqtt
 from .retention import async_apply_retention_options, async_setup_retention
 from .services import async_setup_services
@@ -60,11 +61,12 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services, the WebSocket commands and the live view (once, whatever the
-    number of hubs)."""
+    """Register the services, the WebSocket commands, the live view and the media view (once,
+    whatever the number of hubs; exports are served without HA's media browser too)."""
     async_setup_services(hass)
     websocket_api.async_setup(hass)
     hass.http.register_view(PmDvrLiveView(hass))
+    hass.http.register_view(PmDvrMediaView(hass))
     return True
 
 

@@ -1,4 +1,5 @@
-"""The media browser: pm_dvr → Events (newest first) and Recordings (camera → day → hour → clips).
+"""The media browser: pm_dvr → Events (newest first), Recordings (camera → day → hour → clips) and
+Exports (`pm_dvr.export`'s files, newest first).
 
 Listings come from the in-memory clip index and the events folder's names (core/media.py), paged,
 so a year of footage browses as fast as a day. Files are served by an authenticated view that
@@ -36,6 +37,7 @@ from .core.media import (
     CAMERA_SLUG,
     DAY,
     EVENT_ID,
+    EXPORT_NAME,
     HOUR,
     EventCatalog,
     EventSummary,
@@ -45,6 +47,8 @@ from .core.media import (
     clip_file,
     day_buckets,
     day_range,
+    export_file,
+    exports,
     hour_buckets,
     hour_range,
 )
@@ -58,8 +62,7 @@ VIEW_URL = "/api/pm_dvr/media/{entry_id}/{kind}/{first}/{second}"
 
 
 async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
-    """Set up the pm_dvr media source and the view that serves its files."""
-    hass.http.register_view(PmDvrMediaView(hass))
+    """Set up the pm_dvr media source (its files' view is registered with the integration)."""
     return PmDvrMediaSource(hass)
 
 
@@ -193,7 +196,7 @@ class PmDvrMediaSource(MediaSource):
     async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
         """A clip or an event camera, as a signed URL of the pm_dvr view."""
         parts = (item.identifier or "").split("/")
-        if len(parts) != 4 or parts[1] not in ("clip", "event"):
+        if len(parts) != 4 or parts[1] not in ("clip", "event", "export"):
             raise Unresolvable(f"Not playable: {item.identifier[:80]!r}")
         entry = _entry(self.hass, parts[0])
         try:
@@ -202,6 +205,10 @@ class PmDvrMediaSource(MediaSource):
                 if _indexed_clip(entry, camera, parts[3]) is None:
                     raise Unresolvable(f"No such clip: {parts[3][:80]!r}")
                 path = f"/api/pm_dvr/media/{entry.entry_id}/clip/{camera}/{parts[3]}"
+            elif parts[1] == "export":
+                camera = check_part(parts[2], CAMERA_SLUG, "camera")
+                name = check_part(parts[3], EXPORT_NAME, "export")
+                path = f"/api/pm_dvr/media/{entry.entry_id}/export/{camera}/{name}"
             else:
                 event_id = check_part(parts[2], EVENT_ID, "event id")
                 camera = check_part(parts[3], CAMERA_SLUG, "camera")
@@ -241,6 +248,8 @@ class PmDvrMediaSource(MediaSource):
                 return self._hub(entry)
             case ["events"]:
                 return await self._events(entry, page)
+            case ["exports"]:
+                return await self._exports(entry, page)
             case ["event", event_id]:
                 return await self._event(entry, check_part(event_id, EVENT_ID, "event id"))
             case ["rec"]:
@@ -266,7 +275,26 @@ class PmDvrMediaSource(MediaSource):
         node.children = [
             _directory(f"{entry.entry_id}/events", "Events", MediaClass.VIDEO),
             _directory(f"{entry.entry_id}/rec", "Recordings"),
+            _directory(f"{entry.entry_id}/exports", "Exports", MediaClass.VIDEO),
         ]
+        return node
+
+    async def _exports(self, entry: PmDvrConfigEntry, page: int) -> BrowseMediaSource:
+        """The exports of `pm_dvr.export`, newest first."""
+        base = f"{entry.entry_id}/exports"
+        node = _directory(base, "Exports", MediaClass.VIDEO)
+        found = await self.hass.async_add_executor_job(exports, entry.runtime_data.storage)
+        shown, more = _paged(node, found, page, base)
+        titles = _camera_titles(entry)
+        node.children = [
+            _video(
+                f"{entry.entry_id}/export/{camera}/{name}",
+                f"{titles.get(camera, camera)} {name.removesuffix('.mp4')} ({size / 1e6:.1f} MB)",
+            )
+            for camera, name, size in shown
+        ]
+        if more:
+            node.children.append(more)
         return node
 
     async def _events(self, entry: PmDvrConfigEntry, page: int) -> BrowseMediaSource:
@@ -418,7 +446,7 @@ def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | Non
 
 
 class PmDvrMediaView(HomeAssistantView):
-    """Serves clips, event videos and event thumbnails to authenticated users only."""
+    """Serves clips, event videos, event thumbnails and exports to authenticated users only."""
 
     url = VIEW_URL
     name = "api:pm_dvr:media"
@@ -436,6 +464,10 @@ class PmDvrMediaView(HomeAssistantView):
             entry = _entry(self.hass, entry_id)
             if kind == "clip":
                 path = await self._clip(entry, first, second)
+            elif kind == "export":
+                path = await self.hass.async_add_executor_job(
+                    export_file, entry.runtime_data.storage, first, second
+                )
             elif kind == "event" and second.endswith(".mp4"):
                 path = await self._event_video(entry, first, second.removesuffix(".mp4"))
             elif kind == "thumbnail" and second == "thumbnail.jpg":

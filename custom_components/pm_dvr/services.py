@@ -1,9 +1,10 @@
-"""Services: capture an event around now on cameras, persistent recording, keep events, sync now,
-clean up.
+"""Services: capture an event around now on cameras, persistent recording, keep events, export a
+time range, sync now, clean up.
 
 Each service's schema checks everything that can be checked without Home Assistant's state:
 cameras named (at least one, each a camera entity id), windows in 0..3600 s, labels of at most
-64 characters, a target size of 0 GB or more, an event given by id, folder or media-source id.
+64 characters, a target size of 0 GB or more, an event given by id, folder or media-source id, an
+export's range (at most EXPORT_MAX_HOURS, the end after the start).
 Its refusals are translated validation errors, like the handlers' (unknown camera, recording off,
 unknown event): the UI shows their text, REST callers get 400 with it (see errors.py).
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
+from datetime import timedelta
 import functools
 import math
 from pathlib import PurePosixPath
 from typing import Any
 
+from homeassistant.components.http.auth import async_sign_path
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import (
@@ -28,6 +31,7 @@ from homeassistant.core import (
     split_entity_id,
 )
 from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import (
@@ -39,7 +43,7 @@ from .coordinator import CameraCoordinator
 from .core.capture import check_label, check_window
 from .core.errors import PmDvrError
 from .core.layout import events_dir
-from .core.media import CAMERA_SLUG, EVENT_ID
+from .core.media import CAMERA_SLUG, EVENT_ID, Export, export_range
 from .data import PmDvrConfigEntry
 from .errors import PmDvrValidationError, translate_errors, validation_error
 from .events import (
@@ -56,12 +60,18 @@ SERVICE_KEEP_EVENT = "keep_event"
 SERVICE_RELEASE_EVENT = "release_event"
 SERVICE_SYNC_NOW = "sync_now"
 SERVICE_CLEANUP = "cleanup"
+SERVICE_EXPORT = "export"
 ATTR_LABEL = "label"
 ATTR_TARGET_GB = "target_gb"
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_EVENT_ID = "event_id"
+ATTR_START = "start"
+ATTR_END = "end"
+EXPORT_MAX_HOURS = 6
+"""The longest export: a copy of the footage (6 h at 4 Mbit/s is about 11 GB)."""
 MEDIA_SOURCE_PREFIX = f"media-source://{DOMAIN}/"
 MAX_ECHO = 100  # characters of a refused value quoted back in a message
+EXPORT_URL_EXPIRY = timedelta(hours=24)  # as the media browser's signed URLs
 
 
 # ------------------------------------------------------------------------------------ schemas
@@ -162,6 +172,37 @@ def event_label(value: Any) -> str | None:
     return None if value is None else _check_label(cv.string(value))
 
 
+def moment(value: Any) -> float:
+    """A point in time: seconds since 1970, or an ISO 8601 date and time (naive: HA's zone)."""
+    value = _number(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str) and (parsed := dt_util.parse_datetime(value)) is not None:
+        return dt_util.as_utc(parsed).timestamp()
+    raise InvalidInput(
+        "invalid_time",
+        "expected seconds since 1970 or an ISO 8601 date and time",
+        time=_echo(value),
+    )
+
+
+def one_camera(value: Any) -> str:
+    """Exactly one camera entity id."""
+    entity_ids = camera_entities(value)
+    if len(entity_ids) > 1:
+        raise InvalidInput("one_camera", "one camera only")
+    return entity_ids[0]
+
+
+def export_span(data: dict[str, Any]) -> dict[str, Any]:
+    """An export's end comes after its start, at most EXPORT_MAX_HOURS later."""
+    if not data[ATTR_START] < data[ATTR_END] <= data[ATTR_START] + EXPORT_MAX_HOURS * 3600:
+        raise InvalidInput(
+            "invalid_export_range", "bad export range", max_hours=str(EXPORT_MAX_HOURS)
+        )
+    return data
+
+
 def target_size(value: Any) -> float:
     """A size in GB, 0 or more."""
     number = _number(value)
@@ -236,6 +277,16 @@ KEEP_SCHEMA = ServiceSchema(
         vol.Required(ATTR_EVENT_ID): event_reference,
         vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
     }
+)
+EXPORT_SCHEMA = ServiceSchema(
+    vol.All(
+        {
+            vol.Required(ATTR_ENTITY_ID): one_camera,
+            vol.Required(ATTR_START): moment,
+            vol.Required(ATTR_END): moment,
+        },
+        export_span,
+    )
 )
 SYNC_NOW_SCHEMA = ServiceSchema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 CLEANUP_SCHEMA = ServiceSchema(
@@ -374,6 +425,35 @@ async def _async_release_event(call: ServiceCall) -> ServiceResponse:
 
 
 @translate_errors()
+async def _async_export(call: ServiceCall) -> ServiceResponse:
+    """Join a camera's footage of a time range into one MP4 by stream copy (in a worker thread);
+    answer with its file, a signed URL to download it and its media-source id."""
+    hass = call.hass
+    entry, cameras = cameras_for_entities(hass, [call.data[ATTR_ENTITY_ID]])
+    camera, data = cameras[0].slug, entry.runtime_data
+    start, end = call.data[ATTR_START], call.data[ATTR_END]
+
+    def export() -> Export:
+        clips = data.index.covering(camera, start, end)
+        # (retention's free-space floor: an export never takes the disk below it)
+        usage = data.retention.retention.usage() if data.retention is not None else None
+        reserve = (usage.free_floor_bytes or 0) if usage is not None else 0
+        return export_range(data.storage, camera, clips, start, end, reserve=reserve)
+
+    result = await hass.async_add_executor_job(export)
+    path = f"/api/{DOMAIN}/media/{entry.entry_id}/export/{camera}/{result.path.name}"
+    return {
+        "path": str(result.path),
+        "url": async_sign_path(hass, path, EXPORT_URL_EXPIRY),
+        "media_content_id": f"{MEDIA_SOURCE_PREFIX}{entry.entry_id}/export/{camera}/"
+        f"{result.path.name}",
+        "start": result.start,
+        "end": result.end,
+        "bytes": result.size,
+    }
+
+
+@translate_errors()
 async def _async_sync_now(call: ServiceCall) -> None:
     """Retry every queued upload now, on one hub or on every loaded hub."""
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
@@ -428,6 +508,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_KEEP_EVENT, _async_keep_event, KEEP_SCHEMA),
         (SERVICE_RELEASE_EVENT, _async_release_event, KEEP_SCHEMA),
         (SERVICE_CLEANUP, _async_cleanup, CLEANUP_SCHEMA),
+        (SERVICE_EXPORT, _async_export, EXPORT_SCHEMA),
     ):
         hass.services.async_register(
             DOMAIN, service, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL

@@ -21,25 +21,15 @@ from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
-from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .core.media import EventCatalog, EventSummary, event_time
 from .errors import validation_error
 from .media_source import hub_footage
-from .services import cameras_for_entities
+from .services import cameras_for_entities, moment
 
 TIMELINE_MAX_DAYS = 92
 """The longest range one timeline request may cover (a quarter: what a zoomed-out card shows)."""
-
-
-def moment(value: Any) -> float:
-    """A point in time: seconds since 1970, or an ISO 8601 date and time (naive: HA's zone)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str) and (parsed := dt_util.parse_datetime(value)) is not None:
-        return dt_util.as_utc(parsed).timestamp()
-    raise vol.Invalid("expected seconds since 1970 or an ISO 8601 date and time")
 
 
 @callback

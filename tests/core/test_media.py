@@ -14,6 +14,7 @@ import av
 import pytest
 
 from custom_components.pm_dvr.core.clips import Clip
+from custom_components.pm_dvr.core.errors import NoFootageError, StorageError
 from custom_components.pm_dvr.core.media import (
     EventCatalog,
     MediaCache,
@@ -22,6 +23,10 @@ from custom_components.pm_dvr.core.media import (
     day_buckets,
     day_range,
     event_time,
+    export_file,
+    export_name,
+    export_range,
+    exports,
     first_frame_jpeg,
     hour_buckets,
     hour_range,
@@ -301,3 +306,67 @@ def test_range_export_of_nothing_readable_fails_and_leaves_no_file(tmp_path: Pat
     with pytest.raises(MediaPathError):
         remux_range([(broken, 1000.0)], 1000.0, 1001.0, dest)
     assert list(tmp_path.iterdir()) == [broken]
+
+
+def recorded_clips(storage: Path) -> list[Clip]:
+    """make_clips' three clips where the recorder puts them, as the index lists them."""
+    folder = storage / "recordings" / "cam" / "1970-01-01"
+    folder.mkdir(parents=True)
+    clips = []
+    for path, start in make_clips(folder):
+        clips.append(Clip(start, start + 4.0, "cam", path, path.stat().st_size))
+    return clips
+
+
+def test_export_range_writes_one_file_per_call_and_lists_them(tmp_path: Path) -> None:
+    """Exports go under exports/<camera>/, named by start and length, a new name each time;
+    `exports` lists them newest first and `export_file` serves only those."""
+    clips = recorded_clips(tmp_path)
+    first = export_range(tmp_path, "cam", clips, 1002.5, 1009.3, reserve=0)
+    assert first.path.parent == tmp_path / "exports" / "cam"
+    assert first.path.name == export_name(1002.5, 1009.3)
+    assert first.size == first.path.stat().st_size
+    assert len(frame_times(first.path)) == 20 + 40 + 14
+    second = export_range(tmp_path, "cam", clips, 1002.5, 1009.3, reserve=0)
+    assert second.path.name == first.path.name.replace(".mp4", "-1.mp4")
+    os.utime(first.path, (1, 1))  # older
+    (tmp_path / "exports" / "cam" / "notes.txt").write_text("not an export")
+    (tmp_path / "exports" / "Not a camera!").mkdir()
+    (tmp_path / "exports" / "cam2").write_text("a file where a camera's folder would be")
+    assert exports(tmp_path) == [
+        ("cam", second.path.name, second.size),
+        ("cam", first.path.name, first.size),
+    ]
+    assert export_file(tmp_path, "cam", first.path.name) == first.path.resolve()
+    for camera, name in (
+        ("cam", "notes.txt"),
+        ("cam", "19700101-000000_5s.mp4"),
+        ("..", first.path.name),
+        ("cam", "../cam/" + first.path.name),
+    ):
+        with pytest.raises(MediaPathError):
+            export_file(tmp_path, camera, name)
+    assert exports(tmp_path / "nothing here") == []
+
+
+def test_export_range_refusals(tmp_path: Path) -> None:
+    """No clip, only deleted or unreadable clips, or too little space: refused, nothing left."""
+    clips = recorded_clips(tmp_path)
+    with pytest.raises(NoFootageError):
+        export_range(tmp_path, "cam", [], 1000.0, 1001.0, reserve=0)
+    gone = Clip(900.0, 904.0, "cam", tmp_path / "recordings" / "cam" / "gone.mp4", 10)
+    with pytest.raises(NoFootageError):
+        export_range(tmp_path, "cam", [gone], 900.0, 901.0, reserve=0)
+    broken = clips[0].path.with_name("broken.mp4")
+    broken.write_bytes(b"not a video")
+    with pytest.raises(NoFootageError):
+        export_range(
+            tmp_path, "cam", [Clip(900.0, 904.0, "cam", broken, 11)], 900.0, 901.0, reserve=0
+        )
+    with pytest.raises(StorageError):
+        export_range(tmp_path, "cam", clips, 1000.0, 1012.0, reserve=2**62)
+    assert not list((tmp_path / "exports").rglob("*.mp4*"))
+    shutil.rmtree(tmp_path / "exports")
+    (tmp_path / "exports").write_text("a file where the exports folder would be")
+    with pytest.raises(StorageError):
+        export_range(tmp_path, "cam", clips, 1000.0, 1012.0, reserve=0)

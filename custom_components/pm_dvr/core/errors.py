@@ -103,3 +103,9 @@ class InvalidPayloadError(CaptureError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"Invalid capture payload: {reason}")
         self.reason = reason
+
+
+class NoFootageError(CaptureError):
+    """A camera recorded nothing in the range asked for (an export of a gap)."""
+
+    translation_key = "no_footage"

@@ -19,6 +19,7 @@ from . import walltime
 RECORDINGS = "recordings"
 EVENTS = "events"
 INDEX = "index"
+EXPORTS = "exports"
 EVENT_FILE = "event.json"
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -42,6 +43,11 @@ def recordings_dir(storage: Path) -> Path:
 def events_dir(storage: Path) -> Path:
     """Folder of events."""
     return storage / EVENTS
+
+
+def exports_dir(storage: Path) -> Path:
+    """Folder of exported time ranges (`pm_dvr.export`), one folder per camera."""
+    return storage / EXPORTS
 
 
 def index_dir(storage: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
+import contextlib
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -31,9 +32,11 @@ import av
 from . import walltime
 from .avcompat import add_template_stream
 from .clips import Clip, clip_name_order, clip_start_from_name
+from .errors import NoFootageError, StorageError
 from .event import EventRecord, read_event
-from .layout import EVENT_FILE, events_dir, recordings_dir
+from .layout import EVENT_FILE, events_dir, exports_dir, free_bytes, recordings_dir
 from .stream import encode_jpeg
+from .writer import free_path
 
 if TYPE_CHECKING:
     from .stream import Image
@@ -46,6 +49,7 @@ CAMERA_SLUG: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DAY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HOUR: Final = re.compile(r"^(?:[01]\d|2[0-3])$")
 EVENT_ID: Final = re.compile(r"^\d{8}-\d{6}-\d{3}_[a-z0-9-]+$")  # core/capture.py's ids
+EXPORT_NAME: Final = re.compile(r"^\d{8}-\d{6}_\d{1,6}s(?:-\d{1,4})?\.mp4$")  # export_range's
 THUMBNAIL_WIDTH: Final = 320
 CACHE_MAX_AGE: Final = 24 * 3600.0
 CACHE_MAX_BYTES: Final = 2 * 1024**3
@@ -487,6 +491,81 @@ def _keyframe_at_or_before(path: Path, offset: float) -> float:
             if packet.is_keyframe:
                 found = at
     return float(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A time range of one camera joined into one MP4 (`export_range`)."""
+
+    path: Path
+    camera: str
+    start: float
+    end: float
+    size: int
+
+
+def export_name(t0: float, t1: float) -> str:
+    """`<local start>_<seconds>s.mp4`: sorts by time, says how long, and is a valid file name."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(t0)) + f"_{round(t1 - t0)}s.mp4"
+
+
+def export_range(
+    storage: Path, camera: str, clips: Sequence[Clip], t0: float, t1: float, *, reserve: int
+) -> Export:
+    """Join a camera's footage from t0 to t1 into `<storage>/exports/<camera>/`. Blocking.
+
+    `clips` are the camera's indexed clips overlapping the range. The copy needs at most their
+    size; it is refused when that would leave less than `reserve` bytes free (retention's floor,
+    which protects the disk Home Assistant lives on).
+    """
+    sources = []
+    for clip in clips:
+        try:  # (retention may have deleted the oldest meanwhile)
+            sources.append((clip_file(storage, clip), clip.start))
+        except MediaPathError:
+            continue
+    if not sources:
+        raise NoFootageError(f"No footage of {camera} in the range")
+    folder = exports_dir(storage) / camera
+    needed = sum(clip.size for clip in clips)
+    if free_bytes(storage) - needed < reserve:
+        raise StorageError(f"Not enough free space to export {needed} bytes")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StorageError(f"Cannot create {folder}: {err.strerror}") from err
+    dest = free_path(folder / export_name(t0, t1))
+    try:
+        remux_range(sources, t0, t1, dest)
+    except MediaPathError as err:  # no clip could be read
+        raise NoFootageError(f"No readable footage of {camera} in the range") from err
+    return Export(dest, camera, t0, t1, dest.stat().st_size)
+
+
+def exports(storage: Path) -> list[tuple[str, str, int]]:
+    """Every export as (camera, file name, size), newest first. Blocking."""
+    found: list[tuple[float, str, str, int]] = []
+    root = exports_dir(storage)
+    with contextlib.suppress(FileNotFoundError):
+        for folder in root.iterdir():
+            if not CAMERA_SLUG.fullmatch(folder.name):
+                continue
+            with contextlib.suppress(OSError):
+                for file in folder.iterdir():
+                    if EXPORT_NAME.fullmatch(file.name):
+                        with contextlib.suppress(FileNotFoundError):
+                            info = file.stat()
+                            found.append((info.st_mtime, folder.name, file.name, info.st_size))
+    found.sort(reverse=True)
+    return [(camera, name, size) for _, camera, name, size in found]
+
+
+def export_file(storage: Path, camera: str, name: str) -> Path:
+    """An export's file, checked to be one inside the exports folder. Blocking."""
+    path = inside(exports_dir(storage), check_part(camera, CAMERA_SLUG, "camera"), name)
+    if not EXPORT_NAME.fullmatch(name) or not path.is_file():
+        raise MediaPathError("no such export")
+    return path
 
 
 def _check_some(outputs: dict[str, av.stream.Stream]) -> None:
