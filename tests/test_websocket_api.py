@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from http import HTTPStatus
 import itertools
 import logging
 import time
 from typing import Any
 
+import av
+import cv2
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
+import numpy as np
+from numpy.typing import NDArray
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
 
 from custom_components.pm_dvr.const import DOMAIN
 
@@ -118,3 +126,60 @@ async def test_timeline_refuses_bad_input_clearly(
         assert error["translation_domain"] == DOMAIN
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "pm_dvr" in r.name]
+
+
+async def test_thumbnail_is_the_keyframe_at_that_moment(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """A signed URL of a 320-px JPEG of the keyframe at or before the moment, 404 where nothing
+    was recorded; a camera that is not pm_dvr's is refused with a translated error."""
+    index = init_integration.runtime_data.index
+    await wait_for(lambda: len(index.clips("front-door")) >= 2, timeout=30)
+    clip = index.clips("front-door")[0]
+    moment = clip.start + 1.3
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/thumbnail", "entity_id": "camera.front_door", "time": moment}
+    )
+    reply = await ws.receive_json()
+    assert reply["success"], reply
+    url = reply["result"]["url"]
+    assert "authSig=" in url
+    client = await hass_client()
+    got = await client.get(url)
+    assert got.status == HTTPStatus.OK
+    assert got.headers["Content-Type"] == "image/jpeg"
+    still = cv2.imdecode(np.frombuffer(await got.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert still.shape[1] == 320
+
+    def keyframe_before(offset: float) -> NDArray[np.uint8]:
+        with av.open(str(clip.path)) as inp:
+            keyframes = [
+                frame.to_ndarray(format="bgr24")
+                for frame in inp.decode(video=0)
+                if frame.key_frame and float(frame.time or 0.0) <= offset
+            ]
+        return keyframes[-1]
+
+    expected = await hass.async_add_executor_job(keyframe_before, 1.3)
+    expected = cv2.resize(expected, (still.shape[1], still.shape[0]), interpolation=cv2.INTER_AREA)
+    assert float(np.mean(cv2.absdiff(still, expected))) < 4.0  # JPEG's loss, nothing more
+
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/thumbnail", "entity_id": "camera.front_door", "time": clip.start - 3600}
+    )
+    nothing = await ws.receive_json()
+    assert (await client.get(nothing["result"]["url"])).status == HTTPStatus.NOT_FOUND
+    base = f"/api/{DOMAIN}/media/{init_integration.entry_id}/frame"
+    for name in ("front-door/soon.jpg", "front-door/123.png", "../x/123.jpg"):
+        assert (await client.get(f"{base}/{name}")).status == HTTPStatus.NOT_FOUND
+
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/thumbnail", "entity_id": "camera.nobody", "time": moment}
+    )
+    refused = await ws.receive_json()
+    assert not refused["success"]
+    assert refused["error"]["translation_key"] == "unknown_camera_entity"

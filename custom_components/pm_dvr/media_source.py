@@ -39,6 +39,7 @@ from .core.media import (
     EVENT_ID,
     EXPORT_NAME,
     HOUR,
+    THUMBNAIL_WIDTH,
     EventCatalog,
     EventSummary,
     MediaCache,
@@ -51,6 +52,7 @@ from .core.media import (
     exports,
     hour_buckets,
     hour_range,
+    keyframe_jpeg,
 )
 from .core.walltime import local_text
 from .data import PmDvrConfigEntry
@@ -429,6 +431,19 @@ def _event_title(summary: EventSummary, titles: dict[str, str]) -> str:
     return f"{title} ({marks})" if marks else title
 
 
+def frame_url(entry_id: str, camera: str, moment: float) -> str:
+    """The media view's path of a still at a moment (milliseconds since 1970 in the name)."""
+    return f"/api/{DOMAIN}/media/{entry_id}/frame/{camera}/{round(moment * 1000)}.jpg"
+
+
+def frame_moment(name: str) -> float | None:
+    """The moment a `frame_url` names, or None."""
+    digits = name.removesuffix(".jpg")
+    if name.endswith(".jpg") and digits.isdigit() and len(digits) <= 15:
+        return int(digits) / 1000
+    return None
+
+
 def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | None:
     """The clip of the index with this name (the index is the only source of clip paths)."""
     from .core.clips import clip_starts_from_name
@@ -470,6 +485,9 @@ class PmDvrMediaView(HomeAssistantView):
                 )
             elif kind == "event" and second.endswith(".mp4"):
                 path = await self._event_video(entry, first, second.removesuffix(".mp4"))
+            elif kind == "frame" and (moment := frame_moment(second)) is not None:
+                jpeg = await self._frame(entry, check_part(first, CAMERA_SLUG, "camera"), moment)
+                return web.Response(body=jpeg, content_type="image/jpeg")
             elif kind == "thumbnail" and second == "thumbnail.jpg":
                 jpeg = await self._thumbnail(entry, first)
                 return web.Response(body=jpeg, content_type="image/jpeg")
@@ -503,6 +521,22 @@ class PmDvrMediaView(HomeAssistantView):
             return created
 
         return await self.hass.async_add_executor_job(make)
+
+    async def _frame(self, entry: PmDvrConfigEntry, camera: str, moment: float) -> bytes:
+        """A still of the camera at a moment: the keyframe at or before it in its clip."""
+        storage, index = entry.runtime_data.storage, entry.runtime_data.index
+
+        def make() -> bytes | None:
+            for clip in index.covering(camera, moment, moment):
+                if clip.start <= moment <= clip.end:
+                    path = clip_file(storage, clip)
+                    return keyframe_jpeg(path, moment - clip.start, THUMBNAIL_WIDTH)
+            return None
+
+        jpeg = await self.hass.async_add_executor_job(make)
+        if jpeg is None:
+            raise web.HTTPNotFound(reason="no recording at that moment")
+        return jpeg
 
     async def _thumbnail(self, entry: PmDvrConfigEntry, event_id: str) -> bytes:
         check_part(event_id, EVENT_ID, "event id")

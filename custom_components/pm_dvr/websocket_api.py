@@ -3,8 +3,9 @@
 `pm_dvr/timeline` answers, for one pm_dvr camera entity and a range of time, the recorded spans
 (clips joined across reconnect gaps, so holes in the footage show) and the events that camera is
 in. The spans come from the clip index (bisection, then arrays: a month in milliseconds) and the
-events from the event catalog, both in a worker thread. Bad input is answered with a translated
-`invalid_format` error, never a traceback.
+events from the event catalog, both in a worker thread. `pm_dvr/thumbnail` answers a signed URL
+of a still of a camera at a moment (the media view decodes the keyframe at or before it). Bad
+input is answered with a translated `invalid_format` error, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from typing import Any
 
 from homeassistant.components import websocket_api
+from homeassistant.components.http.auth import async_sign_path
 from homeassistant.components.websocket_api.connection import ActiveConnection
 from homeassistant.components.websocket_api.const import ERR_INVALID_FORMAT
 from homeassistant.components.websocket_api.decorators import async_response, websocket_command
@@ -25,7 +27,7 @@ import voluptuous as vol
 
 from .core.media import EventCatalog, EventSummary, event_time
 from .errors import validation_error
-from .media_source import hub_footage
+from .media_source import URL_EXPIRY, frame_url, hub_footage
 from .services import cameras_for_entities, moment
 
 TIMELINE_MAX_DAYS = 92
@@ -36,6 +38,7 @@ TIMELINE_MAX_DAYS = 92
 def async_setup(hass: HomeAssistant) -> None:
     """Register the commands (once, whatever the number of hubs)."""
     websocket_api.async_register_command(hass, ws_timeline)
+    websocket_api.async_register_command(hass, ws_thumbnail)
 
 
 def _events_between(
@@ -90,14 +93,7 @@ async def ws_timeline(
             raise validation_error("invalid_range", max_days=str(TIMELINE_MAX_DAYS))
         entry, cameras = cameras_for_entities(hass, [msg[ATTR_ENTITY_ID]])
     except ServiceValidationError as err:
-        connection.send_error(
-            msg["id"],
-            ERR_INVALID_FORMAT,
-            str(err),
-            translation_domain=err.translation_domain,
-            translation_key=err.translation_key,
-            translation_placeholders=err.translation_placeholders,
-        )
+        _send_refusal(connection, msg["id"], err)
         return
     camera = cameras[0].slug
     spans = await hass.async_add_executor_job(entry.runtime_data.index.coverage, camera, start, end)
@@ -112,4 +108,34 @@ async def ws_timeline(
             "recordings": [[span_start, span_end] for span_start, span_end in spans],
             "events": [_event(summary) for summary in events],
         },
+    )
+
+
+@websocket_command(
+    {
+        vol.Required("type"): "pm_dvr/thumbnail",
+        vol.Required(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Required("time"): moment,
+    }
+)
+@callback
+def ws_thumbnail(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
+    """A signed URL of a still of the camera at a moment (the keyframe at or before it)."""
+    try:
+        entry, cameras = cameras_for_entities(hass, [msg[ATTR_ENTITY_ID]])
+    except ServiceValidationError as err:
+        _send_refusal(connection, msg["id"], err)
+        return
+    path = frame_url(entry.entry_id, cameras[0].slug, msg["time"])
+    connection.send_result(msg["id"], {"url": async_sign_path(hass, path, URL_EXPIRY)})
+
+
+def _send_refusal(connection: ActiveConnection, msg_id: int, err: ServiceValidationError) -> None:
+    connection.send_error(
+        msg_id,
+        ERR_INVALID_FORMAT,
+        str(err),
+        translation_domain=err.translation_domain,
+        translation_key=err.translation_key,
+        translation_placeholders=err.translation_placeholders,
     )

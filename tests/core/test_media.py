@@ -11,6 +11,8 @@ import shutil
 import time
 
 import av
+import cv2
+import numpy as np
 import pytest
 
 from custom_components.pm_dvr.core.clips import Clip
@@ -31,6 +33,7 @@ from custom_components.pm_dvr.core.media import (
     hour_buckets,
     hour_range,
     inside,
+    keyframe_jpeg,
     remux,
     remux_range,
 )
@@ -370,3 +373,18 @@ def test_export_range_refusals(tmp_path: Path) -> None:
     (tmp_path / "exports").write_text("a file where the exports folder would be")
     with pytest.raises(StorageError):
         export_range(tmp_path, "cam", clips, 1000.0, 1012.0, reserve=0)
+
+
+def test_keyframe_jpeg_is_the_keyframe_at_or_before_the_offset(tmp_path: Path) -> None:
+    """Any offset gives a still of the right width; before the clip, its first frame; a file
+    that is not a video, none."""
+    path = tmp_path / "clip.mp4"
+    make_clip(path, seconds=4.0)
+    for offset in (-1.0, 0.0, 2.5, 99.0):
+        jpeg = keyframe_jpeg(path, offset, 160)
+        assert jpeg is not None
+        assert jpeg[:2] == b"\xff\xd8"
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[1] == 160
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    assert keyframe_jpeg(broken, 1.0, 160) is None

@@ -615,6 +615,28 @@ def _copy(
     return end
 
 
+def keyframe_jpeg(path: Path, offset: float, width: int) -> bytes | None:
+    """JPEG of the keyframe at or before `offset` seconds into a clip (its first frame when the
+    offset is before it), None when it has no video. Blocking.
+
+    A seek to the keyframe and one decoded frame: a still of any moment within one GOP, without
+    decoding the GOP up to it.
+    """
+    try:
+        with av.open(str(path)) as inp:
+            if not inp.streams.video:
+                return None
+            stream = inp.streams.video[0]
+            if offset > 0 and stream.time_base:
+                target = int(offset / stream.time_base) + (stream.start_time or 0)
+                inp.seek(target, stream=stream, backward=True, any_frame=False)
+            for frame in inp.decode(stream):
+                return encode_jpeg(cast("Image", frame.to_ndarray(format="bgr24")), width)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None
+
+
 def first_frame_jpeg(path: Path, width: int) -> bytes | None:
     """JPEG of the first decodable video frame of a clip, None when it has none. Blocking."""
     try:
