@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from http import HTTPStatus
 import itertools
 import logging
@@ -13,16 +13,18 @@ import av
 import cv2
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import numpy as np
 from numpy.typing import NDArray
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
 )
 
 from custom_components.pm_dvr.const import DOMAIN
+from custom_components.pm_dvr.core.motion import MotionResult
 
 from .common import wait_for
 
@@ -183,3 +185,37 @@ async def test_thumbnail_is_the_keyframe_at_that_moment(
     refused = await ws.receive_json()
     assert not refused["success"]
     assert refused["error"]["translation_key"] == "unknown_camera_entity"
+
+
+async def test_timeline_shows_the_motion_intervals(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Motion from its first moving frame to its last is logged when it ends (and when the
+    camera stops while it is on), and the timeline lists it."""
+    coordinator = init_integration.runtime_data.cameras["sub_front-door"]
+    assert coordinator.motion_enabled
+    moving = MotionResult(True, ((0.1, 0.1, 0.2, 0.2),), 0.01)
+    before = time.time()
+    coordinator._async_on_motion(moving, 0.04, None)
+    coordinator._async_on_motion(moving, 0.04, None)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))  # off delay over
+    await hass.async_block_till_done()
+    assert not coordinator.motion.detected
+    after = time.time()
+    coordinator._async_on_motion(moving, 0.04, None)  # on again, then the hub unloads
+    await hass.async_block_till_done()
+    ws = await hass_ws_client(hass)
+    reply = await timeline(ws, entity_id="camera.front_door", start=before - 60, end=after + 60)
+    assert reply["success"], reply
+    [(start, end)] = reply["result"]["motion"]
+    assert before <= start <= end <= after
+    garden = await timeline(ws, entity_id="camera.garden", start=before - 60, end=after + 60)
+    assert garden["result"]["motion"] == []
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    logged = await hass.async_add_executor_job(
+        coordinator.motion_log.between, before - 60, time.time() + 60
+    )
+    assert len(logged) == 2
+    assert logged[1][0] >= after

@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import secrets
+import time
 from types import MappingProxyType
 from typing import Any
 
@@ -41,6 +42,7 @@ from .const import (
 from .core.clips import Clip
 from .core.live import LiveSource
 from .core.motion import MotionConfig, MotionResult, MotionWorker, Zone, draw_outlines
+from .core.motion_log import MotionLog
 from .core.motion_sink import MotionSink, motion_config, parse_zones
 from .core.probe import StreamInfo
 from .core.recorder import Recorder, RecorderState
@@ -168,6 +170,12 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         self._worker_area = 0.0  # ... and the largest area it has handed over since
         self._best: _Candidate | None = None  # loop only: the current event's best picture
         self._event_shown = False  # loop only: whether the current event's picture is up
+        # The motion interval under way (wall clock: its first and its latest moving frame),
+        # logged for the review timeline when motion ends.
+        self.motion_log = MotionLog(entry.runtime_data.storage, self.slug)
+        self._motion_since: float | None = None
+        self._motion_last = 0.0
+        self._index = entry.runtime_data.index
         self._stopped = False
         if subentry.data.get(CONF_MOTION, True):
             self.motion_worker = MotionWorker(
@@ -269,6 +277,7 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
         # Results queued by the worker before it stopped must not start a new timer.
         self._stopped = True
         self._cancel_motion_off()
+        self._async_log_motion()  # (motion still on: its interval ends here)
         self._best = None
 
     async def async_snapshot(self, width: int | None, height: int | None) -> bytes | None:
@@ -353,6 +362,9 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
                 self._picture_event += 1
             return
         changed = not self.motion.detected
+        self._motion_last = time.time()
+        if self._motion_since is None:
+            self._motion_since = self._motion_last
         self.motion.detected = True
         if picture is not None:
             now = dt_util.utcnow()
@@ -383,7 +395,9 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
 
     @callback
     def _async_end_motion_event(self) -> None:
-        """Motion went off: show the event's best picture if it is not the one up already."""
+        """Motion went off: log its interval, and show the event's best picture if it is not
+        the one up already."""
+        self._async_log_motion()
         self._picture_event += 1  # the worker draws the next event's first picture afresh
         best, self._best, self._event_shown = self._best, None, False
         if best is None or best.shown:
@@ -398,6 +412,17 @@ class CameraCoordinator(DataUpdateCoordinator[CameraStatus]):
             self._async_draw_best(best.picture, best.result, best.time),
             f"{DOMAIN} motion picture {self.slug}",
             eager_start=False,
+        )
+
+    @callback
+    def _async_log_motion(self) -> None:
+        """Append the interval under way to the camera's motion log (in the executor)."""
+        since, self._motion_since = self._motion_since, None
+        if since is None:
+            return
+        heads = [clip.start for clip in self._index.heads() if clip.camera == self.slug]
+        self.hass.async_add_executor_job(
+            self.motion_log.append, since, self._motion_last, heads[0] if heads else None
         )
 
     async def _async_draw_best(

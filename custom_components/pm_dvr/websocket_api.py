@@ -1,8 +1,8 @@
 """WebSocket commands of the review card: what a camera recorded over a range of time.
 
 `pm_dvr/timeline` answers, for one pm_dvr camera entity and a range of time, the recorded spans
-(clips joined across reconnect gaps, so holes in the footage show) and the events that camera is
-in. The spans come from the clip index (bisection, then arrays: a month in milliseconds) and the
+(clips joined across reconnect gaps, so holes in the footage show), its motion intervals (its
+motion log) and the events that camera is in. The spans come from the clip index (bisection, then arrays: a month in milliseconds) and the
 events from the event catalog, both in a worker thread. `pm_dvr/thumbnail` answers a signed URL
 of a still of a camera at a moment (the media view decodes the keyframe at or before it). Bad
 input is answered with a translated `invalid_format` error, never a traceback.
@@ -100,12 +100,14 @@ async def ws_timeline(
     events = await hass.async_add_executor_job(
         _events_between, hub_footage(hass, entry).events, camera, start, end
     )
+    motion = await hass.async_add_executor_job(cameras[0].motion_log.between, start, end)
     connection.send_result(
         msg["id"],
         {
             "start": start,
             "end": end,
             "recordings": [[span_start, span_end] for span_start, span_end in spans],
+            "motion": [[motion_start, motion_end] for motion_start, motion_end in motion],
             "events": [_event(summary) for summary in events],
         },
     )
