@@ -14,14 +14,14 @@ SIZE = 10_000
 CAMERAS = ("front", "garden", "garage")
 
 
-def _five_days_ago_at_ten() -> float:
-    """10:00 local time five days ago: day folders older than today, and a test's clips (a few
+def _five_days_ago_at_one() -> float:
+    """01:00 local time five days ago: day folders older than today, and a test's clips (20
     hours at most) never cross midnight into a second day folder, whenever the suite runs."""
     day = time.localtime(time.time() - 5 * 86400)
-    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 10, 0, 0, 0, 0, -1))
+    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 1, 0, 0, 0, 0, -1))
 
 
-BASE = _five_days_ago_at_ten()
+BASE = _five_days_ago_at_one()
 
 
 def gb(n_bytes: float) -> float:
