@@ -242,6 +242,11 @@ class Recorder:
         return self._enabled
 
     @property
+    def clip_open(self) -> bool:
+        """Whether a clip is being recorded (switching off closes it at the next packet)."""
+        return self._clip is not None
+
+    @property
     def stats(self) -> RecorderStats:
         """Counters (read from any thread; a consistent-enough snapshot for sensors)."""
         self._stats.packets = self._muxed
