@@ -32,8 +32,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import collections
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 import gc
 import json
@@ -334,7 +333,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(1.0)
 
     gc.collect()  # start from a full collection: growth below is what the run adds
-    oldest_at_start = collections.Counter(type(o).__qualname__ for o in gc.get_objects(2))
+    oldest_at_start = Counter(type(o).__qualname__ for o in gc.get_objects(2))
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     cpu_times = CpuTimes()
@@ -342,7 +341,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     print(f"running {args.minutes:g} min on Python {sys.version.split()[0]} ...", flush=True)
     try:
         await asyncio.gather(probe.run(until), pick_now_and_then())
-        oldest_at_end = collections.Counter(type(o).__qualname__ for o in gc.get_objects(2))
+        oldest_at_end = Counter(type(o).__qualname__ for o in gc.get_objects(2))
         # Python runs a full collection when it sees fit (none in most 10-minute runs): time
         # three now, with the cameras running and everything loaded, as the loop would wait.
         full_collections = []

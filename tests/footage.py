@@ -12,7 +12,16 @@ from custom_components.pm_dvr.core.retention import BYTES_PER_GB
 
 SIZE = 10_000
 CAMERAS = ("front", "garden", "garage")
-BASE = (time.time() // 60) * 60 - 5 * 86400  # five days ago: days folders older than today
+
+
+def _five_days_ago_at_one() -> float:
+    """01:00 local time five days ago: day folders older than today, and a test's clips (20
+    hours at most) never cross midnight into a second day folder, whenever the suite runs."""
+    day = time.localtime(time.time() - 5 * 86400)
+    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 1, 0, 0, 0, 0, -1))
+
+
+BASE = _five_days_ago_at_one()
 
 
 def gb(n_bytes: float) -> float:

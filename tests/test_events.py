@@ -125,7 +125,9 @@ async def test_capture_links_window_and_completes(
         assert path.stat().st_ino == recordings[path.name].path.stat().st_ino
     covered = (recordings[linked[0].name].start, recordings[linked[-1].name].end)
     assert covered[1] - covered[0] >= 8 - 2.5
-    await hass.async_block_till_done()
+    # (event.json is written in a worker thread; the completion is announced once the capture
+    # task is back on the loop, a task HA's block_till_done does not wait for)
+    await wait_for(lambda: len(fired) == 2)
     assert [e.data["state"] for e in fired] == ["recording", "complete"]
     assert fired[0].data["event_id"] == response["event_id"]
 
@@ -228,6 +230,7 @@ async def test_persistent_recording_survives_a_reload(
     assert any(by_name[name].end < reloaded_at for name in linked)
     assert any(by_name[name].start > reloaded_at for name in linked)
     assert len(linked) >= 5
+    await wait_for(lambda: len(fired) == 2)  # (announced after event.json is written)
     await hass.async_block_till_done()
     assert hass.states.get(FRONT_SENSOR).attributes["state"] == "complete"
     # The bus hears the start and the completion, not the resume after the reload.

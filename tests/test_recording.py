@@ -55,7 +55,13 @@ async def test_recording_switch(
     )
     assert hass.states.get("switch.garden_recording").state == STATE_OFF
     await wait_for(lambda: hass.states.get("sensor.garden_recording_state").state == "stopped")
-    await wait_for(lambda: not list((storage_path / "recordings" / "garden").glob("*/*.part")))
+    # The clip under way closes at the camera's next packet; its writer thread then renames it
+    # (a .part may not even exist yet when the state says stopped: the writer opens it).
+    recorder = init_integration.runtime_data.cameras["sub_garden"].recorder
+    assert recorder is not None
+    await wait_for(lambda: not recorder.clip_open)
+    assert await hass.async_add_executor_job(recorder.flush, 10)
+    assert not list((storage_path / "recordings" / "garden").glob("*/*.part"))
     count = len(clips_of(storage_path, "garden"))
     await hass.async_add_executor_job(time.sleep, 3)
     assert len(clips_of(storage_path, "garden")) == count
@@ -119,7 +125,11 @@ async def test_camera_drop_closes_clip_and_resumes(
     await hass.async_add_executor_job(time.sleep, 1)
     rtsp_private.stop(kill=True)
     await wait_for(lambda: "reconnecting" in states[1:])
-    await wait_for(lambda: not list((storage_path / "recordings" / "drive").glob("*/*.part")))
+    # The clip was closed before the state changed; its writer thread renames it.
+    recorder = private_entry.runtime_data.cameras["sub_drive"].recorder
+    assert recorder is not None
+    assert await hass.async_add_executor_job(recorder.flush, 10)
+    assert not list((storage_path / "recordings" / "drive").glob("*/*.part"))
     before = clips_of(storage_path, "drive")
     last = before[-1]
     assert await hass.async_add_executor_job(lambda: len(decode_cut_clip(last))) > 0

@@ -683,7 +683,9 @@ def test_recorder_threads_add_while_enforcing(storage: Path) -> None:
                 start = BASE + i * 60 + c * 7
                 try:
                     path = write_clip(storage, camera, start, 500)
-                except FileNotFoundError:  # its old day folder was just pruned: make it again
+                # Its day folder was just pruned (after mkdir found it, or between mkdir's own
+                # two looks at it, which pathlib reports as FileExistsError): make it again.
+                except (FileNotFoundError, FileExistsError):
                     path = write_clip(storage, camera, start, 500)
                 clip = clip_from_path(camera, path)
                 assert clip is not None

@@ -86,6 +86,20 @@ def hung_azure(server: SilentServer) -> AzureBlobConfig:
 # ---------------------------------------------------------------- the queue's structure
 
 
+def recording_job(
+    job_id: str, index: int, target: str, next_attempt: float, added: float
+) -> dict[str, Any]:
+    """A queued recording upload as the queue stores it (its other fields take the defaults)."""
+    return {
+        "id": job_id,
+        "kind": "recording",
+        "path": f"recordings/cam/2026-01-01/{index:06d}.mp4",
+        "target": target,
+        "next_attempt": next_attempt,
+        "added": added,
+    }
+
+
 async def test_pick_from_100k_jobs_is_an_index_lookup_and_copies_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -96,14 +110,13 @@ async def test_pick_from_100k_jobs_is_an_index_lookup_and_copies_nothing(
     rng = random.Random(17)
     now = 1_000_000.0
     items = [
-        {
-            "id": f"j{index:06d}",
-            "kind": "recording",
-            "path": f"recordings/cam/2026-01-01/{index:06d}.mp4",
-            "target": "a" if index % 2 else "b",
-            "next_attempt": now + rng.uniform(-3600, 3600),
-            "added": now - 7200 + index * 0.01,
-        }
+        recording_job(
+            f"j{index:06d}",
+            index,
+            "a" if index % 2 else "b",
+            now + rng.uniform(-3600, 3600),
+            now - 7200 + index * 0.01,
+        )
         for index in range(JOBS)
     ]
     queue = SyncQueue(items, clock=lambda: now)
@@ -177,14 +190,7 @@ def test_queued_jobs_give_the_cycle_collector_nothing_to_scan() -> None:
     which tracks every dict)."""
     now = 1_000_000.0
     items = [
-        {
-            "id": f"j{index:06d}-{target}",
-            "kind": "recording",
-            "path": f"recordings/cam/2026-01-01/{index:06d}.mp4",
-            "target": target,
-            "next_attempt": now + index,
-            "added": now - index,
-        }
+        recording_job(f"j{index:06d}-{target}", index, target, now + index, now - index)
         for index in range(20_000)
         for target in ("a", "b")  # two jobs per path
     ]
@@ -209,14 +215,7 @@ async def test_bulk_changes_go_in_chunks_with_the_loop_free_between() -> None:
     work between chunks instead of waiting for the whole change."""
     now = 1_000_000.0
     items = [
-        {
-            "id": f"{target}{index:05d}",
-            "kind": "recording",
-            "path": f"recordings/cam/2026-01-01/{index:05d}.mp4",
-            "target": target,
-            "next_attempt": now + 3600 + index,
-            "added": now - index,
-        }
+        recording_job(f"{target}{index:05d}", index, target, now + 3600 + index, now - index)
         for target, jobs in (("a", 5_000), ("b", 10))
         for index in range(jobs)
     ]

@@ -188,6 +188,9 @@ class Recorder:
         self._enabled = enabled
         self._on_state = on_state
         self._state_lock = threading.Lock()
+        # Held while a keyframe decides whether to cut and open a clip: once set_enabled(False)
+        # returns, no clip opens (the one in progress closes at the next packet).
+        self._switch_lock = threading.Lock()
         self._connected = False
         self.state = RecorderState.RECONNECTING if enabled else RecorderState.STOPPED
         self._clip: _Clip | None = None
@@ -242,6 +245,11 @@ class Recorder:
         return self._enabled
 
     @property
+    def clip_open(self) -> bool:
+        """Whether a clip is being recorded (after switching off: until the next packet)."""
+        return self._clip is not None
+
+    @property
     def stats(self) -> RecorderStats:
         """Counters (read from any thread; a consistent-enough snapshot for sensors)."""
         self._stats.packets = self._muxed
@@ -254,7 +262,8 @@ class Recorder:
 
     def set_enabled(self, enabled: bool) -> None:
         """Switch recording; off closes the clip at the next packet (in the session thread)."""
-        self._enabled = enabled
+        with self._switch_lock:
+            self._enabled = enabled
         if not enabled:
             self._gap_from = None
             self._set_state(RecorderState.STOPPED)
@@ -438,6 +447,10 @@ class Recorder:
 
     def _keyframe(self, packet: av.Packet, dts: int) -> None:
         """Cut here when the clip is long enough or the codec parameters changed."""
+        with self._switch_lock:
+            self._cut(packet, dts)
+
+    def _cut(self, packet: av.Packet, dts: int) -> None:
         clip = self._clip
         params = parameter_sets(self._codec, bytes(memoryview(packet)[:PARAM_HEAD]))
         changed = params is not None and self._params is not None and params != self._params

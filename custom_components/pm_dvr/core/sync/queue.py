@@ -4,7 +4,7 @@ Picking a target's next due job is one indexed lookup, O(log n), and copies noth
 has an index on (target, state, next_attempt, added, seq), so the earliest waiting job of a
 target is the first entry of its part of that index. A picked job is leased (its state says so)
 until the engine records its outcome or `release`s it. Jobs that kept failing past their
-target's retry limit are on the failed list (state 2): kept and persisted but never picked,
+target's retry limit are on the failed list (FAILED): kept and persisted but never picked,
 until `requeue_failed` puts them back. Triggers keep a count per target and state, so counts
 cost O(1) too.
 
@@ -104,11 +104,14 @@ _COLUMNS = ", ".join((*_FIELDS, "deferred", "extra", "state"))
 _INSERT = f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * (len(_FIELDS) + 3))})"
 _UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * (len(_FIELDS) + 3))}) WHERE id = ?"
 _SELECT = f"SELECT {_COLUMNS} FROM jobs"
-_NEXT_DUE = f"{_SELECT} WHERE target = ? AND state = 0 ORDER BY next_attempt, added, seq LIMIT 1"
+_NEXT_DUE = (
+    f"{_SELECT} WHERE target = ? AND state = {WAITING} ORDER BY next_attempt, added, seq LIMIT 1"
+)
 _NEXT = _FIELDS.index("next_attempt")
 _TAKE = (
-    "UPDATE jobs SET state = 1 WHERE seq = (SELECT seq FROM jobs WHERE target = ? AND state = 0"
-    f" ORDER BY next_attempt, added, seq LIMIT 1) AND next_attempt <= ? RETURNING {_COLUMNS}"
+    f"UPDATE jobs SET state = {LEASED} WHERE seq = (SELECT seq FROM jobs WHERE target = ?"
+    f" AND state = {WAITING} ORDER BY next_attempt, added, seq LIMIT 1) AND next_attempt <= ?"
+    f" RETURNING {_COLUMNS}"
 )
 type _Row = tuple[Any, ...]
 
@@ -141,8 +144,7 @@ def _valid(item: Mapping[str, Any]) -> bool:
 def _pack(job: Mapping[str, Any], state: int) -> _Row:
     """A job as the table's columns (deferred_delete and unknown fields as JSON)."""
     deferred = job.get(_DEFERRED)
-    extra = {k: v for k, v in job.items() if k not in _DEFAULTS and k not in _FIELDS}
-    extra.pop(_DEFERRED, None)
+    extra = {k: v for k, v in job.items() if k not in _FIELDS and k != _DEFERRED}
     return (
         *(job[name] for name in _FIELDS),
         json.dumps(list(deferred)) if deferred is not None else None,
@@ -279,18 +281,18 @@ class SyncQueue:
             raise
         self._db.execute("COMMIT")
 
-    def _read(self, job_id: str) -> Job | None:
+    def _row(self, job_id: str) -> _Row | None:
         rows = self._rows(f"{_SELECT} WHERE id = ?", (job_id,))
-        return _unpack(rows[0]) if rows else None
+        return rows[0] if rows else None
+
+    def _read(self, job_id: str) -> Job | None:
+        row = self._row(job_id)
+        return _unpack(row) if row is not None else None
 
     def _read_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
         ids = list(job_ids)
         rows = self._rows(f"{_SELECT} WHERE id IN ({', '.join('?' * len(ids))})", ids)
         return {row[0]: _unpack(row) for row in rows}
-
-    def _state(self, job_id: str) -> int | None:
-        rows = self._rows("SELECT state FROM jobs WHERE id = ?", (job_id,))
-        return int(rows[0][0]) if rows else None
 
     def _write(self, job: Job, state: int) -> None:
         self._change(_UPDATE, (*_pack(job, state), job["id"]))
@@ -302,7 +304,7 @@ class SyncQueue:
 
     def __len__(self) -> int:
         """Jobs waiting or running (the failed list apart)."""
-        return self._count("state < 2")
+        return self._count(f"state < {FAILED}")
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
         """Call listener(len(queue)) after every change."""
@@ -310,19 +312,23 @@ class SyncQueue:
 
     def jobs(self) -> list[Job]:
         """Copies of the waiting and running jobs, oldest first (O(n): for tools and tests)."""
-        return [_unpack(row) for row in self._rows(f"{_SELECT} WHERE state < 2 ORDER BY seq")]
+        return [
+            _unpack(row) for row in self._rows(f"{_SELECT} WHERE state < {FAILED} ORDER BY seq")
+        ]
 
     def failed_jobs(self, target: str | None = None) -> list[Job]:
         """Copies of the jobs on the failed list (of one target)."""
         if target is None:
-            rows = self._rows(f"{_SELECT} WHERE state = 2 ORDER BY seq")
+            rows = self._rows(f"{_SELECT} WHERE state = {FAILED} ORDER BY seq")
         else:
-            rows = self._rows(f"{_SELECT} WHERE target = ? AND state = 2 ORDER BY id", (target,))
+            rows = self._rows(
+                f"{_SELECT} WHERE target = ? AND state = {FAILED} ORDER BY id", (target,)
+            )
         return [_unpack(row) for row in rows]
 
     def failed_count(self, target: str) -> int:
         """How many of a target's jobs are on the failed list (O(1))."""
-        return self._count("target = ? AND state = 2", (target,))
+        return self._count(f"target = ? AND state = {FAILED}", (target,))
 
     def targets(self) -> set[str]:
         """The targets that have jobs (waiting, running or failed)."""
@@ -330,7 +336,7 @@ class SyncQueue:
 
     def count(self, target: str) -> int:
         """How many of a target's jobs wait or run (O(1))."""
-        return self._count("target = ? AND state < 2", (target,))
+        return self._count(f"target = ? AND state < {FAILED}", (target,))
 
     def get(self, job_id: str) -> JobView | None:
         """A read-only view of one job (waiting, running or failed), or None. Not a copy."""
@@ -378,7 +384,9 @@ class SyncQueue:
 
     def release(self, job_id: str) -> None:
         """End a lease: the job (if still waiting) is due again at its next_attempt."""
-        self._change("UPDATE jobs SET state = 0 WHERE id = ? AND state = 1", (job_id,))
+        self._change(
+            f"UPDATE jobs SET state = {WAITING} WHERE id = ? AND state = {LEASED}", (job_id,)
+        )
 
     # ------------------------------------------------------------------ changing
 
@@ -403,11 +411,12 @@ class SyncQueue:
 
     async def update(self, job_id: str, **changes: Any) -> None:
         """Change fields of a job, waiting, running or failed (ignored when it is gone)."""
-        job, state = self._read(job_id), self._state(job_id)
-        if job is None or state is None:
+        row = self._row(job_id)
+        if row is None:
             return
+        job = _unpack(row)
         job.update(_copy(changes))
-        self._write(job, state)
+        self._write(job, row[-1])  # in the state it is in: waiting, leased or failed
         self._changed(job_id)
 
     async def fail(self, job_id: str, **changes: Any) -> None:
@@ -424,11 +433,12 @@ class SyncQueue:
         """Put a target's failed jobs back, due now and with a fresh retry budget."""
         now, moved = self._clock(), 0
         while ids := self._rows(
-            "SELECT id FROM jobs WHERE target = ? AND state = 2 LIMIT ?", (target, WRITE_BATCH)
+            f"SELECT id FROM jobs WHERE target = ? AND state = {FAILED} LIMIT ?",
+            (target, WRITE_BATCH),
         ):
             self._change_many(
                 "UPDATE jobs SET attempts = 0, first_failure = NULL, failed = NULL,"
-                " next_attempt = ?, state = 0 WHERE id = ?",
+                f" next_attempt = ?, state = {WAITING} WHERE id = ?",
                 ((now, job_id) for (job_id,) in ids),
             )
             for (job_id,) in ids:
@@ -446,7 +456,8 @@ class SyncQueue:
             while changed == WRITE_BATCH:  # a full chunk: there may be more
                 changed = self._change(
                     "UPDATE jobs SET next_attempt = ? WHERE seq IN (SELECT seq FROM jobs"
-                    " WHERE target = ? AND state IN (0, 1) AND next_attempt > ? LIMIT ?)",
+                    f" WHERE target = ? AND state IN ({WAITING}, {LEASED}) AND next_attempt > ?"
+                    " LIMIT ?)",
                     (now, name, now, WRITE_BATCH),
                 )
                 await asyncio.sleep(0)
