@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
+import time
 
 import pytest
 
@@ -34,3 +36,17 @@ def rtsp_auth_core() -> Iterator[RtspServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def berlin() -> Iterator[None]:
+    """Local time with a DST change (Europe/Berlin: 26 Oct 2025, 03:00 back to 02:00)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import itertools
 import json
 import os
@@ -41,20 +40,6 @@ from custom_components.pm_dvr.core.media import (
 from ..rig.clipfiles import make_clip
 
 EVENT = "20251026-013000-000_night"
-
-
-@pytest.fixture
-def berlin() -> Iterator[None]:
-    """Local time with a DST change (Europe/Berlin: 26 Oct 2025, 03:00 back to 02:00)."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def clips_every(start: float, step: float, count: int) -> list[Clip]:

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-import os
 from pathlib import Path
 import time
 
 import pytest
 
 from custom_components.pm_dvr.core.motion_log import MotionLog
-
-
-@pytest.fixture
-def berlin() -> Iterator[None]:
-    """Local time with a DST change (Europe/Berlin: 26 Oct 2025, 03:00 back to 02:00)."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def local(text: str) -> float:

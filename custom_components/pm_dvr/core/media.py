@@ -639,12 +639,4 @@ def keyframe_jpeg(path: Path, offset: float, width: int) -> bytes | None:
 
 def first_frame_jpeg(path: Path, width: int) -> bytes | None:
     """JPEG of the first decodable video frame of a clip, None when it has none. Blocking."""
-    try:
-        with av.open(str(path)) as inp:
-            if not inp.streams.video:
-                return None
-            for frame in inp.decode(inp.streams.video[0]):
-                return encode_jpeg(cast("Image", frame.to_ndarray(format="bgr24")), width)
-    except (av.error.FFmpegError, OSError):
-        return None
-    return None
+    return keyframe_jpeg(path, 0.0, width)
