@@ -308,6 +308,8 @@ def test_sigkill_leaves_a_playable_part(server: RtspServer, tmp_path: Path) -> N
     child = recorder_child.start(server.url("/syn"), tmp_path, 60.0, ("packets", 80))
     try:
         time.sleep(0.3)
+        # The writer thread lags the recorder's count on a loaded machine.
+        wait_for(lambda: recorder_child.open_part_has_footage(tmp_path, packets=50), 10)
     finally:
         recorder_child.stop(child)
     parts = list(tmp_path.rglob("*.mp4.part"))

@@ -422,6 +422,9 @@ def test_sigkill_during_a_backlog_then_restart(
     child = recorder_child.start(fast_camera.url(), tmp_path, 2.0, ("clips", 2))
     try:
         time.sleep(1.5)
+        # Mid-clip means footage in the open part: its first fragment is written a keyframe
+        # after it opens, and a loaded machine can put the kill in between.
+        wait_for(lambda: recorder_child.open_part_has_footage(tmp_path), 10)
     finally:
         killed = time.time()
         recorder_child.stop(child)

@@ -7,10 +7,13 @@ N)`` video packets or ``("clips", N)`` closed clips. The caller kills it.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 import subprocess
 import sys
 import time
+
+import av
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +34,26 @@ def start(url: str, storage: Path, segment: float, ready: tuple[str, int]) -> su
         child.wait()
         raise RuntimeError(f"the recorder child did not start: {line!r}")
     return child
+
+
+def open_part_has_footage(storage: Path, packets: int = 1) -> bool:
+    """Whether the one open `.part` holds whole fragments with at least `packets` video packets."""
+    from custom_components.pm_dvr.core.writer import complete_end
+
+    parts = list(storage.rglob("*.part"))
+    if len(parts) != 1:
+        return False
+    try:
+        end, has_fragment = complete_end(parts[0])
+        if not has_fragment:
+            return False
+        if packets <= 1:
+            return True
+        head = parts[0].read_bytes()[:end]
+        with av.open(io.BytesIO(head)) as container:
+            return sum(1 for p in container.demux(video=0) if p.size) >= packets
+    except (OSError, av.error.FFmpegError):
+        return False
 
 
 def stop(child: subprocess.Popen[str]) -> None:
