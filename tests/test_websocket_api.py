@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from http import HTTPStatus
+import io
 import itertools
 import logging
+import threading
 import time
 from typing import Any
+from unittest.mock import patch
 
 import av
 import cv2
@@ -36,7 +39,10 @@ async def timeline(ws: Any, **fields: Any) -> dict[str, Any]:
 
 
 async def test_timeline_shows_the_recordings_and_the_events(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """The recorded spans cover every clip on disk of the window and nothing outside it; the
     camera's events are listed with their labels, another camera's are not."""
@@ -70,6 +76,10 @@ async def test_timeline_shows_the_recordings_and_the_events(
     assert spans[0][0] == pytest.approx(clips[0].start)
     events = result["events"]
     assert [(e["id"], e["label"]) for e in events] == [(response["event_id"], "Gate")]
+    client = await hass_client_no_auth()
+    picture = await client.get(events[0]["thumbnail"])  # signed: an <img> sends no header
+    assert picture.status == HTTPStatus.OK
+    assert cv2.imdecode(np.frombuffer(await picture.read(), np.uint8), cv2.IMREAD_COLOR) is not None
 
     # The same window as ISO times; the other camera has recordings but not this event.
     iso = {
@@ -219,3 +229,126 @@ async def test_timeline_shows_the_motion_intervals(
     )
     assert len(logged) == 2
     assert logged[1][0] >= after
+
+
+def decoded_frames(data: bytes) -> list[tuple[float, bool, NDArray[np.uint8]]]:
+    """(seconds, keyframe, pixels) of every video frame of an MP4 held in memory."""
+    with av.open(io.BytesIO(data)) as inp:
+        return [
+            (float(frame.time or 0.0), frame.key_frame, frame.to_ndarray(format="bgr24"))
+            for frame in inp.decode(video=0)
+        ]
+
+
+async def test_playback_plays_from_the_moment_across_clips(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The URL plays from the keyframe at or before t (within one GOP), on through the next
+    clips without a hole; a moment before any footage plays from the first recording."""
+    index = init_integration.runtime_data.index
+    await wait_for(lambda: len(index.clips("front-door")) >= 3, timeout=60)
+    clips = index.clips("front-door")
+    moment = clips[1].start + 1.3
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/playback", "entity_id": "camera.front_door", "time": moment}
+    )
+    reply = await ws.receive_json()
+    assert reply["success"], reply
+    result = reply["result"]
+    assert "authSig=" in result["url"]
+    assert result["time"] == moment
+    gop = 2.0  # the test camera's keyframe interval (rtsp rig)
+    assert moment - gop <= result["start"] <= moment
+    client = await hass_client()
+    got = await client.get(result["url"])
+    assert got.status == HTTPStatus.OK
+    assert got.headers["Content-Type"] == "video/mp4"
+    frames = await hass.async_add_executor_job(decoded_frames, await got.read())
+    assert frames[0][1]  # begins on a keyframe
+
+    def frame_of_clip(clip_index: int, offset: float) -> NDArray[np.uint8]:
+        with av.open(str(clips[clip_index].path)) as inp:
+            return [
+                frame.to_ndarray(format="bgr24")
+                for frame in inp.decode(video=0)
+                if float(frame.time or 0.0) <= offset + 0.001
+            ][-1]
+
+    expected = await hass.async_add_executor_job(frame_of_clip, 1, result["start"] - clips[1].start)
+    assert float(np.mean(cv2.absdiff(frames[0][2], expected))) < 1.0  # the same frame, copied
+    times = [t for t, _, _ in frames]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.5  # no hole at the joins
+    played_to = result["start"] + times[-1]
+    assert played_to >= clips[-1].end - 1.0  # through every later clip indexed then
+
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/playback", "entity_id": "camera.front_door", "time": clips[0].start - 600}
+    )
+    early = await ws.receive_json()
+    assert early["result"]["start"] == pytest.approx(clips[0].start, abs=0.01)
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_playback_refuses_what_it_cannot_play(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """No footage after the moment, a camera that is not pm_dvr's, a bad time: translated
+    refusals; a bad name in the URL: 404."""
+    ws = await hass_ws_client(hass)
+    cases = [
+        ({"entity_id": "camera.front_door", "time": time.time() + 7200}, "no_footage"),
+        ({"entity_id": "camera.nobody", "time": time.time()}, "unknown_camera_entity"),
+    ]
+    for fields, key in cases:
+        await ws.send_json_auto_id({"type": "pm_dvr/playback", **fields})
+        refused = await ws.receive_json()
+        assert not refused["success"]
+        assert refused["error"]["translation_key"] == key
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/playback", "entity_id": "camera.front_door", "time": "soon"}
+    )
+    invalid = await ws.receive_json()
+    assert invalid["error"]["code"] == "invalid_format"
+    client = await hass_client()
+    base = f"/api/{DOMAIN}/media/{init_integration.entry_id}/play"
+    for name in ("front-door/soon.mp4", "front-door/123.jpg", "../x/123.mp4", "front-door/5.mp4"):
+        assert (await client.get(f"{base}/{name}")).status == HTTPStatus.NOT_FOUND
+
+
+async def test_playback_ends_when_the_viewer_goes_and_is_bounded(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """A viewer that stops reading ends its join (its slot is free again); over MAX_PLAYBACKS
+    joins at once, the next is told 503."""
+    index = init_integration.runtime_data.index
+    await wait_for(lambda: len(index.clips("front-door")) >= 2, timeout=60)
+    clip = index.clips("front-door")[0]
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id(
+        {"type": "pm_dvr/playback", "entity_id": "camera.front_door", "time": clip.start}
+    )
+    url = (await ws.receive_json())["result"]["url"]
+
+    def joins() -> int:
+        return sum(thread.name == "pm_dvr playback" for thread in threading.enumerate())
+
+    with patch("custom_components.pm_dvr.playback.QUEUED_PIECES", 1):
+        client = await hass_client()
+        got = await client.get(url)
+        assert got.status == HTTPStatus.OK
+        await got.content.readany()
+        assert joins() == 1
+        got.close()  # the viewer goes while the join waits on its full queue
+        await wait_for(lambda: joins() == 0, timeout=10)
+    with patch("custom_components.pm_dvr.playback.MAX_PLAYBACKS", 0):
+        assert (await client.get(url)).status == HTTPStatus.SERVICE_UNAVAILABLE

@@ -14,6 +14,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from . import websocket_api
+from .card import async_register_card
 from .const import (
     CONF_SEGMENT_SECONDS,
     CONF_STORAGE_PATH,
@@ -67,6 +68,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     websocket_api.async_setup(hass)
     hass.http.register_view(PmDvrLiveView(hass))
     hass.http.register_view(PmDvrMediaView(hass))
+    await async_register_card(hass)
     return True
 
 

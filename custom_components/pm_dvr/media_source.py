@@ -56,6 +56,7 @@ from .core.media import (
 )
 from .core.walltime import local_text
 from .data import PmDvrConfigEntry
+from .playback import Playbacks, moment_in_name, playback_sources
 
 PAGE_SIZE = 100
 URL_EXPIRY = timedelta(hours=24)
@@ -324,10 +325,7 @@ class PmDvrMediaSource(MediaSource):
             _event_title(summary, titles),
             MediaClass.VIDEO,
         )
-        if any(summary.clips.values()):  # the first frame of its first clip
-            folder.thumbnail = (
-                f"/api/pm_dvr/media/{entry.entry_id}/thumbnail/{summary.event_id}/thumbnail.jpg"
-            )
+        folder.thumbnail = event_thumbnail_url(entry.entry_id, summary)
         return folder
 
     async def _event(self, entry: PmDvrConfigEntry, event_id: str) -> BrowseMediaSource:
@@ -431,17 +429,17 @@ def _event_title(summary: EventSummary, titles: dict[str, str]) -> str:
     return f"{title} ({marks})" if marks else title
 
 
+def event_thumbnail_url(entry_id: str, summary: EventSummary) -> str | None:
+    """The media view's path of an event's picture (the first frame of its first clip), None
+    while it has no clip."""
+    if not any(summary.clips.values()):
+        return None
+    return f"/api/{DOMAIN}/media/{entry_id}/thumbnail/{summary.event_id}/thumbnail.jpg"
+
+
 def frame_url(entry_id: str, camera: str, moment: float) -> str:
     """The media view's path of a still at a moment (milliseconds since 1970 in the name)."""
     return f"/api/{DOMAIN}/media/{entry_id}/frame/{camera}/{round(moment * 1000)}.jpg"
-
-
-def frame_moment(name: str) -> float | None:
-    """The moment a `frame_url` names, or None."""
-    digits = name.removesuffix(".jpg")
-    if name.endswith(".jpg") and digits.isdigit() and len(digits) <= 15:
-        return int(digits) / 1000
-    return None
 
 
 def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | None:
@@ -461,7 +459,8 @@ def _indexed_clip(entry: PmDvrConfigEntry, camera: str, name: str) -> Clip | Non
 
 
 class PmDvrMediaView(HomeAssistantView):
-    """Serves clips, event videos, event thumbnails and exports to authenticated users only."""
+    """Serves clips, event videos, event thumbnails, stills, playback and exports to
+    authenticated users only."""
 
     url = VIEW_URL
     name = "api:pm_dvr:media"
@@ -470,6 +469,7 @@ class PmDvrMediaView(HomeAssistantView):
     def __init__(self, hass: HomeAssistant) -> None:
         """The view reads hubs from the config entries at each request."""
         self.hass = hass
+        self.playbacks = Playbacks(hass)
 
     async def get(
         self, request: web.Request, entry_id: str, kind: str, first: str, second: str
@@ -485,9 +485,13 @@ class PmDvrMediaView(HomeAssistantView):
                 )
             elif kind == "event" and second.endswith(".mp4"):
                 path = await self._event_video(entry, first, second.removesuffix(".mp4"))
-            elif kind == "frame" and (moment := frame_moment(second)) is not None:
+            elif kind == "frame" and (moment := moment_in_name(second, ".jpg")) is not None:
                 jpeg = await self._frame(entry, check_part(first, CAMERA_SLUG, "camera"), moment)
                 return web.Response(body=jpeg, content_type="image/jpeg")
+            elif kind == "play" and (moment := moment_in_name(second, ".mp4")) is not None:
+                return await self._play(
+                    request, entry, check_part(first, CAMERA_SLUG, "camera"), moment
+                )
             elif kind == "thumbnail" and second == "thumbnail.jpg":
                 jpeg = await self._thumbnail(entry, first)
                 return web.Response(body=jpeg, content_type="image/jpeg")
@@ -537,6 +541,18 @@ class PmDvrMediaView(HomeAssistantView):
         if jpeg is None:
             raise web.HTTPNotFound(reason="no recording at that moment")
         return jpeg
+
+    async def _play(
+        self, request: web.Request, entry: PmDvrConfigEntry, camera: str, moment: float
+    ) -> web.StreamResponse:
+        """The footage from a moment on, joined while it plays (playback.py)."""
+        data = entry.runtime_data
+        sources = await self.hass.async_add_executor_job(
+            playback_sources, data.storage, data.index, camera, moment
+        )
+        if not sources:
+            raise web.HTTPNotFound(reason="no recording from that moment")
+        return await self.playbacks.serve(request, sources, moment)
 
     async def _thumbnail(self, entry: PmDvrConfigEntry, event_id: str) -> bytes:
         check_part(event_id, EVENT_ID, "event id")

@@ -4,7 +4,8 @@
 (clips joined across reconnect gaps, so holes in the footage show), its motion intervals (its
 motion log) and the events that camera is in. The spans come from the clip index (bisection, then arrays: a month in milliseconds) and the
 events from the event catalog, both in a worker thread. `pm_dvr/thumbnail` answers a signed URL
-of a still of a camera at a moment (the media view decodes the keyframe at or before it). Bad
+of a still of a camera at a moment (the media view decodes the keyframe at or before it), and
+`pm_dvr/playback` one that plays the footage from a moment on (playback.py). Bad
 input is answered with a translated `invalid_format` error, never a traceback.
 """
 
@@ -25,9 +26,10 @@ from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 import voluptuous as vol
 
-from .core.media import EventCatalog, EventSummary, event_time
+from .core.media import EventCatalog, EventSummary, event_time, playback_start
 from .errors import validation_error
-from .media_source import URL_EXPIRY, frame_url, hub_footage
+from .media_source import URL_EXPIRY, event_thumbnail_url, frame_url, hub_footage
+from .playback import play_url, playback_sources
 from .services import cameras_for_entities, moment
 
 TIMELINE_MAX_DAYS = 92
@@ -39,6 +41,7 @@ def async_setup(hass: HomeAssistant) -> None:
     """Register the commands (once, whatever the number of hubs)."""
     websocket_api.async_register_command(hass, ws_timeline)
     websocket_api.async_register_command(hass, ws_thumbnail)
+    websocket_api.async_register_command(hass, ws_playback)
 
 
 def _events_between(
@@ -62,7 +65,8 @@ def _events_between(
     return found
 
 
-def _event(summary: EventSummary) -> dict[str, Any]:
+def _event(hass: HomeAssistant, entry_id: str, summary: EventSummary) -> dict[str, Any]:
+    thumbnail = event_thumbnail_url(entry_id, summary)
     return {
         "id": summary.event_id,
         "label": summary.label,
@@ -71,6 +75,7 @@ def _event(summary: EventSummary) -> dict[str, Any]:
         "end": summary.end,
         "state": summary.state,
         "keep": summary.keep,
+        "thumbnail": thumbnail and async_sign_path(hass, thumbnail, URL_EXPIRY),
     }
 
 
@@ -108,7 +113,7 @@ async def ws_timeline(
             "end": end,
             "recordings": [[span_start, span_end] for span_start, span_end in spans],
             "motion": [[motion_start, motion_end] for motion_start, motion_end in motion],
-            "events": [_event(summary) for summary in events],
+            "events": [_event(hass, entry.entry_id, summary) for summary in events],
         },
     )
 
@@ -130,6 +135,51 @@ def ws_thumbnail(hass: HomeAssistant, connection: ActiveConnection, msg: dict[st
         return
     path = frame_url(entry.entry_id, cameras[0].slug, msg["time"])
     connection.send_result(msg["id"], {"url": async_sign_path(hass, path, URL_EXPIRY)})
+
+
+@websocket_command(
+    {
+        vol.Required("type"): "pm_dvr/playback",
+        vol.Required(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Required("time"): moment,
+    }
+)
+@async_response
+async def ws_playback(
+    hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]
+) -> None:
+    """A signed URL that plays the camera's footage from a moment on, and where it begins.
+
+    It begins at the keyframe at or before the moment (a player seeks the rest), or at the next
+    recording when the camera recorded nothing then.
+    """
+    moment_s = msg["time"]
+    try:
+        entry, cameras = cameras_for_entities(hass, [msg[ATTR_ENTITY_ID]])
+        camera = cameras[0].slug
+        data = entry.runtime_data
+
+        def find() -> float | None:
+            return playback_start(
+                playback_sources(data.storage, data.index, camera, moment_s), moment_s
+            )
+
+        start = await hass.async_add_executor_job(find)
+        if start is None:
+            raise validation_error("no_footage")
+    except ServiceValidationError as err:
+        _send_refusal(connection, msg["id"], err)
+        return
+    path = play_url(entry.entry_id, camera, moment_s)
+    connection.send_result(
+        msg["id"],
+        {
+            "url": async_sign_path(hass, path, URL_EXPIRY),
+            "time": moment_s,
+            "start": start,
+            "mime_type": "video/mp4",
+        },
+    )
 
 
 def _send_refusal(connection: ActiveConnection, msg_id: int, err: ServiceValidationError) -> None:

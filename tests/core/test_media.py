@@ -33,9 +33,12 @@ from custom_components.pm_dvr.core.media import (
     hour_range,
     inside,
     keyframe_jpeg,
+    playback_start,
     remux,
     remux_range,
+    stream_range,
 )
+from custom_components.pm_dvr.core.writer import complete_end
 
 from ..rig.clipfiles import make_clip
 
@@ -294,6 +297,54 @@ def test_range_export_of_nothing_readable_fails_and_leaves_no_file(tmp_path: Pat
     with pytest.raises(MediaPathError):
         remux_range([(broken, 1000.0)], 1000.0, 1001.0, dest)
     assert list(tmp_path.iterdir()) == [broken]
+
+
+def test_stream_range_plays_while_it_is_written(tmp_path: Path) -> None:
+    """The streamed join is the export's frames, fragmented: its first pieces (header and the
+    first GOP) decode before the rest is joined."""
+    sources = make_clips(tmp_path)
+    pieces: list[bytes] = []
+    stream_range(sources, 1002.5, 1009.3, pieces.append)
+    assert len(pieces) > 3  # handed over as it went, not at the end
+    whole = tmp_path / "streamed.mp4"
+    whole.write_bytes(b"".join(pieces))
+    times = frame_times(whole)
+    assert len(times) == 20 + 40 + 14
+    assert times == pytest.approx([i / 10 for i in range(len(times))], abs=0.011)
+    first = tmp_path / "first.mp4"
+    for count in range(1, len(pieces) + 1):  # the fewest pieces that hold a whole fragment
+        first.write_bytes(b"".join(pieces[:count]))
+        if complete_end(first)[1]:
+            break
+    assert count < len(pieces) / 2
+    with av.open(str(first)) as inp:  # they already show the first frame
+        assert next(inp.decode(inp.streams.video[0])).pts == 0
+
+
+def test_stream_range_stops_when_the_viewer_goes(tmp_path: Path) -> None:
+    """An error raised by the writer (the viewer went away) ends the join."""
+    sources = make_clips(tmp_path)
+    written: list[bytes] = []
+
+    def write(data: bytes) -> None:
+        if len(written) == 2:
+            raise ConnectionResetError
+        written.append(data)
+
+    with pytest.raises(ConnectionResetError):
+        stream_range(sources, 1000.0, 1012.0, write)
+    assert len(written) == 2
+
+
+def test_playback_starts_on_the_keyframe_at_or_before_t(tmp_path: Path) -> None:
+    """From 1005.45: the keyframe of 1005.0; from a gap before the footage: its first frame."""
+    sources = make_clips(tmp_path)
+    assert playback_start(sources[1:], 1005.45) == pytest.approx(1005.0)
+    assert playback_start(sources, 990.0) == pytest.approx(1000.0)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    assert playback_start([(broken, 1000.0), *sources[1:]], 1000.5) == pytest.approx(1004.0)
+    assert playback_start([(broken, 1000.0)], 1000.5) is None
 
 
 def recorded_clips(storage: Path) -> list[Clip]:

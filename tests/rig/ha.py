@@ -74,6 +74,7 @@ class HomeAssistant:
         self.client_id = f"http://localhost:{port}/"
         self.process: subprocess.Popen[bytes] | None = None
         self.token: str | None = None
+        self.tokens: dict[str, Any] = {}
 
     # -- the config folder ----------------------------------------------------------------------
 
@@ -290,15 +291,16 @@ class HomeAssistant:
         return self.token
 
     def _token(self, code: str) -> str:
-        return str(
-            self.request(
-                "POST",
-                "/auth/token",
-                {"grant_type": "authorization_code", "code": code, "client_id": self.client_id},
-                form=True,
-                auth=False,
-            )["access_token"]
+        """The access token of a login; all of HA's answer (the refresh token a browser keeps
+        as well) is in `tokens`."""
+        self.tokens = self.request(
+            "POST",
+            "/auth/token",
+            {"grant_type": "authorization_code", "code": code, "client_id": self.client_id},
+            form=True,
+            auth=False,
         )
+        return str(self.tokens["access_token"])
 
     # -- pm_dvr ---------------------------------------------------------------------------------
 

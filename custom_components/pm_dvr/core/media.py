@@ -10,7 +10,7 @@ runs it in the executor.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass
 from datetime import date
@@ -401,37 +401,18 @@ class MediaCache:
 def remux(sources: Sequence[Path], dest: Path) -> None:
     """Concatenate clips into one MP4 by stream copy (no re-encoding); timestamps made continuous.
 
-    Streams come from the first clip that opens (video, and audio if it has some); a clip that
-    cannot be read is skipped. Written to `<dest>.part` and renamed, so a reader never sees half.
+    Streams come from the first clip with video (its video, and audio if it has some); a clip
+    that cannot be read is skipped. Written to `<dest>.part` and renamed, so a reader never sees
+    half.
     """
-    tmp = dest.with_name(dest.name + ".part")
-    out = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
-    try:
-        outputs: dict[str, av.stream.Stream] = {}
-        last_dts: dict[int, Fraction] = {}
-        base = Fraction(0)
-        for source in sources:
-            try:
-                inp = av.open(str(source))
-            except (av.error.FFmpegError, OSError) as err:
-                _LOGGER.warning("Skipping unreadable clip %s: %s", source.name, err)
-                continue
-            with inp:
-                if not outputs:
-                    for stream in (*inp.streams.video[:1], *inp.streams.audio[:1]):
-                        outputs[stream.type] = add_template_stream(out, stream)
-                base = _copy(inp, out, outputs, base, last_dts)
-        _check_some(outputs)
-    except BaseException:
-        out.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    out.close()
-    tmp.replace(dest)
+    _write_file(dest, [(source, 0.0) for source in sources], None, None)
 
 
 _SLACK = Fraction(1, 1000)
 """Wall-clock times are floats: a frame within a millisecond of a range's edge is inside it."""
+
+FRAGMENTED: Final = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+"""A stream that plays while it is written: the header first, then a fragment per keyframe."""
 
 
 def remux_range(sources: Sequence[tuple[Path, float]], t0: float, t1: float, dest: Path) -> None:
@@ -443,37 +424,95 @@ def remux_range(sources: Sequence[tuple[Path, float]], t0: float, t1: float, des
     the range are skipped; one that cannot be read is skipped with a warning. Written to
     `<dest>.part` and renamed, as `remux` does.
     """
+    _write_file(dest, sources, t0, t1)
+
+
+class _Sink:
+    """A write-only file for the muxer: each piece goes to `write` as it is produced."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+
+    def write(self, data: bytes) -> int:
+        self._write(bytes(data))
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def stream_range(
+    sources: Sequence[tuple[Path, float]], t0: float, t1: float, write: Callable[[bytes], object]
+) -> None:
+    """`remux_range` as a fragmented MP4 handed to `write` piece by piece, for playback that
+    starts before the join ends. Blocking; an exception raised by `write` stops it.
+
+    The header comes first and then a fragment per GOP, so a player shows the first frame once
+    the first GOP is copied, whatever the length of the range.
+    """
+    out = av.open(_Sink(write), "w", format="mp4", options=FRAGMENTED)
+    try:
+        _join(out, sources, t0, t1)
+    finally:
+        out.close()
+
+
+def playback_start(sources: Sequence[tuple[Path, float]], t0: float) -> float | None:
+    """Where `stream_range` from t0 begins (wall clock): the keyframe at or before t0 in the
+    first readable clip with video, or that clip's start when t0 lies before it (a gap in the
+    footage plays from the next recording). None when no clip can be read. Blocking."""
+    for source, start in sources:
+        try:
+            return start + _keyframe_at_or_before(source, t0 - start)
+        except (av.error.FFmpegError, OSError, IndexError):
+            continue
+    return None
+
+
+def _write_file(
+    dest: Path, sources: Sequence[tuple[Path, float]], t0: float | None, t1: float | None
+) -> None:
     tmp = dest.with_name(dest.name + ".part")
     out = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
     try:
-        outputs: dict[str, av.stream.Stream] = {}
-        last_dts: dict[int, Fraction] = {}
-        base = Fraction(0)
-        for source, start in sources:
-            try:
-                inp = av.open(str(source))
-            except (av.error.FFmpegError, OSError) as err:
-                _LOGGER.warning("Skipping unreadable clip %s: %s", source.name, err)
-                continue
-            with inp:
-                if not outputs:
-                    video = inp.streams.video[:1]
-                    if not video:
-                        continue
-                    # the first clip with footage: begin on its keyframe before t0
-                    begin = _keyframe_at_or_before(source, t0 - start)
-                    for stream in (*video, *inp.streams.audio[:1]):
-                        outputs[stream.type] = add_template_stream(out, stream)
-                else:
-                    begin = None
-                base = _copy(inp, out, outputs, base, last_dts, window=(begin, t1 - start))
-        _check_some(outputs)
+        _join(out, sources, t0, t1)
     except BaseException:
         out.close()
         tmp.unlink(missing_ok=True)
         raise
     out.close()
     tmp.replace(dest)
+
+
+def _join(
+    out: av.container.OutputContainer,
+    sources: Sequence[tuple[Path, float]],
+    t0: float | None,
+    t1: float | None,
+) -> None:
+    """Mux clips (path, wall-clock start) one after another, kept to [t0, t1] when given."""
+    outputs: dict[str, av.stream.Stream] = {}
+    last_dts: dict[int, Fraction] = {}
+    base = Fraction(0)
+    for source, start in sources:
+        try:
+            inp = av.open(str(source))
+        except (av.error.FFmpegError, OSError) as err:
+            _LOGGER.warning("Skipping unreadable clip %s: %s", source.name, err)
+            continue
+        with inp:
+            begin = None
+            if not outputs:
+                video = inp.streams.video[:1]
+                if not video:
+                    continue
+                if t0 is not None:  # the first clip with footage: begin on its keyframe
+                    begin = _keyframe_at_or_before(source, t0 - start)
+                for stream in (*video, *inp.streams.audio[:1]):
+                    outputs[stream.type] = add_template_stream(out, stream)
+            until = None if t1 is None else t1 - start
+            base = _copy(inp, out, outputs, base, last_dts, window=(begin, until))
+    _check_some(outputs)
 
 
 def _keyframe_at_or_before(path: Path, offset: float) -> float:
