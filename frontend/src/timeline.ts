@@ -112,9 +112,12 @@ export class PmDvrTimeline extends LitElement {
             : svg`<line class="cursor" x1=${this.x(this.cursor)} x2=${this.x(this.cursor)} y1="0" y2="40"></line>`}
         </svg>
         <div class="labels">
-          ${ticks.map(
-            (t) => html`<span style="left:${(this.x(t.time) / WIDTH) * 100}%">${t.label}</span>`,
-          )}
+          ${ticks.map((t) => {
+            // A label at either edge stays inside the card.
+            const left = (this.x(t.time) / WIDTH) * 100;
+            const shift = left > 90 ? -100 : left < 10 ? 0 : -50;
+            return html`<span style="left:${left}%;transform:translateX(${shift}%)">${t.label}</span>`;
+          })}
         </div>
       </div>
     `;
@@ -172,7 +175,6 @@ export class PmDvrTimeline extends LitElement {
     }
     .labels span {
       position: absolute;
-      transform: translateX(-50%);
       white-space: nowrap;
     }
   `;

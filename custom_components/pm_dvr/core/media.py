@@ -633,6 +633,9 @@ def _copy(
     last = None if until is None else clip_start + Fraction(until)
     end = base
     for packet in inp.demux(*streams):
+        if packet.is_corrupt:  # read past the end of a clip cut short: the rest is lost
+            _LOGGER.warning("Clip %s is cut short: joined up to its last whole frame", inp.name)
+            break
         if packet.dts is None or packet.pts is None or packet.time_base is None:
             continue
         tb = packet.time_base
