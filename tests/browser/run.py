@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright  # noqa: E402
 
+from tests.rig.checklist import Checklist  # noqa: E402
 from tests.rig.ha import HomeAssistant, free_port  # noqa: E402
 from tests.rig.rtsp import RtspServer  # noqa: E402
 
@@ -51,22 +51,6 @@ SCREENSHOTS: dict[str, dict[str, Any]] = {
     "card-phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2},
 }
 DASHBOARD = "pm-dvr-review"
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed: list[str] = []
-
-    def check(self, name: str, test: Callable[[], object]) -> None:
-        try:
-            test()
-        except Exception:  # every failure is reported, with its traceback
-            self.failed.append(name)
-            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-        else:
-            self.passed += 1
-            print(f"ok   {name}", flush=True)
 
 
 def wait_until(what: str, predicate: Callable[[], object], timeout: float = 60) -> Any:
@@ -141,7 +125,7 @@ def main() -> int:
     storage = config / "media" / "pm_dvr"
     hass = HomeAssistant(config, free_port(), sys.executable)
     hass.prepare()
-    checks = Checks()
+    checks = Checklist()
     errors: list[str] = []
     finished = False
     origin = f"http://localhost:{hass.port}"

@@ -22,12 +22,12 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.rig.checklist import Checklist  # noqa: E402
 from tests.rig.ha import HomeAssistant, free_port  # noqa: E402
 from tests.rig.rtsp import RtspServer  # noqa: E402
 
@@ -40,24 +40,12 @@ BAD_LOG_WORDS = ("will stop working", "Detected that custom integration")
 LIVE = "/api/pm_dvr/live/smoke-camera"
 
 
-class Smoke:
+class Smoke(Checklist):
     def __init__(self, hass: HomeAssistant, storage: Path) -> None:
+        super().__init__()
         self.hass = hass
         self.storage = storage
-        self.passed = 0
-        self.failed: list[str] = []
         self.logs: list[str] = []
-
-    def check(self, name: str, test: Callable[[], object]) -> None:
-        """One named check; a failure is reported and counted, the run goes on."""
-        try:
-            test()
-        except Exception:  # every failure is reported, with its traceback
-            self.failed.append(name)
-            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-        else:
-            self.passed += 1
-            print(f"ok   {name}", flush=True)
 
     def clips(self) -> list[Path]:
         return sorted((self.storage / "recordings").glob("*/*/*.mp4"))
