@@ -312,11 +312,15 @@ class HomeAssistant:
         """pm_dvr's hub through its config flow, once; returns the entry id."""
         if (entry := self.hub_entry()) is not None:
             return str(entry["entry_id"])
-        flow = self.request("POST", "/api/config/config_entries/flow", {"handler": "pm_dvr"})
+        # The first flow imports pm_dvr (PyAV, OpenCV, NumPy): slow on a busy machine.
+        flow = self.request(
+            "POST", "/api/config/config_entries/flow", {"handler": "pm_dvr"}, timeout=300
+        )
         result = self.request(
             "POST",
             f"/api/config/config_entries/flow/{flow['flow_id']}",
             {"storage_path": str(storage)},
+            timeout=300,
         )
         return str(result["result"]["entry_id"])
 
