@@ -16,6 +16,7 @@ from typing import Any
 from unittest.mock import patch
 
 import cv2
+from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL, UrlManager
 from homeassistant.components.image import TOKEN_CHANGE_INTERVAL
 from homeassistant.components.logbook.const import ALWAYS_CONTINUOUS_DOMAINS
 from homeassistant.const import (
@@ -72,8 +73,10 @@ def mock_recorder_before_hass(recorder_db_url: str) -> None:
 
 async def _setup_logbook(hass: HomeAssistant) -> None:
     """HA's logbook on the test recorder. Its only use of the frontend is registering a panel,
-    and the frontend's package is not installed here: that call is left out."""
+    and the frontend's package is not installed here: that call is left out, and the list of
+    extra modules (where pm_dvr registers its card) stands in for the rest."""
     hass.config.components.add("frontend")
+    hass.data[DATA_EXTRA_MODULE_URL] = UrlManager(lambda *_: None, [])
     with patch("homeassistant.components.frontend.async_register_built_in_panel"):
         assert await async_setup_component(hass, "logbook", {})
     # Its routes are added before the test clients start (they freeze the router).
