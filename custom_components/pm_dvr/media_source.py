@@ -211,7 +211,7 @@ class PmDvrMediaSource(MediaSource):
             elif parts[1] == "export":
                 camera = check_part(parts[2], CAMERA_SLUG, "camera")
                 name = check_part(parts[3], EXPORT_NAME, "export")
-                path = f"/api/pm_dvr/media/{entry.entry_id}/export/{camera}/{name}"
+                path = export_url(entry.entry_id, camera, name)
             else:
                 event_id = check_part(parts[2], EVENT_ID, "event id")
                 camera = check_part(parts[3], CAMERA_SLUG, "camera")
@@ -435,6 +435,11 @@ def event_thumbnail_url(entry_id: str, summary: EventSummary) -> str | None:
     if not any(summary.clips.values()):
         return None
     return f"/api/{DOMAIN}/media/{entry_id}/thumbnail/{summary.event_id}/thumbnail.jpg"
+
+
+def export_url(entry_id: str, camera: str, name: str) -> str:
+    """The media view's path of an export's file."""
+    return f"/api/{DOMAIN}/media/{entry_id}/export/{camera}/{name}"
 
 
 def frame_url(entry_id: str, camera: str, moment: float) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
-from datetime import timedelta
 import functools
 import math
 from pathlib import PurePosixPath
@@ -52,6 +51,7 @@ from .events import (
     check_recording,
     event_window,
 )
+from .media_source import URL_EXPIRY, export_url
 
 SERVICE_CAPTURE_EVENT = "capture_event"
 SERVICE_START_PERSISTENT = "start_persistent_recording"
@@ -71,7 +71,6 @@ EXPORT_MAX_HOURS = 6
 """The longest export: a copy of the footage (6 h at 4 Mbit/s is about 11 GB)."""
 MEDIA_SOURCE_PREFIX = f"media-source://{DOMAIN}/"
 MAX_ECHO = 100  # characters of a refused value quoted back in a message
-EXPORT_URL_EXPIRY = timedelta(hours=24)  # as the media browser's signed URLs
 
 
 # ------------------------------------------------------------------------------------ schemas
@@ -441,10 +440,10 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
         return export_range(data.storage, camera, clips, start, end, reserve=reserve)
 
     result = await hass.async_add_executor_job(export)
-    path = f"/api/{DOMAIN}/media/{entry.entry_id}/export/{camera}/{result.path.name}"
+    path = export_url(entry.entry_id, camera, result.path.name)
     return {
         "path": str(result.path),
-        "url": async_sign_path(hass, path, EXPORT_URL_EXPIRY),
+        "url": async_sign_path(hass, path, URL_EXPIRY),
         "media_content_id": f"{MEDIA_SOURCE_PREFIX}{entry.entry_id}/export/{camera}/"
         f"{result.path.name}",
         "start": result.start,

@@ -100,12 +100,17 @@ async def ws_timeline(
     except ServiceValidationError as err:
         _send_refusal(connection, msg["id"], err)
         return
-    camera = cameras[0].slug
-    spans = await hass.async_add_executor_job(entry.runtime_data.index.coverage, camera, start, end)
-    events = await hass.async_add_executor_job(
-        _events_between, hub_footage(hass, entry).events, camera, start, end
-    )
-    motion = await hass.async_add_executor_job(cameras[0].motion_log.between, start, end)
+    camera, index, motion_log = cameras[0].slug, entry.runtime_data.index, cameras[0].motion_log
+    catalog = hub_footage(hass, entry).events
+
+    def find() -> tuple[list[tuple[float, float]], list[EventSummary], list[tuple[float, float]]]:
+        return (
+            index.coverage(camera, start, end),
+            _events_between(catalog, camera, start, end),
+            motion_log.between(start, end),
+        )
+
+    spans, events, motion = await hass.async_add_executor_job(find)
     connection.send_result(
         msg["id"],
         {
