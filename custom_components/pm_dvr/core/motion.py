@@ -120,6 +120,9 @@ _OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do
 _CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
 _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
+_GLARE = 250  # gray level at which a picture is clipped: no detail left (full range, after scaling)
+_GLARE_SHARE = 0.3  # of a blob's pixels brightened to the clip level: the blob is mostly a light
+_TEX_PX = 5  # texture is the detail within this many pixels (a person's parts, a wall's bricks)
 _AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
 
 
@@ -309,6 +312,16 @@ def _ncc(a: F32, b: F32) -> float:
     return float((da * db).sum()) / den if den > 1e-6 else 0.0
 
 
+def _texture(f: F32) -> tuple[F32, F32]:
+    """The picture's detail (what differs from its neighbourhood's mean) and its local
+    contrast (detail over that mean). Light and shade scale a surface's detail but leave its
+    contrast alone, so a light pool or a shadow moving over a wall keeps the wall's texture in
+    place; an object carries its own along."""
+    mean = cast(F32, cv2.blur(f, (_TEX_PX, _TEX_PX)))
+    detail = f - mean
+    return detail, cast(F32, cv2.divide(detail, mean + _OFFSET))
+
+
 def _rate(dt: float, tau: float) -> float:
     """The per-frame update weight of an exponential average with time constant tau."""
     return 1.0 - math.exp(-dt / tau)
@@ -346,6 +359,7 @@ class MotionDetector:
         self._mask_key: tuple[tuple[Zone, ...], tuple[int, int]] | None = None
         self._mask: Gray | None = None
         self._kernel = np.ones((3, 3), np.uint8)
+        self._glare: Gray = np.zeros((1, 1), np.uint8)
 
     @property
     def config(self) -> MotionConfig:
@@ -490,6 +504,14 @@ class MotionDetector:
                 )
         return out[:_MAX_BLOBS], births
 
+    def _glared(self, rect: tuple[int, int, int, int], fg: Gray, area: int) -> bool:
+        """Whether much of the blob is a light clipped at the sensor's ceiling."""
+        x, y, w, h = rect
+        glare = self._glare
+        if fg.shape != glare.shape:
+            x, y, w, h, area = 2 * x, 2 * y, 2 * w, 2 * h, 4 * area
+        return cv2.countNonZero(glare[y : y + h, x : x + w]) >= _GLARE_SHARE * area
+
     def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
         """Whether the change fades in over more pixels than an object in focus: a light, a shadow."""
         if fg.shape != self._diff.shape:  # coarse (half-size) blobs
@@ -534,6 +556,8 @@ class MotionDetector:
                 continue
             if self._soft(x, y, bw, bh, fg):
                 continue
+            if self._glared((x, y, bw, bh), fg, area):
+                continue
             blobs.append(_Blob(x, y, bw, bh, area))
         return blobs
 
@@ -559,13 +583,20 @@ class MotionDetector:
         )
 
     @staticmethod
-    def _vote(tr: _Track, f: F32, prev: F32, fg: Gray, noise: float) -> None:
+    def _vote(
+        tr: _Track,
+        frames: tuple[F32, F32],
+        pictures: tuple[tuple[F32, F32], tuple[F32, F32]],
+        fg: Gray,
+        noise: float,
+    ) -> None:
         """Does the blob's texture move with it (an object) or stay put (light or shadow)?
 
         Compares the blob's patch now with last frame's patch where the blob was (moved) and
         where it is now (static), by normalised correlation, which ignores gain. Only a
         pattern well above the noise can tell.
         """
+        f, prev = frames
         p = tr.prev
         if tr.missed or p is None:
             return
@@ -582,11 +613,18 @@ class MotionDetector:
         sel = fg[y0:y1, x0:x1] > 0
         if np.count_nonzero(sel) < 8:
             return
-        cur = f[y0:y1, x0:x1][sel]
-        if float(cur.std()) < _NOISE_K * noise:
+        now, before = pictures
+        detail, contrast = now
+        if float(detail[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
+            # a texture well above the noise: compare it, whatever the light does
+            cur, last = contrast, before[1]
+        elif float(f[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
+            cur, last = f, prev  # no texture to speak of: the blob's own shape must tell
+        else:
             return
-        static = _ncc(cur, prev[y0:y1, x0:x1][sel])
-        moved = _ncc(cur, prev[y0 + dy : y1 + dy, x0 + dx : x1 + dx][sel])
+        pat = cur[y0:y1, x0:x1][sel]
+        static = _ncc(pat, last[y0:y1, x0:x1][sel])
+        moved = _ncc(pat, last[y0 + dy : y1 + dy, x0 + dx : x1 + dx][sel])
         if moved >= static:
             tr.moves += 1
         elif static > moved + _VOTE_MARGIN:
@@ -648,6 +686,15 @@ class MotionDetector:
             return MotionResult(False, (), changed, True, timestamp)
 
         mask = self._zone_mask(fg.shape)
+        # Brightened up to the sensor's ceiling: a clipped light (headlights, a lamp's pool,
+        # glare) shows no detail of what it lights, so it is no evidence of an object.
+        self._glare = cast(
+            Gray,
+            cv2.bitwise_and(
+                cv2.compare(frame, _GLARE, cv2.CMP_GE),  # type: ignore[call-overload]
+                cv2.compare(signed, 0.0, cv2.CMP_GT),  # type: ignore[call-overload]
+            ),
+        )
         if mask is not None:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
@@ -732,10 +779,12 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        for tr in self._tracks:
-            self._vote(tr, f, self._prev, cast(Gray, fg), noise)
-        for tr in self._weak_tracks:
-            self._vote(tr, f, self._prev, weak, noise)
+        if self._tracks or self._weak_tracks:
+            frames, textures = (f, self._prev), (_texture(f), _texture(self._prev))
+            for tr in self._tracks:
+                self._vote(tr, frames, textures, cast(Gray, fg), noise)
+            for tr in self._weak_tracks:
+                self._vote(tr, frames, textures, weak, noise)
         for tr in self._tracks:
             if tr.stays > tr.moves:
                 continue
