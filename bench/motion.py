@@ -154,6 +154,9 @@ FULL_SET = [
     Clip("ir_particles", *P720, 25, 60, 29),
     Clip("headlights+night_noise", *P720, 25, 60, 30),
     Clip("cloud_shadows+foliage", *P720, 25, 60, 31),
+    # cloud shadows through a starved bitrate (blocking blurs the ground's texture away)
+    Clip("object+cloud_shadows+compression", *P720, 25, 60, 32),
+    Clip("cloud_shadows+compression", *P1080, 15, 60, 33),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 

@@ -122,6 +122,8 @@ _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
 _GLARE = 250  # gray level at which a picture is clipped: no detail left (full range, after scaling)
 _GLARE_SHARE = 0.3  # of a blob's pixels brightened to the clip level: the blob is mostly a light
+_SEE_NOISE_K = 1.5  # ... where the ground's detail stands this far above the noise
+_SEE_THROUGH = 0.6  # correlation with the ground's texture above which a blob is light or shade
 _TEX_PX = 5  # texture is the detail within this many pixels (a person's parts, a wall's bricks)
 _AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
 
@@ -360,6 +362,8 @@ class MotionDetector:
         self._mask: Gray | None = None
         self._kernel = np.ones((3, 3), np.uint8)
         self._glare: Gray = np.zeros((1, 1), np.uint8)
+        self._texture: tuple[F32, F32] = (self._diff, self._diff)  # this frame's detail, contrast
+        self._bg_texture: tuple[F32, F32] = (self._diff, self._diff)  # ... the background's
 
     @property
     def config(self) -> MotionConfig:
@@ -582,8 +586,25 @@ class MotionDetector:
             F32, cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
         )
 
-    @staticmethod
+    def _see_through(self, b: _Blob, fg: Gray) -> bool:
+        """Whether the ground's own texture shows through the blob: light or shade on it.
+
+        An object hides what is behind it; a shadow, a light or a cloud's edge only scales it,
+        so the blob's local contrast matches the background's. Only where the background has
+        texture above the noise can this tell.
+        """
+        x, y, w, h = b.x, b.y, b.w, b.h
+        sel = fg[y : y + h, x : x + w] > 0
+        if np.count_nonzero(sel) < 8:
+            return False
+        (bg_detail, bg_contrast), (_, contrast) = self._bg_texture, self._texture
+        if float(bg_detail[y : y + h, x : x + w][sel].std()) < _SEE_NOISE_K * self._noise:
+            return False
+        same = _ncc(contrast[y : y + h, x : x + w][sel], bg_contrast[y : y + h, x : x + w][sel])
+        return same >= _SEE_THROUGH
+
     def _vote(
+        self,
         tr: _Track,
         frames: tuple[F32, F32],
         pictures: tuple[tuple[F32, F32], tuple[F32, F32]],
@@ -597,8 +618,13 @@ class MotionDetector:
         pattern well above the noise can tell.
         """
         f, prev = frames
+        if tr.missed:
+            return
+        if self._see_through(tr.blob, fg):
+            tr.stays += 1
+            return
         p = tr.prev
-        if tr.missed or p is None:
+        if p is None:
             return
         b = tr.blob
         dx, dy = round(p.cx - b.cx), round(p.cy - b.cy)
@@ -614,10 +640,10 @@ class MotionDetector:
         if np.count_nonzero(sel) < 8:
             return
         now, before = pictures
-        detail, contrast = now
-        if float(detail[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
-            # a texture well above the noise: compare it, whatever the light does
-            cur, last = contrast, before[1]
+        ground = self._bg_texture[0]
+        if float(ground[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
+            # ground with a texture well above the noise: compare textures, whatever the light
+            cur, last = now[1], before[1]
         elif float(f[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
             cur, last = f, prev  # no texture to speak of: the blob's own shape must tell
         else:
@@ -686,6 +712,7 @@ class MotionDetector:
             return MotionResult(False, (), changed, True, timestamp)
 
         mask = self._zone_mask(fg.shape)
+        self._texture, self._bg_texture = _texture(f), _texture(bg)
         # Brightened up to the sensor's ceiling: a clipped light (headlights, a lamp's pool,
         # glare) shows no detail of what it lights, so it is no evidence of an object.
         self._glare = cast(
@@ -780,7 +807,7 @@ class MotionDetector:
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
         if self._tracks or self._weak_tracks:
-            frames, textures = (f, self._prev), (_texture(f), _texture(self._prev))
+            frames, textures = (f, self._prev), (self._texture, _texture(self._prev))
             for tr in self._tracks:
                 self._vote(tr, frames, textures, cast(Gray, fg), noise)
             for tr in self._weak_tracks:
