@@ -19,14 +19,18 @@ second. Per frame it:
 3. recalibrates instead of firing when the frame changes as a whole (IR day/night switch,
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
-   frame (a flipped clock digit, a fading compression ghost or a parked car do not) and whose
-   edges rise as steeply as an object in focus (light pools and shadows fade in);
+   frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
+   edges rise as steeply as an object in focus (light pools and shadows fade in) and that are
+   not mostly brightened to the sensor's clip level (a clipped light shows nothing of what it
+   lights: headlight pools, glare);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
    followed over two analysed frames (three or four while rain or snow make many blobs pop up),
    at a plausible speed for its size (drops and flakes near the lens fall too fast); a faster
-   blob that does not fall (a far car) needs one more frame on its predicted path; a blob whose
-   texture clearly stays put while it moves is light or shade passing over the ground, not an
-   object;
+   blob that does not fall (a far car) needs one more frame on its predicted path. Each frame
+   the track's blob votes on what it is: an object hides the ground, so where the ground has
+   texture, a blob whose local contrast still matches the background's is light or shade on it;
+   and a blob whose texture stays put while the blob moves is light or shade passing over the
+   ground. A track that votes more often "light" than "object" reports nothing;
 6. accumulates weak evidence for what one frame cannot show (a far-away person at night or in
    rain: a few gray levels above the noise): pixels above half the threshold whose
    neighbourhood changed three analysed frames in a row, in compact blobs followed over three
