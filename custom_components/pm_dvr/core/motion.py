@@ -110,7 +110,8 @@ _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the prev
 _MAX_BLOBS = 64  # the most blobs and tracks kept: bounds the work per frame in a storm
 _WEAK = 0.5  # x the threshold: weak evidence, counted only when it persists along a slow path
 _WEAK_NOISE_K = 3.0  # ... and at least this x the noise level (the user threshold may be far lower)
-_COARSE = 0.8  # x the averaged threshold: coarse evidence (noisy pictures, half size)
+_COARSE = 0.65  # x the averaged threshold: a 2x2 average of the (already smoothed) difference has
+# about a third less noise than one pixel, so coarse evidence (noisy pictures, half size) needs less
 _RUN_FRAMES = 3  # analysed frames in a row a weak pixel's neighbourhood must have changed
 _RUN_CAP = 16  # the run count saturates (a uint8 that never overflows)
 _WEAK_FRAMES = 3  # a weak blob must be followed over this many frames ...
