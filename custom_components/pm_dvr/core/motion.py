@@ -369,6 +369,7 @@ class MotionDetector:
         self._glare: Gray = np.zeros((1, 1), np.uint8)
         self._texture: tuple[F32, F32] = (self._diff, self._diff)  # this frame's detail, contrast
         self._bg_texture: tuple[F32, F32] = (self._diff, self._diff)  # ... the background's
+        self._last_texture: tuple[F32, F32] | None = None  # last frame's, when it was worked out
 
     @property
     def config(self) -> MotionConfig:
@@ -405,6 +406,7 @@ class MotionDetector:
         self._bg = f.copy()
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
+        self._last_texture = None
         self._tracks = []
         self._weak_tracks = []
         self._coarse_tracks = []
@@ -695,6 +697,7 @@ class MotionDetector:
             self._smooth = True
             cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
             self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
+            self._last_texture = None
         elif self._smooth and noise < _CLEAN:
             self._smooth = False
         # Contrast scales with light: in a dark picture the same object differs less.
@@ -714,10 +717,10 @@ class MotionDetector:
             cv2.accumulateWeighted(f, bg, 0.5)
             cv2.accumulateWeighted(diff, self._dev, 1.0 / (self._frames + 1))
             self._prev = f
+            self._last_texture = None
             return MotionResult(False, (), changed, True, timestamp)
 
         mask = self._zone_mask(fg.shape)
-        self._texture, self._bg_texture = _texture(f), _texture(bg)
         # Brightened up to the sensor's ceiling: a clipped light (headlights, a lamp's pool,
         # glare) shows no detail of what it lights, so it is no evidence of an object.
         self._glare = cast(
@@ -811,8 +814,13 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
+        last_texture, self._last_texture = self._last_texture, None
         if self._tracks or self._weak_tracks:
-            frames, textures = (f, self._prev), (self._texture, _texture(self._prev))
+            # (textures only when there is a blob to judge; last frame's is kept for the next)
+            self._texture, self._bg_texture = _texture(f), _texture(bg)
+            self._last_texture = self._texture
+            before = last_texture or _texture(self._prev)
+            frames, textures = (f, self._prev), (self._texture, before)
             for tr in self._tracks:
                 self._vote(tr, frames, textures, cast(Gray, fg), noise)
             for tr in self._weak_tracks:
