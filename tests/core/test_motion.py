@@ -183,6 +183,20 @@ def test_analysis_frame_is_the_scaled_gray_picture(fmt: str, size: tuple[int, in
     assert to_analysis(np.asarray(ref, np.uint8)).shape == ref.shape  # already small: unchanged
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_white_object_in_daylight_is_motion(seed: int) -> None:
+    """Clipped to white by day (a white car in the sun, the demo camera's ball) is an object:
+    only in a noisy night picture is a clipped blob taken for a light."""
+    rng = np.random.default_rng(seed)
+    det = MotionDetector()
+    reported = []
+    for i in range(60):
+        frame = np.full((180, 320), 80, np.uint8) + rng.integers(0, 3, (180, 320), dtype=np.uint8)
+        cv2.circle(frame, (40 + 4 * i, 90 + seed), 12, 255, -1)
+        reported.append(det.process(frame, 0.2 * i).motion)
+    assert sum(reported[20:]) >= 35  # after the start-up learning, motion on nearly every frame
+
+
 def test_a_new_picture_recalibrates() -> None:
     """The camera turned or the IR filter changed what the scene looks like: relearn it."""
     rng = np.random.default_rng(5)

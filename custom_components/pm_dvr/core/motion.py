@@ -20,9 +20,10 @@ second. Per frame it:
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
    frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
-   edges rise as steeply as an object in focus (light pools and shadows fade in) and that are
-   not mostly brightened to the sensor's clip level (a clipped light shows nothing of what it
-   lights: headlight pools, glare);
+   edges rise as steeply as an object in focus (light pools and shadows fade in) and that, in a
+   noisy night picture, are not mostly brightened to the sensor's clip level (a clipped light
+   shows nothing of what it lights: headlight pools, glare; by day a clipped blob is a bright
+   object, a white car in the sun);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
    followed over two analysed frames (three or four while rain or snow make many blobs pop up),
    at a plausible speed for its size (drops and flakes near the lens fall too fast); a faster
@@ -567,7 +568,7 @@ class MotionDetector:
                 continue
             if self._soft(x, y, bw, bh, fg):
                 continue
-            if self._glared((x, y, bw, bh), fg, area):
+            if self._smooth and self._glared((x, y, bw, bh), fg, area):
                 continue
             blobs.append(_Blob(x, y, bw, bh, area))
         return blobs
