@@ -722,15 +722,17 @@ class MotionDetector:
             return MotionResult(False, (), changed, True, timestamp)
 
         mask = self._zone_mask(fg.shape)
-        # Brightened up to the sensor's ceiling: a clipped light (headlights, a lamp's pool,
-        # glare) shows no detail of what it lights, so it is no evidence of an object.
-        self._glare = cast(
-            Gray,
-            cv2.bitwise_and(
-                cv2.compare(frame, _GLARE, cv2.CMP_GE),  # type: ignore[call-overload]
-                cv2.compare(signed, 0.0, cv2.CMP_GT),  # type: ignore[call-overload]
-            ),
-        )
+        if self._smooth:
+            # In a noisy night picture, brightened up to the sensor's ceiling: a clipped light
+            # (headlights, a lamp's pool, glare) shows no detail of what it lights, so it is no
+            # evidence of an object. (By day the rule does not apply, so it is not worked out.)
+            self._glare = cast(
+                Gray,
+                cv2.bitwise_and(
+                    cv2.compare(frame, _GLARE, cv2.CMP_GE),  # type: ignore[call-overload]
+                    cv2.compare(signed, 0.0, cv2.CMP_GT),  # type: ignore[call-overload]
+                ),
+            )
         if mask is not None:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
