@@ -124,6 +124,7 @@ _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a lo
 _CROSS_S = 0.5  # nothing worth reporting crosses the whole frame in less than this
 _OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do not blow them up
 _CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
+_NEAR_CELLS = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours
 _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
 _GLARE = 250  # gray level at which a picture is clipped: no detail left (full range, after scaling)
@@ -310,6 +311,12 @@ class _Track:
 def _p90(values: F32) -> float:
     """The 90th percentile (the lower neighbour), a lot cheaper than np.percentile's."""
     k = (len(values) - 1) * 9 // 10
+    return float(np.partition(values, k)[k])
+
+
+def _median(values: F32) -> float:
+    """The median (the lower middle one), a third of np.median's cost."""
+    k = (len(values) - 1) // 2
     return float(np.partition(values, k)[k])
 
 
@@ -574,25 +581,34 @@ class MotionDetector:
         return blobs
 
     @staticmethod
-    def _gain_map(f: F32, bg: F32) -> tuple[F32, F32]:
+    def _gain_map(f: F32, bg_lit: F32) -> tuple[F32, F32]:
         """Local light gain of the frame over the background (shadows, sun, lamps), and how
         much it changes from one cell to its neighbours (how well it is known there).
 
-        The ratio averaged over cells, then the median of each 5x5 cell neighbourhood: a change
-        of light covers many cells smoothly; an object smaller than half the window does not
-        move the median.
+        ``bg_lit`` is the background plus ``_OFFSET``. The gain of each 8x8 cell is its mean
+        over the background's (a mean of per-pixel ratios is mostly the noise of dark pixels),
+        then the median of each 5x5 cell neighbourhood: a change of light covers many cells
+        smoothly; an object smaller than half the window does not move the median. (The picture
+        is padded to whole cells: OpenCV averages exact factors five times faster.)
         """
         h, w = f.shape
-        ratio = cv2.divide(f + _OFFSET, bg + _OFFSET)
-        size = (max(5, w // _CELL), max(5, h // _CELL))
-        cells = cast(F32, cv2.resize(ratio, size, interpolation=cv2.INTER_AREA))
-        cells = np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
-        near = np.ones((3, 3), np.uint8)
-        spread = cast(F32, cv2.dilate(cells, near)) - cast(F32, cv2.erode(cells, near))
-        gain = cv2.resize(cells, (w, h), interpolation=cv2.INTER_LINEAR)
-        return cast(F32, gain), cast(
-            F32, cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
+        pad_h, pad_w = -h % _CELL, -w % _CELL
+        if pad_h or pad_w:
+            f = cast(F32, cv2.copyMakeBorder(f, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE))
+            bg_lit = cast(F32, cv2.copyMakeBorder(bg_lit, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE))
+        size = ((w + pad_w) // _CELL, (h + pad_h) // _CELL)
+        cells = cv2.divide(
+            cv2.resize(f, size, interpolation=cv2.INTER_AREA) + _OFFSET,
+            cv2.resize(bg_lit, size, interpolation=cv2.INTER_AREA),
         )
+        cells = np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
+        spread = cast(F32, cv2.dilate(cells, _NEAR_CELLS)) - cast(
+            F32, cv2.erode(cells, _NEAR_CELLS)
+        )
+        full = (w + pad_w, h + pad_h)
+        gain = cast(F32, cv2.resize(cells, full, interpolation=cv2.INTER_LINEAR))
+        spread = cast(F32, cv2.resize(spread, full, interpolation=cv2.INTER_LINEAR))
+        return gain[:h, :w], spread[:h, :w]
 
     def _see_through(self, b: _Blob, fg: Gray) -> bool:
         """Whether the ground's own texture shows through the blob: light or shade on it.
@@ -683,11 +699,12 @@ class MotionDetector:
 
         mean_f = float(cv2.mean(f)[0])
         gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
-        gmap, spread = self._gain_map(f, bg)
-        signed = cast(F32, cv2.subtract(f + _OFFSET, (bg + _OFFSET) * gmap))
+        bg_lit = bg + _OFFSET
+        gmap, spread = self._gain_map(f, bg_lit)
+        signed = cast(F32, cv2.subtract(f + _OFFSET, bg_lit * gmap))
         diff = cast(F32, np.abs(signed))
         self._signed, self._diff = signed, diff
-        now = float(np.median(diff[::3, ::3]))
+        now = _median(diff[::3, ::3].ravel())
         # The noise level follows the median difference slowly, so that a sudden global change
         # (which raises the median at once) is seen as a change and not taken for noise.
         noise = self._noise
@@ -706,7 +723,7 @@ class MotionDetector:
         level = max(cfg.threshold * dim, _NOISE_K * noise)
         # Where the light changes from cell to cell (a shadow's edge), the gain is only known to
         # within that change: so is the difference it explains.
-        unsure = (bg + _OFFSET) * spread
+        unsure = bg_lit * spread
         thr = np.maximum(np.maximum(self._dev * _DEV_K, level), unsure)
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
         changed = cv2.countNonZero(fg) / total
