@@ -22,6 +22,8 @@ from custom_components.pm_dvr.core.motion import (
     MotionResult,
     MotionWorker,
     Zone,
+    _Blob,
+    _Track,
     analysis_frame,
     analysis_size,
     draw_outlines,
@@ -195,6 +197,26 @@ def test_a_white_object_in_daylight_is_motion(seed: int) -> None:
         cv2.circle(frame, (40 + 4 * i, 90 + seed), 12, 255, -1)
         reported.append(det.process(frame, 0.2 * i).motion)
     assert sum(reported[20:]) >= 35  # after the start-up learning, motion on nearly every frame
+
+
+@pytest.mark.parametrize(
+    ("size", "linked"),
+    [((12, 36), True), ((15, 30), True), ((36, 12), False), ((40, 10), False)],
+    ids=["same", "turning", "tall-to-wide", "flat"],
+)
+def test_a_blob_that_changes_shape_at_once_is_not_followed(
+    size: tuple[int, int], linked: bool
+) -> None:
+    """A person or a car keeps its outline from one analysed frame to the next; a moth or a
+    drop at the lamp flips from tall to wide. Such a blob starts a track of its own, so it
+    never gathers the frames a report needs."""
+    tall = _Blob(100, 60, 12, 36, 300)
+    track = _Track(tall, 4.0, 0.0, 2, 0, False, 92.0, 78.0)
+    w, h = size
+    near = _Blob(104 + (12 - w) // 2, 60 + (36 - h) // 2, w, h, 300)
+    tracks, births = MotionDetector._track([track], [near], 0.2)
+    assert births == (0 if linked else 1)
+    assert [tr.age for tr in tracks] == ([3] if linked else [1, 2])
 
 
 def test_a_new_picture_recalibrates() -> None:

@@ -104,7 +104,7 @@ _CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame
 _CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
 _MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second: a sprinting person
 _GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
-_AREA_RATIO = 3.0  # a blob may shrink or grow this much from one analysed frame to the next
+_AREA_RATIO = 3.0  # a blob's area, and its outline's width/height, change less per frame
 _COAST_FRAMES = 1  # a followed track survives this many frames without a blob
 _MAX_GAP_S = 1.5  # tracks do not survive a longer gap between analysed frames
 _MIN_MOVING_FRACTION = 0.05  # of a blob's pixels that must differ from the previous frame
@@ -437,7 +437,8 @@ class MotionDetector:
     ) -> tuple[list[_Track], int]:
         """Link blobs to last frame's tracks: the new tracks and how many of them were born.
 
-        A link needs a plausible size change, a plausible speed (people move less than a few
+        A link needs a plausible change of size and outline (an object does not flip from
+        tall to wide within an analysed frame; a moth at the lamp does), a plausible speed (people move less than a few
         times their own size per second; rain and snow near the lens fall much faster) and,
         once the track has a velocity, a position close to the predicted one. With
         ``fast_width`` (the frame width), faster links that do not fall are allowed too (a far
@@ -450,6 +451,9 @@ class MotionDetector:
             for bi, b in enumerate(blobs):
                 ratio = b.area / tr.blob.area
                 if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
+                    continue
+                shape = (b.w * tr.blob.h) / (b.h * tr.blob.w)
+                if not 1 / _AREA_RATIO <= shape <= _AREA_RATIO:
                     continue
                 size = math.sqrt(max(tr.blob.core, b.core))
                 sx, sy = b.cx - tr.blob.cx, b.cy - tr.blob.cy
