@@ -157,6 +157,11 @@ FULL_SET = [
     # cloud shadows through a starved bitrate (blocking blurs the ground's texture away)
     Clip("object+cloud_shadows+compression", *P720, 25, 60, 32),
     Clip("cloud_shadows+compression", *P1080, 15, 60, 33),
+    # wind-driven clouds: any direction, fast, crisp and deep shadows
+    Clip("object+storm_clouds", *P720, 25, 60, 34),
+    Clip("storm_clouds", *P1080, 15, 60, 35),
+    Clip("object+storm_clouds+compression", *P720, 25, 60, 36),
+    Clip("storm_clouds+foliage", *P720, 25, 60, 37),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 

@@ -20,6 +20,8 @@ The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the t
 - ``cloud_shadows``: soft-edged cloud shadows (20-50 % darker, edges 2.5-5 % of the width) drifting
   across the ground, and now and then the sun going in or out (the scene 20-40 % darker or back
   within 0.2-1 s, the exposure making up part of it within seconds); combine with ``object``
+- ``storm_clouds``: the same, wind-driven: in any direction at 15-35 % of the width per second,
+  with crisper edges (0.5-2 % of the width) and deeper shadows (40-70 % darker)
 - ``ir_particles``: IR night with snow, rain or insects right in front of the IR lamp: big
   (3-15 % of the frame height), bright, out-of-focus blobs, streaks and erratic moths that come and
   go within a few frames
@@ -74,6 +76,7 @@ POSITIVE_KINDS = ("object", "small_object")
 # (tests, cached clips) is unchanged
 HARD_KINDS = (
     "cloud_shadows",
+    "storm_clouds",
     "ir_particles",
     "headlights",
     "fast_vehicle",
@@ -917,25 +920,42 @@ def _plan_approachers(
 
 
 class _CloudShadows:
-    """A drifting darkening mask (soft edges) and the sun going in and out (with exposure)."""
+    """A drifting darkening mask (soft edges) and the sun going in and out (with exposure).
 
-    def __init__(self, rng: np.random.Generator, lay: _Layout, seconds: float) -> None:
+    ``storm``: wind-driven clouds instead: any direction at 15-35 % of the width per second,
+    crisper edges (10-90 % within 0.5-2 % of the width) and deeper shadows (40-70 %).
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, lay: _Layout, seconds: float, storm: bool = False
+    ) -> None:
         h, w = lay.bg.shape[:2]
         self.w, self.h = w, h
         self.lw, self.lh = max(32, w // 8), max(18, h // 8)
         cell = self.lw / w  # low-res pixels per pixel
-        self.vx = rng.uniform(0.04, 0.2) * w * (1 if rng.random() < 0.5 else -1)
+        self.vy = 0.0
+        if storm:
+            angle = rng.uniform(0.0, 2.0 * math.pi)
+            speed = rng.uniform(0.15, 0.35) * w
+            self.vx, self.vy = speed * math.cos(angle), speed * math.sin(angle)
+        else:
+            self.vx = rng.uniform(0.04, 0.2) * w * (1 if rng.random() < 0.5 else -1)
         travel = abs(self.vx) * seconds * cell
-        fw = int(self.lw + travel + 4)
+        travel_y = abs(self.vy) * seconds * cell
+        fw, fh = int(self.lw + travel + 4), int(self.lh + travel_y + (4 if storm else 0))
         size = rng.uniform(0.35, 0.8) * self.lw  # cloud patches 35-80 % of the frame wide
-        field = _smooth(rng, fw, self.lh, (max(3, int(fw / size)), 3))
+        field = _smooth(rng, fw, fh, (max(3, int(fw / size)), max(3, int(fh / size))))
         cover = rng.uniform(0.3, 0.55)
         hard = (field > np.quantile(field, 1 - cover)).astype(np.float32)
-        edge = rng.uniform(0.01, 0.02) * self.lw  # sigma: 10-90 % edge is 2.5-5 % of the width
-        self.field = np.asarray(cv2.GaussianBlur(hard, (0, 0), max(0.6, edge)), np.float32)
+        # sigma: the 10-90 % edge is 2.56 sigmas (2.5-5 % of the width; storm 0.5-2 %)
+        edge = rng.uniform(0.002, 0.008) if storm else rng.uniform(0.01, 0.02)
+        self.field = np.asarray(
+            cv2.GaussianBlur(hard, (0, 0), max(0.3 if storm else 0.6, edge * self.lw)), np.float32
+        )
         self.x_start = 2.0 + (0 if self.vx > 0 else travel)
+        self.y_start = 2.0 + (0 if self.vy > 0 else travel_y) if storm else 0.0
         self.cell = cell
-        self.depth = rng.uniform(0.2, 0.5)
+        self.depth = rng.uniform(0.4, 0.7) if storm else rng.uniform(0.2, 0.5)
         # no shadow on the sky: it is the only place where B-R and G-R are exactly the painted ones
         bg = lay.bg.astype(np.int16)
         sky = (np.abs(bg[..., 0] - bg[..., 2] - 55) <= 4) & (
@@ -973,7 +993,8 @@ class _CloudShadows:
     def apply(self, frame: U8, t: float) -> U8:
         gain, sunny = self.sun(t)
         cx = self.x_start + self.vx * t * self.cell + self.lw / 2
-        win = cv2.getRectSubPix(self.field, (self.lw, self.lh), (cx, self.lh / 2 - 0.5))
+        cy = self.y_start + self.vy * t * self.cell + self.lh / 2 - 0.5
+        win = cv2.getRectSubPix(self.field, (self.lw, self.lh), (cx, cy))
         mask = cv2.resize(win, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
         depth = self.depth * (0.15 + 0.85 * sunny)  # no crisp shadows when the sun is hidden
         factor = gain * (1.0 - depth * mask * self.ground)
@@ -1212,9 +1233,11 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
         actors += _plan_standers(hard("standing"), lay, width, height, seconds)
     if "approach" in parts:
         actors += _plan_approachers(hard("approach"), lay, width, height, seconds)
-    clouds = (
-        _CloudShadows(hard("cloud_shadows"), lay, seconds) if "cloud_shadows" in parts else None
-    )
+    clouds = None
+    if "cloud_shadows" in parts:
+        clouds = _CloudShadows(hard("cloud_shadows"), lay, seconds)
+    elif "storm_clouds" in parts:
+        clouds = _CloudShadows(hard("storm_clouds"), lay, seconds, storm=True)
     particles = (
         _LensParticles(hard("ir_particles"), width, height, fps)
         if "ir_particles" in parts
