@@ -50,6 +50,8 @@ def _scene(tmp_path: Path, kind: str, seed: int) -> tuple[list[MotionResult], Sc
     [
         ("cloud_shadows", 101),
         ("cloud_shadows", 102),
+        ("storm_clouds", 101),
+        ("storm_clouds", 102),
         ("headlights+night_noise", 101),
         ("headlights+night_noise", 102),
         ("ir_particles", 101),
@@ -57,7 +59,8 @@ def _scene(tmp_path: Path, kind: str, seed: int) -> tuple[list[MotionResult], Sc
     ],
 )
 def test_light_shade_and_lens_particles_stay_quiet(tmp_path: Path, kind: str, seed: int) -> None:
-    """Drifting cloud shadows, sun bursts, sweeping headlights and flakes at the IR lamp."""
+    """Drifting and storm-driven cloud shadows, sun bursts, sweeping headlights and flakes at
+    the IR lamp."""
     results, truth = _scene(tmp_path, kind, seed)
     assert _on_fraction(results, truth) <= MAX_ON
 
@@ -71,9 +74,13 @@ def test_fast_far_cars_are_caught(tmp_path: Path, seed: int) -> None:
     assert sum(caught) >= len(caught) - 1, caught
 
 
-@pytest.mark.parametrize("seed", [105, 106])
-def test_people_in_cloud_shade_are_caught(tmp_path: Path, seed: int) -> None:
-    results, truth = _scene(tmp_path, "object+cloud_shadows", seed)
+@pytest.mark.parametrize(
+    ("kind", "seed"),
+    [("cloud_shadows", 105), ("cloud_shadows", 106), ("storm_clouds", 107), ("storm_clouds", 108)],
+)
+def test_people_in_cloud_shade_are_caught(tmp_path: Path, kind: str, seed: int) -> None:
+    """Walking in and out of drifting shade, and of crisp, fast, deep storm-cloud shadows."""
+    results, truth = _scene(tmp_path, f"object+{kind}", seed)
     caught = _caught(results, truth)
     assert caught
     assert all(caught), caught

@@ -118,7 +118,7 @@ _RUN_CAP = 16  # the run count saturates (a uint8 that never overflows)
 _WEAK_FRAMES = 3  # a weak blob must be followed over this many frames ...
 _WEAK_FILL = 0.3  # a weak blob is compact (loose flakes or streaks drifting together are not)
 _WEAK_SPEED = 1.8  # blob sizes per second: weak evidence only holds along a slow path
-_FALL_TAN = 0.84  # tan(40 deg): weak evidence falling more steeply is snow or rain
+_FALL_TAN = 0.84  # tan(40 deg): steeper than this is up or down (falling: snow or rain)
 _TRAVEL = 0.4  # ... and have moved this many times its size since it was first seen
 _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a loose cluster doesn't)
 _CROSS_S = 0.5  # nothing worth reporting crosses the whole frame in less than this
@@ -462,7 +462,9 @@ class MotionDetector:
                 if fast and (
                     not fast_width
                     or step > dt * fast_width / _CROSS_S
-                    or (sy > 0 and abs(sx) < _FALL_TAN * sy)  # falling fast: rain or snow
+                    # up or down fast: in the air or on the lens (rain, snow, moths), or a
+                    # shadow's edge along the picture's border; a far car crosses sideways
+                    or abs(sx) < _FALL_TAN * abs(sy)
                 ):
                     continue
                 d = 0.0
@@ -878,17 +880,21 @@ class MotionDetector:
         # Learn: background (slowly where changed), and each pixel's typical deviation.
         cv2.accumulateWeighted(f, bg, _rate(dt, _BG_S), cv2.bitwise_not(fg))
         cv2.accumulateWeighted(f, bg, _rate(dt, _BG_CHANGED_S), fg)
-        rising = cv2.compare(diff, self._dev, cv2.CMP_GT)
+        # What the light's uncertainty explains is not the pixel's own: a crisp shadow's edge
+        # passing once must not blind the pixel for the half minute its deviation takes to fall.
+        # (In a noisy picture the cells' gains are noisy too: their spread is no light's edge.)
+        own = diff if self._smooth else np.maximum(diff - unsure, 0.0)
+        rising = cv2.compare(own, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
-        cv2.accumulateWeighted(diff, self._dev, _rate(dt, _DEV_FALL_S), calm)
+        cv2.accumulateWeighted(own, self._dev, _rate(dt, _DEV_FALL_S), calm)
         cv2.accumulateWeighted(
-            diff,
+            own,
             self._dev,
             _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S),
             cv2.bitwise_and(rising, cv2.bitwise_not(confirmed)),
         )
         cv2.accumulateWeighted(
-            diff, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
+            own, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
         )
         self._prev = f
         self._prev_fg = cast(Gray, fg)
