@@ -637,7 +637,7 @@ class MotionDetector:
         self,
         tr: _Track,
         frames: tuple[F32, F32],
-        pictures: tuple[tuple[F32, F32], tuple[F32, F32]],
+        before: tuple[F32, F32],
         fg: Gray,
         noise: float,
     ) -> None:
@@ -645,7 +645,8 @@ class MotionDetector:
 
         Compares the blob's patch now with last frame's patch where the blob was (moved) and
         where it is now (static), by normalised correlation, which ignores gain. Only a
-        pattern well above the noise can tell.
+        pattern well above the noise can tell. ``frames`` are this frame and the last,
+        ``before`` the last frame's texture (this frame's is ``self._texture``).
         """
         f, prev = frames
         if tr.missed:
@@ -669,11 +670,10 @@ class MotionDetector:
         sel = fg[y0:y1, x0:x1] > 0
         if np.count_nonzero(sel) < 8:
             return
-        now, before = pictures
         ground = self._bg_texture[0]
         if float(ground[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
             # ground with a texture well above the noise: compare textures, whatever the light
-            cur, last = now[1], before[1]
+            cur, last = self._texture[1], before[1]
         elif float(f[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
             cur, last = f, prev  # no texture to speak of: the blob's own shape must tell
         else:
@@ -846,11 +846,11 @@ class MotionDetector:
             self._texture, self._bg_texture = _texture(f), _texture(bg)
             self._last_texture = self._texture
             before = last_texture or _texture(self._prev)
-            frames, textures = (f, self._prev), (self._texture, before)
+            frames = (f, self._prev)
             for tr in self._tracks:
-                self._vote(tr, frames, textures, cast(Gray, fg), noise)
+                self._vote(tr, frames, before, cast(Gray, fg), noise)
             for tr in self._weak_tracks:
-                self._vote(tr, frames, textures, weak, noise)
+                self._vote(tr, frames, before, weak, noise)
         for tr in self._tracks:
             if tr.stays > tr.moves:
                 continue
