@@ -337,6 +337,16 @@ def _texture(f: F32) -> tuple[F32, F32]:
     return detail, cast(F32, cv2.divide(detail, mean + _OFFSET))
 
 
+def _texture_in(f: F32, region: tuple[int, int, int, int]) -> tuple[F32, F32]:
+    """``_texture`` worked out only inside ``region`` (x0, y0, x1, y1, which must reach
+    ``_TEX_PX // 2`` beyond every pixel read, or the picture's border); undefined elsewhere.
+    The votes read a few boxes: the whole picture's would cost ten times more."""
+    x0, y0, x1, y1 = region
+    detail, contrast = np.empty_like(f), np.empty_like(f)
+    detail[y0:y1, x0:x1], contrast[y0:y1, x0:x1] = _texture(f[y0:y1, x0:x1])
+    return detail, contrast
+
+
 def _rate(dt: float, tau: float) -> float:
     """The per-frame update weight of an exponential average with time constant tau."""
     return 1.0 - math.exp(-dt / tau)
@@ -377,7 +387,6 @@ class MotionDetector:
         self._glare: Gray = np.zeros((1, 1), np.uint8)
         self._texture: tuple[F32, F32] = (self._diff, self._diff)  # this frame's detail, contrast
         self._bg_texture: tuple[F32, F32] = (self._diff, self._diff)  # ... the background's
-        self._last_texture: tuple[F32, F32] | None = None  # last frame's, when it was worked out
 
     @property
     def config(self) -> MotionConfig:
@@ -414,7 +423,6 @@ class MotionDetector:
         self._bg = f.copy()
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
-        self._last_texture = None
         self._tracks = []
         self._weak_tracks = []
         self._coarse_tracks = []
@@ -616,6 +624,26 @@ class MotionDetector:
         spread = cast(F32, cv2.resize(spread, full, interpolation=cv2.INTER_LINEAR))
         return gain[:h, :w], spread[:h, :w]
 
+    def _judged_region(self) -> tuple[int, int, int, int] | None:
+        """Where the votes read textures: every followed blob's box now and where it was on the
+        last frame, widened by the texture's reach (clipped to the picture); None: no vote."""
+        boxes = []
+        for tr in (*self._tracks, *self._weak_tracks):
+            if tr.missed:
+                continue
+            b = tr.blob
+            boxes.append((b.x, b.y, b.x + b.w, b.y + b.h))
+            if tr.prev is not None:
+                dx, dy = round(tr.prev.cx - b.cx), round(tr.prev.cy - b.cy)
+                boxes.append((b.x + dx, b.y + dy, b.x + b.w + dx, b.y + b.h + dy))
+        if not boxes:
+            return None
+        h, w = self._diff.shape
+        reach = _TEX_PX // 2
+        x0, y0 = max(0, min(b[0] for b in boxes) - reach), max(0, min(b[1] for b in boxes) - reach)
+        x1, y1 = min(w, max(b[2] for b in boxes) + reach), min(h, max(b[3] for b in boxes) + reach)
+        return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
     def _see_through(self, b: _Blob, fg: Gray) -> bool:
         """Whether the ground's own texture shows through the blob: light or shade on it.
 
@@ -721,7 +749,6 @@ class MotionDetector:
             self._smooth = True
             cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
             self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
-            self._last_texture = None
         elif self._smooth and noise < _CLEAN:
             self._smooth = False
         # Contrast scales with light: in a dark picture the same object differs less.
@@ -741,7 +768,6 @@ class MotionDetector:
             cv2.accumulateWeighted(f, bg, 0.5)
             cv2.accumulateWeighted(diff, self._dev, 1.0 / (self._frames + 1))
             self._prev = f
-            self._last_texture = None
             return MotionResult(False, (), changed, True, timestamp)
 
         mask = self._zone_mask(fg.shape)
@@ -840,12 +866,10 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        last_texture, self._last_texture = self._last_texture, None
-        if self._tracks or self._weak_tracks:
-            # (textures only when there is a blob to judge; last frame's is kept for the next)
-            self._texture, self._bg_texture = _texture(f), _texture(bg)
-            self._last_texture = self._texture
-            before = last_texture or _texture(self._prev)
+        region = self._judged_region()
+        if region is not None:  # (textures only around the blobs to judge)
+            self._texture, self._bg_texture = _texture_in(f, region), _texture_in(bg, region)
+            before = _texture_in(self._prev, region)
             frames = (f, self._prev)
             for tr in self._tracks:
                 self._vote(tr, frames, before, cast(Gray, fg), noise)
