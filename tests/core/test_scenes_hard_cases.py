@@ -25,6 +25,7 @@ from tests.rig.scenes import (
 W, H, FPS = 320, 180, 15
 SECONDS = {  # long enough for each kind to show what it is about
     "cloud_shadows": 12,
+    "storm_clouds": 12,
     "ir_particles": 8,
     "headlights": 14,
     "fast_vehicle": 16,
