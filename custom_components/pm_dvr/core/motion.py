@@ -446,12 +446,12 @@ class MotionDetector:
         """Link blobs to last frame's tracks: the new tracks and how many of them were born.
 
         A link needs a plausible change of size and outline (an object does not flip from
-        tall to wide within an analysed frame; a moth at the lamp does), a plausible speed (people move less than a few
-        times their own size per second; rain and snow near the lens fall much faster) and,
-        once the track has a velocity, a position close to the predicted one. With
-        ``fast_width`` (the frame width), faster links that do not fall are allowed too (a far
-        car moves several lengths per analysed frame): such a track needs one more frame on its
-        predicted path before it counts.
+        tall to wide within an analysed frame; a moth at the lamp does), a plausible speed
+        (people move less than a few times their own size per second; rain and snow near the
+        lens fall much faster) and, once the track has a velocity, a position close to the
+        predicted one. With ``fast_width`` (the frame width), faster links sideways are allowed
+        too (a far car moves several lengths per analysed frame): such a track needs one more
+        frame on its predicted path before it counts.
         """
         pairs: list[tuple[float, int, int, bool]] = []
         for ti, tr in enumerate(tracks):
@@ -640,8 +640,9 @@ class MotionDetector:
             return None
         h, w = self._diff.shape
         reach = _TEX_PX // 2
-        x0, y0 = max(0, min(b[0] for b in boxes) - reach), max(0, min(b[1] for b in boxes) - reach)
-        x1, y1 = min(w, max(b[2] for b in boxes) + reach), min(h, max(b[3] for b in boxes) + reach)
+        lefts, tops, rights, bottoms = zip(*boxes, strict=True)
+        x0, y0 = max(0, min(lefts) - reach), max(0, min(tops) - reach)
+        x1, y1 = min(w, max(rights) + reach), min(h, max(bottoms) + reach)
         return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
     def _see_through(self, b: _Blob, fg: Gray) -> bool:
