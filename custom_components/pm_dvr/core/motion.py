@@ -303,6 +303,14 @@ class _Track:
         """Whether the blob moves down, within 40 degrees of vertical: what snow and rain do."""
         return self.vy > 0 and abs(self.vx) < _FALL_TAN * self.vy
 
+    def back(self) -> tuple[int, int] | None:
+        """The whole-pixel step from the blob to where it was on the last frame (None: born
+        now): where the texture vote reads last frame's patch."""
+        p = self.prev
+        if p is None:
+            return None
+        return round(p.cx - self.blob.cx), round(p.cy - self.blob.cy)
+
     def travelled(self) -> float:
         """How far the blob has moved since the track was born (analysis pixels)."""
         return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
@@ -633,8 +641,8 @@ class MotionDetector:
                 continue
             b = tr.blob
             boxes.append((b.x, b.y, b.x + b.w, b.y + b.h))
-            if tr.prev is not None:
-                dx, dy = round(tr.prev.cx - b.cx), round(tr.prev.cy - b.cy)
+            if (step := tr.back()) is not None:
+                dx, dy = step
                 boxes.append((b.x + dx, b.y + dy, b.x + b.w + dx, b.y + b.h + dy))
         if not boxes:
             return None
@@ -683,11 +691,11 @@ class MotionDetector:
         if self._see_through(tr.blob, fg):
             tr.stays += 1
             return
-        p = tr.prev
-        if p is None:
+        step = tr.back()
+        if step is None:
             return
         b = tr.blob
-        dx, dy = round(p.cx - b.cx), round(p.cy - b.cy)
+        dx, dy = step
         if abs(dx) + abs(dy) < 2:
             return  # too slow to tell
         h, w = f.shape
