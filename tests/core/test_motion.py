@@ -164,6 +164,34 @@ def test_faint_evidence_falling_is_not_motion(seed: int, vy: float) -> None:
     assert not any(det.process(g, t).motion for g, t, _ in faint_walker((0.0, vy), 12.0, seed))
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_walker_in_fresh_shade_is_caught(seed: int) -> None:
+    """A cloud's shadow falls on part of a sunlit yard; a walker crosses it. In shade the
+    walker differs from the ground less than in the sun (here 6 gray levels, under the
+    threshold of 10): the threshold scales with the light there, so it is still reported, and
+    before it leaves the shade."""
+    rng = np.random.default_rng(seed)
+    ground = cv2.GaussianBlur(rng.uniform(80, 140, (180, 320)).astype(np.float32), (0, 0), 2)
+    det = MotionDetector()
+    fired = []
+    for i in range(60):
+        t = i * 0.2
+        light = np.ones_like(ground)
+        if t >= 3.0:
+            light[90:, :160] = 0.45  # a quarter of the picture in shade, at once
+        img = ground.copy()
+        present = t >= 6.0
+        if present:  # 40 px/s to the right: too fast for the slow path of weak evidence
+            x = 10 + 8 * (i - 30)
+            img[130:150, x : x + 8] += 14.0
+        img = img * light + rng.normal(0.0, 1.5, img.shape).astype(np.float32)
+        if det.process(np.clip(img, 0, 255).astype(np.uint8), t).motion:
+            fired.append((t, present))
+    assert fired, "the walker in the shade was never reported"
+    assert all(present for _, present in fired)
+    assert fired[0][0] <= 6.0 + 1.0  # the bench's recall window, while still in the shade
+
+
 @pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "rgb24"])
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (640, 360), (322, 182)])
 def test_analysis_frame_is_the_scaled_gray_picture(fmt: str, size: tuple[int, int]) -> None:

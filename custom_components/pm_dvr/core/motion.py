@@ -12,10 +12,11 @@ second. Per frame it:
    object smaller than half that window does not move the median); while the picture is noisy
    (night) it averages noise down with a 3x3 box;
 2. marks pixels whose difference from the light-corrected background exceeds the largest of:
-   the user's ``threshold`` (scaled down in dark scenes, where contrast is lower), a multiple of
-   the slowly tracked noise level, a multiple of the pixel's own learned deviation (foliage,
-   water, flickering overlays), and what the gain's uncertainty there can explain (at a
-   shadow's edge the gain is only known to within its change from cell to cell);
+   the user's ``threshold`` (scaled down where contrast is lower: in dark scenes, and in shade
+   that has fallen since the background was learned), a multiple of the slowly tracked noise
+   level, a multiple of the pixel's own learned deviation (foliage, water, flickering
+   overlays), and what the gain's uncertainty there can explain (at a shadow's edge the gain
+   is only known to within its change from cell to cell);
 3. recalibrates instead of firing when the frame changes as a whole (IR day/night switch,
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
@@ -760,13 +761,17 @@ class MotionDetector:
             self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
         elif self._smooth and noise < _CLEAN:
             self._smooth = False
-        # Contrast scales with light: in a dark picture the same object differs less.
+        # Contrast scales with light: in a dark picture the same object differs less ...
         dim = min(1.0, max(_MIN_DIM, float(cv2.mean(bg)[0]) * gain / _BRIGHT))
         level = max(cfg.threshold * dim, _NOISE_K * noise)
+        # ... and where a shadow has fallen since the background was learned, less still there.
+        level_here = np.maximum(
+            cfg.threshold * np.maximum(dim * np.minimum(gmap, 1.0), _MIN_DIM), _NOISE_K * noise
+        )
         # Where the light changes from cell to cell (a shadow's edge), the gain is only known to
         # within that change: so is the difference it explains.
         unsure = bg_lit * spread
-        thr = np.maximum(np.maximum(self._dev * _DEV_K, level), unsure)
+        thr = np.maximum(np.maximum(self._dev * _DEV_K, level_here), unsure)
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
         changed = cv2.countNonZero(fg) / total
 
