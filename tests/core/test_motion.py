@@ -23,6 +23,7 @@ from custom_components.pm_dvr.core.motion import (
     MotionWorker,
     Zone,
     _Blob,
+    _cell_means,
     _Track,
     analysis_frame,
     analysis_size,
@@ -190,6 +191,18 @@ def test_a_walker_in_fresh_shade_is_caught(seed: int) -> None:
     assert fired, "the walker in the shade was never reported"
     assert all(present for _, present in fired)
     assert fired[0][0] <= 6.0 + 1.0  # the bench's recall window, while still in the shade
+
+
+@pytest.mark.parametrize("shape", [(180, 320), (180, 240), (181, 322), (8, 16), (5, 3)])
+def test_cell_means_are_the_means_of_the_padded_picture(shape: tuple[int, int]) -> None:
+    """The light is estimated per 8x8 cell; the cells over the picture's last rows and columns
+    count those rows and columns as if repeated to a whole cell."""
+    rng = np.random.default_rng(3)
+    img = rng.uniform(0, 255, shape).astype(np.float32)
+    h, w = shape
+    padded = np.pad(img, ((0, -h % 8), (0, -w % 8)), mode="edge")
+    expected = padded.reshape(padded.shape[0] // 8, 8, padded.shape[1] // 8, 8).mean(axis=(1, 3))
+    np.testing.assert_allclose(_cell_means(img), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "rgb24"])

@@ -356,6 +356,25 @@ def _texture_in(f: F32, region: tuple[int, int, int, int]) -> tuple[F32, F32]:
     return detail, contrast
 
 
+def _cell_means(img: F32) -> F32:
+    """The mean of every ``_CELL`` x ``_CELL`` cell, the border's cells padded by repeating the
+    picture's last row and column. (OpenCV averages exact factors five times faster; only the
+    last, partial row of cells is padded, not a copy of the whole picture.)"""
+    h, w = img.shape
+    if pad_w := -w % _CELL:
+        img = cast(F32, cv2.copyMakeBorder(img, 0, 0, 0, pad_w, cv2.BORDER_REPLICATE))
+        w += pad_w
+    whole = h - h % _CELL
+    parts = []
+    if whole:
+        size = (w // _CELL, whole // _CELL)
+        parts.append(cv2.resize(img[:whole], size, interpolation=cv2.INTER_AREA))
+    if whole < h:
+        last = cv2.copyMakeBorder(img[whole:], 0, whole + _CELL - h, 0, 0, cv2.BORDER_REPLICATE)
+        parts.append(cv2.resize(last, (w // _CELL, 1), interpolation=cv2.INTER_AREA))
+    return cast(F32, np.vstack(parts) if len(parts) > 1 else parts[0])
+
+
 def _rate(dt: float, tau: float) -> float:
     """The per-frame update weight of an exponential average with time constant tau."""
     return 1.0 - math.exp(-dt / tau)
@@ -611,19 +630,11 @@ class MotionDetector:
         ``bg_lit`` is the background plus ``_OFFSET``. The gain of each 8x8 cell is its mean
         over the background's (a mean of per-pixel ratios is mostly the noise of dark pixels),
         then the median of each 5x5 cell neighbourhood: a change of light covers many cells
-        smoothly; an object smaller than half the window does not move the median. (The picture
-        is padded to whole cells: OpenCV averages exact factors five times faster.)
+        smoothly; an object smaller than half the window does not move the median.
         """
         h, w = f.shape
         pad_h, pad_w = -h % _CELL, -w % _CELL
-        if pad_h or pad_w:
-            f = cast(F32, cv2.copyMakeBorder(f, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE))
-            bg_lit = cast(F32, cv2.copyMakeBorder(bg_lit, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE))
-        size = ((w + pad_w) // _CELL, (h + pad_h) // _CELL)
-        cells = cv2.divide(
-            cv2.resize(f, size, interpolation=cv2.INTER_AREA) + _OFFSET,
-            cv2.resize(bg_lit, size, interpolation=cv2.INTER_AREA),
-        )
+        cells = cv2.divide(_cell_means(f) + _OFFSET, _cell_means(bg_lit))
         cells = np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
         spread = cast(F32, cv2.dilate(cells, _NEAR_CELLS)) - cast(
             F32, cv2.erode(cells, _NEAR_CELLS)
@@ -741,8 +752,8 @@ class MotionDetector:
         self._frames += 1
         total = f.size
 
-        mean_f = float(cv2.mean(f)[0])
-        gain = min(4.0, max(0.25, mean_f / max(1.0, float(cv2.mean(bg)[0]))))
+        mean_f, mean_bg = float(cv2.mean(f)[0]), float(cv2.mean(bg)[0])
+        gain = min(4.0, max(0.25, mean_f / max(1.0, mean_bg)))
         bg_lit = bg + _OFFSET
         gmap, spread = self._gain_map(f, bg_lit)
         signed = cast(F32, cv2.subtract(f + _OFFSET, bg_lit * gmap))
@@ -759,10 +770,11 @@ class MotionDetector:
             self._smooth = True
             cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
             self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
+            mean_bg = float(cv2.mean(bg)[0])
         elif self._smooth and noise < _CLEAN:
             self._smooth = False
         # Contrast scales with light: in a dark picture the same object differs less ...
-        dim = min(1.0, max(_MIN_DIM, float(cv2.mean(bg)[0]) * gain / _BRIGHT))
+        dim = min(1.0, max(_MIN_DIM, mean_bg * gain / _BRIGHT))
         level = max(cfg.threshold * dim, _NOISE_K * noise)
         # ... and where a shadow has fallen since the background was learned, less still there.
         level_here = np.maximum(
