@@ -1978,6 +1978,10 @@ def real_footage() -> list[tuple[Path, SceneTruth]]:
     from the first to the last, so it is one positive interval from ``WARMUP_S`` to the end
     (``present`` is true for every frame). It therefore measures recall and latency only (and
     a detector that learns its background while people are in view); it has no negative time.
+
+    The package's other two videos are not used: tree.avi is 68 frames (4.5 s) of a tree seen
+    through a window, ending with a hand in front of the lens, shorter than the detector's
+    start-up learning; Megamind.avi is a film, shot with a moving camera.
     """
     FOOTAGE_CACHE.mkdir(parents=True, exist_ok=True)
     mp4 = FOOTAGE_CACHE / "vtest.mp4"
