@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import datetime as dt
 from fractions import Fraction
 import math
+import os
 from pathlib import Path
 import shutil
 import subprocess
@@ -1959,11 +1960,14 @@ _VTEST = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
 
 def _fetch_vtest(dest: Path) -> None:
-    """vtest.avi out of Debian's opencv-doc package (apt-get download, no root needed)."""
+    """vtest.avi out of Debian's opencv-doc package (apt-get download, no root needed; as root,
+    a machine that never read its package lists reads them first)."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            ["apt-get", "download", "opencv-doc"], cwd=tmp, check=True, capture_output=True
-        )
+        download = ["apt-get", "download", "opencv-doc"]
+        if subprocess.run(download, cwd=tmp, check=False, capture_output=True).returncode:
+            if os.geteuid() == 0:
+                subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+            subprocess.run(download, cwd=tmp, check=True, capture_output=True)
         deb = next(Path(tmp).glob("opencv-doc_*.deb"))
         with subprocess.Popen(["dpkg", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as dpkg:
             subprocess.run(["tar", "-x", "-C", tmp, _VTEST], stdin=dpkg.stdout, check=True)
