@@ -482,9 +482,10 @@ SUB_W, SUB_H = 640, 360
 
 def substream(clip: Clip) -> Footage:
     """The clip as a camera's 640x360 sub-stream would carry it (same scene, re-encoded at the
-    sub-stream's size and bitrate); cached next to the clip."""
+    sub-stream's size and bitrate); cached next to the clip, and made again when the clip was
+    rendered after it (a stale sub-stream would be scored against the new clip's truth)."""
     path = OUT / "sub" / clip.path.name
-    if not path.exists():
+    if not path.exists() or path.stat().st_mtime < clip.path.stat().st_mtime:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part.mp4")
         out, stream = open_encoder(
