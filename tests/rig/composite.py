@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import datetime as dt
-from fractions import Fraction
 import itertools
 import json
 import math
@@ -57,7 +56,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tests.rig.heldout import FOOTAGE_CACHE, _fetch_vtest
-from tests.rig.scenes import WARMUP_S, ObjectInterval, SceneTruth, load_truth, truth_path
+from tests.rig.scenes import (
+    WARMUP_S,
+    SceneTruth,
+    TruthLog,
+    encode_planes,
+    finish_encoder,
+    open_encoder,
+    rendered,
+)
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
@@ -67,9 +74,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "composite"
 LIBRARY = FOOTAGE_CACHE / "composite_library_v1.npz"  # bump the version when extraction changes
 
-VIS_START = 0.02  # share of an object's box in the picture for it to count as present
-VIS_APPEAR = 0.5  # ... and as "appeared"
-SMALL_HEIGHT = 0.08  # an object is small if it never gets taller than this share of the frame
 
 OBJECT_TOKENS = (
     "walk_side",  # one person crosses sideways
@@ -1518,24 +1522,13 @@ class _Renderer:
 def _open_writer(
     path: Path, spec: CompositeClip, lowrate: bool
 ) -> tuple[av.container.OutputContainer, Any]:
-    """H.264 yuv420p MP4 as cameras make it: no B-frames, fixed GOP, capped bitrate (one thread)."""
-    out = av.open(str(path), "w", format="mp4")
-    stream: Any = out.add_stream("libx264", rate=spec.fps)
-    stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+    """This generator's bitrates (3.2 Mbit/s at 1080p15) and GOPs (2 s; starved: 1 s)."""
     px = spec.width * spec.height * spec.fps / (1920 * 1080 * 15)
     kbps = max(100, int(3200 * px**0.8 * (0.08 if lowrate else 1.0)))
     gop = spec.fps * (1 if lowrate else 2)
-    stream.codec_context.max_b_frames = 0
-    stream.codec_context.gop_size = gop
-    stream.options = {
-        "preset": "superfast",
-        "x264-params": (
-            f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
-            f":vbv-maxrate={kbps}:vbv-bufsize={kbps // (2 if lowrate else 1)}"
-        ),
-    }
-    stream.time_base = Fraction(1, spec.fps)
-    return out, stream
+    return open_encoder(
+        path, spec.width, spec.height, spec.fps, kbps, gop, kbps // (2 if lowrate else 1)
+    )
 
 
 def _visible(box: tuple[float, float, float, float], w: int, h: int) -> float:
@@ -1552,12 +1545,7 @@ def render_composite(spec: CompositeClip, path: Path | None = None) -> SceneTrut
     r = _Renderer(spec)
     w, h = spec.width, spec.height
     n_frames = round(spec.seconds * spec.fps)
-    present: list[bool] = []
-    first: dict[int, float] = {}
-    appeared: dict[int, float] = {}
-    last: dict[int, float] = {}
-    boxes: dict[int, list[float]] = {}
-    tallest: dict[int, float] = {}
+    log = TruthLog(w, h)
     index = {id(a): k for k, a in enumerate(r.actors)}
     path.parent.mkdir(parents=True, exist_ok=True)
     out, stream = _open_writer(path, spec, "lowrate" in spec.tokens)
@@ -1567,75 +1555,26 @@ def render_composite(spec: CompositeClip, path: Path | None = None) -> SceneTrut
             planes, drawn = r.render(t, 1 / spec.fps)
             any_visible = False
             for a, box in drawn:
-                vis = _visible(box, w, h)
-                if vis < VIS_START:
-                    continue
-                k = index[id(a)]
-                any_visible = True
-                first.setdefault(k, t)
-                last[k] = t
-                if vis >= VIS_APPEAR:
-                    appeared.setdefault(k, t)
-                c = [
+                inside = (
                     max(0.0, box[0]),
                     max(0.0, box[1]),
                     min(float(w), box[2]),
                     min(float(h), box[3]),
-                ]
-                p = boxes.get(k, c)
-                boxes[k] = [min(p[0], c[0]), min(p[1], c[1]), max(p[2], c[2]), max(p[3], c[3])]
-                tallest[k] = max(tallest.get(k, 0.0), (box[3] - box[1]) / h)
-            present.append(any_visible)
-            vf = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            vf.pts = i
-            vf.time_base = Fraction(1, spec.fps)
-            for pkt in stream.encode(vf):
-                out.mux(pkt)
-        for pkt in stream.encode(None):
-            out.mux(pkt)
+                )
+                height = (box[3] - box[1]) / h
+                any_visible |= log.seen(index[id(a)], t, _visible(box, w, h), inside, height)
+            log.present.append(any_visible)
+            encode_planes(out, stream, planes, i, spec.fps)
+        finish_encoder(out, stream)
     finally:
         out.close()
-    intervals = tuple(
-        ObjectInterval(
-            start=first[k],
-            appear=appeared.get(k, first[k]),
-            end=last[k],
-            small=bool(tallest[k] < SMALL_HEIGHT),
-            box=(
-                boxes[k][0] / w,
-                boxes[k][1] / h,
-                (boxes[k][2] - boxes[k][0]) / w,
-                (boxes[k][3] - boxes[k][1]) / h,
-            ),
-        )
-        for k in sorted(first, key=lambda k: (first[k], k))
-    )
-    early = [iv for iv in intervals if iv.start < WARMUP_S]
-    if early:
-        raise RuntimeError(f"{spec.name}: an object is visible before the warm-up: {early}")
-    truth = SceneTruth(
-        kind=spec.kind,
-        path=str(path),
-        width=w,
-        height=h,
-        fps=spec.fps,
-        seconds=float(spec.seconds),
-        seed=spec.seed,
-        present=tuple(present),
-        intervals=intervals,
-    )
-    truth_path(path).write_text(truth.to_json())
-    return truth
+    log.check_warmup(spec.name)
+    return log.truth(spec.kind, path, spec.fps, spec.seconds, spec.seed)
 
 
 def ensure_composite(spec: CompositeClip) -> SceneTruth:
     """Render the clip unless it is cached (clip and truth next to it)."""
-    truth = load_truth(spec.path)
-    if truth is None:
-        t0 = time.monotonic()
-        truth = render_composite(spec)
-        print(f"  rendered {spec.name} ({spec.kind}) in {time.monotonic() - t0:.1f} s", flush=True)
-    return truth
+    return rendered(spec.path, lambda: render_composite(spec), f"{spec.name} ({spec.kind})")
 
 
 # --------------------------------------------------------------------------- the set

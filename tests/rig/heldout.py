@@ -49,7 +49,6 @@ from pathlib import Path
 import shutil
 import subprocess
 import tempfile
-import time
 from typing import Any
 
 import av
@@ -57,7 +56,18 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from tests.rig.scenes import WARMUP_S, ObjectInterval, SceneTruth, load_truth, truth_path
+from tests.rig.scenes import (
+    WARMUP_S,
+    ObjectInterval,
+    SceneTruth,
+    TruthLog,
+    encode_planes,
+    finish_encoder,
+    load_truth,
+    open_encoder,
+    rendered,
+    truth_path,
+)
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
@@ -67,9 +77,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "heldout"
 FOOTAGE_CACHE = Path.home() / ".cache" / "pm_dvr" / "footage"
 
-VIS_START = 0.02  # share of an object's box in the picture for it to count as present
-VIS_APPEAR = 0.5  # ... and as "appeared"
-SMALL_HEIGHT = 0.08  # an object is small if it never gets taller than this share of the frame
 
 OBJECT_TOKENS = (
     "walk_headon",  # one person walks towards the camera, one away from it (head-on)
@@ -1454,25 +1461,13 @@ class HeldoutClip:
 def _open_writer(
     path: Path, spec: HeldoutClip, lowrate: bool
 ) -> tuple[av.container.OutputContainer, Any]:
-    """H.264 yuv420p MP4 as cameras make it: no B-frames, fixed GOP, capped bitrate."""
-    out = av.open(str(path), "w", format="mp4")
-    stream: Any = out.add_stream("libx264", rate=spec.fps)
-    stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+    """This generator's bitrates (3 Mbit/s at 1080p15) and GOPs (3 s; starved: 1 s)."""
     px = spec.width * spec.height * spec.fps / (1920 * 1080 * 15)
     kbps = max(120, int(3000 * px**0.8 * (0.1 if lowrate else 1.0)))
     gop = spec.fps * (1 if lowrate else 3)
-    stream.codec_context.max_b_frames = 0
-    stream.codec_context.gop_size = gop
-    stream.options = {
-        "preset": "superfast",
-        # one encoder thread: threaded rate control makes the clip vary from run to run
-        "x264-params": (
-            f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
-            f":vbv-maxrate={kbps}:vbv-bufsize={kbps // (2 if lowrate else 1)}"
-        ),
-    }
-    stream.time_base = Fraction(1, spec.fps)
-    return out, stream
+    return open_encoder(
+        path, spec.width, spec.height, spec.fps, kbps, gop, kbps // (2 if lowrate else 1)
+    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -1745,12 +1740,7 @@ def render_heldout(spec: HeldoutClip, path: Path | None = None) -> SceneTruth:
         r.gain *= (100.0 if r.sky.at(0, spec.fps).mode == "ir" else 112.0) / max(
             1.0, float(first[::8, ::8].mean())
         )
-    present: list[bool] = []
-    first_seen: dict[int, float] = {}
-    appeared: dict[int, float] = {}
-    last_seen: dict[int, float] = {}
-    boxes: dict[int, F64] = {}
-    tallest: dict[int, float] = {}
+    log = TruthLog(spec.width, spec.height)
     index = {id(a): k for k, a in enumerate(r.actors)}
     path.parent.mkdir(parents=True, exist_ok=True)
     out, stream = _open_writer(path, spec, "lowrate" in spec.tokens)
@@ -1763,72 +1753,21 @@ def render_heldout(spec: HeldoutClip, path: Path | None = None) -> SceneTruth:
             any_visible = False
             for a, box in drawn:
                 vis, ob = _visible(cam, box)
-                if vis < VIS_START:
-                    continue
-                k = index[id(a)]
-                any_visible = True
-                first_seen.setdefault(k, t)
-                last_seen[k] = t
-                if vis >= VIS_APPEAR:
-                    appeared.setdefault(k, t)
-                clipped = np.clip(ob, 0, [cam.w, cam.h, cam.w, cam.h])
-                prev = boxes.get(k, clipped)
-                boxes[k] = np.concatenate(
-                    [np.minimum(prev[:2], clipped[:2]), np.maximum(prev[2:], clipped[2:])]
-                )
-                tallest[k] = max(tallest.get(k, 0.0), float(ob[3] - ob[1]) / cam.h)
-            present.append(any_visible)
-            planes = r.finish(img, t, ir)
-            vf = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            vf.pts = i
-            vf.time_base = Fraction(1, spec.fps)
-            for pkt in stream.encode(vf):
-                out.mux(pkt)
-        for pkt in stream.encode(None):
-            out.mux(pkt)
+                x0, y0, x1, y1 = (float(v) for v in np.clip(ob, 0, [cam.w, cam.h, cam.w, cam.h]))
+                height = float(ob[3] - ob[1]) / cam.h
+                any_visible |= log.seen(index[id(a)], t, vis, (x0, y0, x1, y1), height)
+            log.present.append(any_visible)
+            encode_planes(out, stream, r.finish(img, t, ir), i, spec.fps)
+        finish_encoder(out, stream)
     finally:
         out.close()
-    intervals = tuple(
-        ObjectInterval(
-            start=first_seen[k],
-            appear=appeared.get(k, first_seen[k]),
-            end=last_seen[k],
-            small=bool(tallest[k] < SMALL_HEIGHT),
-            box=(
-                float(boxes[k][0] / cam.w),
-                float(boxes[k][1] / cam.h),
-                float((boxes[k][2] - boxes[k][0]) / cam.w),
-                float((boxes[k][3] - boxes[k][1]) / cam.h),
-            ),
-        )
-        for k in sorted(first_seen)
-    )
-    early = [iv for iv in intervals if iv.start < WARMUP_S]
-    if early:
-        raise RuntimeError(f"{spec.name}: an object is visible before the warm-up: {early}")
-    truth = SceneTruth(
-        kind=spec.kind,
-        path=str(path),
-        width=spec.width,
-        height=spec.height,
-        fps=spec.fps,
-        seconds=float(spec.seconds),
-        seed=spec.seed,
-        present=tuple(present),
-        intervals=intervals,
-    )
-    truth_path(path).write_text(truth.to_json())
-    return truth
+    log.check_warmup(spec.name)
+    return log.truth(spec.kind, path, spec.fps, spec.seconds, spec.seed)
 
 
 def ensure_heldout(spec: HeldoutClip) -> SceneTruth:
     """Render the clip unless it is cached (clip and truth next to it)."""
-    truth = load_truth(spec.path)
-    if truth is None:
-        t0 = time.monotonic()
-        truth = render_heldout(spec)
-        print(f"  rendered {spec.name} ({spec.kind}) in {time.monotonic() - t0:.1f} s", flush=True)
-    return truth
+    return rendered(spec.path, lambda: render_heldout(spec), f"{spec.name} ({spec.kind})")
 
 
 # --------------------------------------------------------------------------- the held-out set
@@ -1995,29 +1934,19 @@ def real_footage() -> list[tuple[Path, SceneTruth]]:
         if not avi.exists():
             _fetch_vtest(avi)
         n = 0
-        with av.open(str(avi)) as src, av.open(str(mp4), "w", format="mp4") as out:
+        with av.open(str(avi)) as src:
             vin = src.streams.video[0]
             fps = round(float(vin.average_rate or 10))
-            stream: Any = out.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = vin.width, vin.height, "yuv420p"
-            stream.codec_context.max_b_frames = 0
-            stream.codec_context.gop_size = 2 * fps
-            stream.options = {
-                "preset": "superfast",
-                "x264-params": (
-                    f"threads=1:keyint={2 * fps}:min-keyint={2 * fps}:scenecut=0:bframes=0:bitrate=1200"
-                    ":vbv-maxrate=1200:vbv-bufsize=1200"
-                ),
-            }
-            stream.time_base = Fraction(1, fps)
-            for frame in src.decode(vin):
-                vf = frame.reformat(format="yuv420p")
-                vf.pts, vf.time_base = n, Fraction(1, fps)
-                for pkt in stream.encode(vf):
+            out, stream = open_encoder(mp4, vin.width, vin.height, fps, 1200)
+            with out:
+                for frame in src.decode(vin):
+                    vf = frame.reformat(format="yuv420p")
+                    vf.pts, vf.time_base = n, Fraction(1, fps)
+                    for pkt in stream.encode(vf):
+                        out.mux(pkt)
+                    n += 1
+                for pkt in stream.encode(None):
                     out.mux(pkt)
-                n += 1
-            for pkt in stream.encode(None):
-                out.mux(pkt)
         truth = SceneTruth(
             kind="real_vtest",
             path=str(mp4),

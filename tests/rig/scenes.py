@@ -49,6 +49,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+import time
 from typing import Any, Protocol
 
 import av
@@ -91,6 +92,7 @@ WARMUP_S = 3.0  # no object appears before this: detectors need a few frames to 
 HORIZON = 0.36
 VISIBLE_PRESENT = 0.02  # an object counts as present once this fraction of it is visible
 VISIBLE_APPEAR = 0.5  # ... and as "appeared" (for recall/latency) once half of it is
+SMALL_HEIGHT = 0.08  # an object is small if it never gets taller than this share of the frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,14 +528,22 @@ def _light_schedule(
 # --------------------------------------------------------------------------- encoder
 
 
-def open_encoder(
-    path: Path, width: int, height: int, fps: int, kbps: int
+def open_encoder(  # noqa: PLR0917
+    path: Path,
+    width: int,
+    height: int,
+    fps: int,
+    kbps: int,
+    gop: int | None = None,
+    buffer_kbps: int | None = None,
 ) -> tuple[av.container.OutputContainer, Any]:
-    """An MP4 with camera-like H.264: no B-frames, 2 s fixed GOP, VBV-capped bitrate."""
+    """An MP4 with camera-like H.264: no B-frames, a fixed GOP (2 s unless given), a bitrate
+    capped by the VBV (its buffer one second of the bitrate unless given)."""
     out = av.open(str(path), "w", format="mp4")
     stream: Any = out.add_stream("libx264", rate=fps)  # a VideoStream (stubs differ by version)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    gop = 2 * fps
+    gop = gop or 2 * fps
+    buffer_kbps = buffer_kbps or kbps
     stream.codec_context.max_b_frames = 0
     stream.codec_context.gop_size = gop
     stream.options = {
@@ -541,11 +551,124 @@ def open_encoder(
         # one encoder thread: threaded rate control makes the clip vary from run to run
         "x264-params": (
             f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:bitrate={kbps}"
-            f":vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+            f":vbv-maxrate={kbps}:vbv-bufsize={buffer_kbps}"
         ),
     }
     stream.time_base = Fraction(1, fps)
     return out, stream
+
+
+def encode_planes(
+    out: av.container.OutputContainer, stream: Any, planes: NDArray[np.uint8], index: int, fps: int
+) -> None:
+    """Encode one picture (its yuv420p planes stacked, as ``VideoFrame.to_ndarray`` gives
+    them) as the clip's frame ``index``."""
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.pts = index
+    frame.time_base = Fraction(1, fps)
+    for packet in stream.encode(frame):
+        out.mux(packet)
+
+
+def finish_encoder(out: av.container.OutputContainer, stream: Any) -> None:
+    """Flush what the encoder still holds into the file."""
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+@dataclass
+class TruthLog:
+    """The ground truth gathered frame by frame while a clip is rendered: when each object was
+    first visible, half visible ("appeared") and last visible, the box of its whole path in the
+    picture (pixels) and its tallest on-screen height (share of the frame)."""
+
+    width: int
+    height: int
+    present: list[bool] = field(default_factory=list)
+    first: dict[int, float] = field(default_factory=dict)
+    appeared: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    tallest: dict[int, float] = field(default_factory=dict)
+
+    def seen(
+        self,
+        key: int,
+        t: float,
+        visible: float,
+        box: tuple[float, float, float, float],
+        height: float = 0.0,
+    ) -> bool:
+        """Object ``key`` drawn at ``t`` with this share of it in the picture, ``box`` (x0, y0,
+        x1, y1) its part in the picture and ``height`` its on-screen height (share of the
+        frame); whether it counts as present."""
+        if visible < VISIBLE_PRESENT:
+            return False
+        self.first.setdefault(key, t)
+        self.last[key] = t
+        if visible >= VISIBLE_APPEAR:
+            self.appeared.setdefault(key, t)
+        x0, y0, x1, y1 = self.boxes.get(key, box)
+        self.boxes[key] = (min(x0, box[0]), min(y0, box[1]), max(x1, box[2]), max(y1, box[3]))
+        self.tallest[key] = max(self.tallest.get(key, 0.0), height)
+        return True
+
+    def check_warmup(self, name: str) -> None:
+        """Refuse a clip with an object in view before ``WARMUP_S`` (detectors are learning)."""
+        early = {k: t for k, t in self.first.items() if t < WARMUP_S}
+        if early:
+            raise RuntimeError(f"{name}: objects visible before the warm-up: {early}")
+
+    def truth(  # noqa: PLR0917
+        self,
+        kind: str,
+        path: Path,
+        fps: int,
+        seconds: float,
+        seed: int,
+        small: dict[int, bool] | None = None,
+    ) -> SceneTruth:
+        """The clip's truth, written next to it. ``small`` overrides what the tallest height
+        says (a generator that knows its objects' sizes)."""
+        w, h = self.width, self.height
+        intervals = tuple(
+            ObjectInterval(
+                start=self.first[k],
+                appear=self.appeared.get(k, self.first[k]),
+                end=self.last[k],
+                small=small[k] if small is not None else bool(self.tallest[k] < SMALL_HEIGHT),
+                box=(
+                    float(self.boxes[k][0] / w),
+                    float(self.boxes[k][1] / h),
+                    float((self.boxes[k][2] - self.boxes[k][0]) / w),
+                    float((self.boxes[k][3] - self.boxes[k][1]) / h),
+                ),
+            )
+            for k in sorted(self.first)
+        )
+        truth = SceneTruth(
+            kind=kind,
+            path=str(path),
+            width=w,
+            height=h,
+            fps=fps,
+            seconds=float(seconds),
+            seed=seed,
+            present=tuple(self.present),
+            intervals=intervals,
+        )
+        truth_path(path).write_text(truth.to_json())
+        return truth
+
+
+def rendered(path: Path, render: Callable[[], SceneTruth], label: str) -> SceneTruth:
+    """The clip's truth, rendering it first unless it is cached (clip and truth side by side)."""
+    truth = load_truth(path)
+    if truth is None:
+        t0 = time.monotonic()
+        truth = render()
+        print(f"  rendered {label} in {time.monotonic() - t0:.1f} s", flush=True)
+    return truth
 
 
 def default_kbps(width: int, height: int, fps: int, starved: bool = False) -> int:
@@ -1246,14 +1369,10 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
     headlights = (
         _Headlights(hard("headlights"), width, height, seconds) if "headlights" in parts else None
     )
-    smalls = [wk.small for wk in walkers] + [ac.small for ac in actors]
+    smalls = dict(enumerate([wk.small for wk in walkers] + [ac.small for ac in actors]))
 
     n_frames = round(seconds * fps)
-    present: list[bool] = []
-    first_seen: dict[int, float] = {}
-    appeared: dict[int, float] = {}
-    last_seen: dict[int, float] = {}
-    boxes: dict[int, tuple[int, int, int, int]] = {}
+    log = TruthLog(width, height)
     nh, nw = height // 2, width // 2
     # per-pixel noise: a few precomputed fields picked at random (drawing 2 M normals per frame
     # would dominate the generation time)
@@ -1275,16 +1394,9 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
             drawn = (_draw_walker(frame, lay, wk, t) for wk in walkers)
             if actors:
                 drawn = itertools.chain(drawn, (ac.draw(frame, lay, t) for ac in actors))
-            for k, (vis, (bx0, by0, bx1, by1)) in enumerate(drawn):
-                if vis >= VISIBLE_PRESENT:
-                    any_visible = True
-                    ux0, uy0, ux1, uy1 = boxes.get(k, (bx0, by0, bx1, by1))
-                    boxes[k] = (min(ux0, bx0), min(uy0, by0), max(ux1, bx1), max(uy1, by1))
-                    first_seen.setdefault(k, t)
-                    last_seen[k] = t
-                    if vis >= VISIBLE_APPEAR:
-                        appeared.setdefault(k, t)
-            present.append(any_visible)
+            for k, (vis, box) in enumerate(drawn):
+                any_visible |= log.seen(k, t, vis, box)
+            log.present.append(any_visible)
             if clouds is not None:
                 frame = clouds.apply(frame, t)
             li = light(t)
@@ -1321,41 +1433,8 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
                 planes[height:] = 128
             if "clock" in parts:
                 _draw_clock(y, clock0 + dt.timedelta(seconds=t), cam_name)
-            vf = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            vf.pts = i
-            vf.time_base = Fraction(1, fps)
-            for pkt in stream.encode(vf):
-                out.mux(pkt)
-        for pkt in stream.encode(None):
-            out.mux(pkt)
+            encode_planes(out, stream, planes, i, fps)
+        finish_encoder(out, stream)
     finally:
         out.close()
-
-    intervals = tuple(
-        ObjectInterval(
-            start=first_seen[k],
-            appear=appeared.get(k, first_seen[k]),
-            end=last_seen[k],
-            small=smalls[k],
-            box=(
-                boxes[k][0] / width,
-                boxes[k][1] / height,
-                (boxes[k][2] - boxes[k][0]) / width,
-                (boxes[k][3] - boxes[k][1]) / height,
-            ),
-        )
-        for k in sorted(first_seen)
-    )
-    truth = SceneTruth(
-        kind=kind,
-        path=str(path),
-        width=width,
-        height=height,
-        fps=fps,
-        seconds=float(seconds),
-        seed=seed,
-        present=tuple(present),
-        intervals=intervals,
-    )
-    truth_path(path).write_text(truth.to_json())
-    return truth
+    return log.truth(kind, path, fps, seconds, seed, smalls)
