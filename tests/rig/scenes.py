@@ -559,7 +559,7 @@ def open_encoder(  # noqa: PLR0917
 
 
 def encode_planes(
-    out: av.container.OutputContainer, stream: Any, planes: NDArray[np.uint8], index: int, fps: int
+    out: av.container.OutputContainer, stream: Any, planes: NDArray[Any], index: int, fps: int
 ) -> None:
     """Encode one picture (its yuv420p planes stacked, as ``VideoFrame.to_ndarray`` gives
     them) as the clip's frame ``index``."""
