@@ -21,8 +21,8 @@ of procedural textures and primitive people rendered through a pinhole camera):
   crossing near or far in 1-3 s;
 - nuisances, each with its own model: cloud shade from an advected, smoothstep-thresholded
   periodic cubic-noise field plus sun bursts (sun in/out) and a lagging auto-exposure loop driven by
-  the scene's mean brightness; a synthetic hedge (and vtest's small tree) warped by a gusting
-  wind field; rain streaks, snow flakes with wobble (big and blurred near the lens), insects
+  the scene's mean brightness; a synthetic hedge warped by a gusting wind field (vtest's small
+  tree stays still); rain streaks, snow flakes with wobble (big and blurred near the lens), insects
   fluttering round the lamp; headlight pools sweeping the ground at night (the exposure reacting);
   a burned-in clock; Poisson-like sensor noise with row noise; x264 at a normal or starved
   bitrate.
@@ -93,7 +93,7 @@ NUISANCE_TOKENS = (
     "rain",
     "insects",  # at night: bright moths fluttering round the lamp, close to the lens
     "headlights",  # at night: headlight pools sweeping the ground
-    "foliage",  # a hedge in the foreground and the small tree, in gusts
+    "foliage",  # a hedge in the foreground, in gusts
     "clock",  # burned-in date/time overlay
     "lowrate",  # starved bitrate, short GOP: blocking and keyframe pumping
 )
@@ -110,7 +110,6 @@ CAM_HEIGHT = PERSON_M / BASE_K  # so that foot row and height agree: about 6.7 m
 # where the ground ends (the buildings start) above a foot row, by base column: (x0, x1, top row)
 GROUND_TOP = ((0, 280, 58), (280, 312, 75), (312, 612, 113), (612, BASE_W, 100))
 LAMP_HEAD = (421.0, 30.0)  # the street lamp's head in the base plate (the IR night hot-spot)
-TREE_BOX = (192, 0, 252, 88)  # vtest's small tree (x0, y0, x1, y1), swayed by "foliage"
 
 # views: a crop of the base plate as (x0, y0, width); its height follows the output's aspect
 VIEWS: dict[str, tuple[float, float, float]] = {

@@ -1945,8 +1945,7 @@ def real_footage() -> list[tuple[Path, SceneTruth]]:
                     for pkt in stream.encode(vf):
                         out.mux(pkt)
                     n += 1
-                for pkt in stream.encode(None):
-                    out.mux(pkt)
+                finish_encoder(out, stream)
         truth = SceneTruth(
             kind="real_vtest",
             path=str(mp4),
