@@ -168,6 +168,11 @@ FULL_SET = [
     Clip("storm_clouds", *P1080, 15, 60, 35),
     Clip("object+storm_clouds+compression", *P720, 25, 60, 36),
     Clip("storm_clouds+foliage", *P720, 25, 60, 37),
+    # IR night: moths circling a light and snowstorms, particles in view for seconds
+    Clip("object+ir_insects", *P720, 25, 60, 38),
+    Clip("ir_insects", *P1080, 15, 60, 39),
+    Clip("approach+ir_snowstorm", *P720, 25, 60, 40),
+    Clip("ir_snowstorm", *P720, 25, 60, 41),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 

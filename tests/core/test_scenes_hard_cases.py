@@ -19,6 +19,7 @@ from tests.rig.scenes import (
     _Approacher,
     _background,
     _plan_approachers,
+    _Swarm,
     make_scene,
 )
 
@@ -31,6 +32,8 @@ SECONDS = {  # long enough for each kind to show what it is about
     "fast_vehicle": 16,
     "standing": 30,
     "approach": 30,
+    "ir_snowstorm": 8,
+    "ir_insects": 12,
 }
 
 Gray = NDArray[np.uint8]
@@ -145,3 +148,34 @@ def test_the_nuisances_are_there(rendered: dict[str, tuple[SceneTruth, Gray]]) -
     med = np.median(lights[::4], axis=0).astype(np.int16)
     lit = ((lights.astype(np.int16) - med) > 40).mean(axis=(1, 2))
     assert lit.max() > 0.01
+
+
+def test_ir_swarms_stay_in_view_under_a_hot_spot(
+    rendered: dict[str, tuple[SceneTruth, Gray]],
+) -> None:
+    """Snow and moths show up bright under the lamp's uneven light ..."""
+    for kind in ("ir_snowstorm", "ir_insects"):
+        _, frames = rendered[kind]
+        med = np.median(frames[::3], axis=0).astype(np.int16)
+        lit = ((frames.astype(np.int16) - med) > 90).sum(axis=(1, 2))
+        assert (lit > 4).mean() > 0.3, kind  # something bright in view much of the time
+        h = frames.shape[1]
+        hot = float(med[h // 2 :, W // 3 : 2 * W // 3].mean())
+        c = W // 6
+        corners = float(np.concatenate([med[: h // 6, :c], med[: h // 6, W - c :]]).mean())
+        assert hot > 1.2 * corners, kind
+
+
+@pytest.mark.parametrize("kind", ["snow", "insects"])
+def test_ir_swarm_particles_live_for_seconds(kind: str) -> None:
+    """... and each particle stays for seconds, not frames (``ir_particles`` come and go)."""
+    swarm = _Swarm(np.random.default_rng(3), W, H, kind)
+    frame = np.zeros((H, W, 3), np.uint8)
+    lives: list[float] = []
+    for _ in range(20 * FPS):
+        before = {id(m): m for m in swarm.live}
+        swarm.apply(frame, 1.0 / FPS)
+        after = {id(m) for m in swarm.live}
+        lives += [m.age for key, m in before.items() if key not in after]
+    assert len(lives) >= 5
+    assert float(np.median(lives)) >= 1.5

@@ -25,6 +25,11 @@ The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the t
 - ``ir_particles``: IR night with snow, rain or insects right in front of the IR lamp: big
   (3-15 % of the frame height), bright, out-of-focus blobs, streaks and erratic moths that come and
   go within a few frames
+- ``ir_snowstorm``: IR night in a snowstorm: flakes at 0.25-6 m from the lens, each in view for
+  seconds, falling through a gusting wind, fluttering, and hovering or rising in the eddies round
+  the camera housing (near ones big, bright and blurred, far ones small and sharp)
+- ``ir_insects``: IR night; moths circling a light in loops for 2-20 s each, at changing depth
+  (growing and shrinking), flickering with their wing beats, turning and changing loops now and then
 - ``headlights``: IR night; a car's headlights sweep a bright two-lamp pool over the ground or the
   buildings for 2-4 s, several times a minute (no object in view)
 - ``fast_vehicle`` (positive): small far-away cars (3-6 % of frame height) crossing in 1-3 s on a
@@ -82,12 +87,20 @@ HARD_KINDS = (
     "fast_vehicle",
     "standing",
     "approach",
-    "storm_clouds",  # (last: a kind's place seeds its random stream, see _hard_rng)
+    "storm_clouds",
+    "ir_snowstorm",
+    "ir_insects",  # (new kinds go last: a kind's place seeds its random stream, see _hard_rng)
 )
 HARD_POSITIVE_KINDS = ("fast_vehicle", "standing", "approach")
 ALL_KINDS = KINDS + HARD_KINDS
 ALL_POSITIVE_KINDS = POSITIVE_KINDS + HARD_POSITIVE_KINDS
-_NIGHT_KINDS = {"night_noise", "ir_particles", "headlights"}  # IR gray, dark, noisy
+_NIGHT_KINDS = {
+    "night_noise",
+    "ir_particles",
+    "headlights",
+    "ir_snowstorm",
+    "ir_insects",
+}  # IR gray, dark, noisy
 WARMUP_S = 3.0  # no object appears before this: detectors need a few frames to learn the scene
 HORIZON = 0.36
 VISIBLE_PRESENT = 0.02  # an object counts as present once this fraction of it is visible
@@ -1250,6 +1263,207 @@ class _LensParticles:
         layer[py0:py1, px0:px1] += patch[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0]
 
 
+# ---- ir_snowstorm / ir_insects: particles that stay in view for seconds, near and far
+
+
+@dataclass(slots=True)
+class _Mote:
+    """A snowflake or an insect in front of the camera, in metres (x right, y down, z depth)."""
+
+    x: float
+    y: float
+    z: float
+    size: float  # metres across
+    life: float  # seconds in view
+    age: float = 0.0
+    vx: float = 0.0  # snow: velocity (m/s)
+    vy: float = 0.0
+    vz: float = 0.0
+    fall: float = 0.0  # snow: fall speed in still air
+    updraft: float = 0.0  # snow: what the eddies round the housing lift it by
+    flutter: float = 0.0  # snow: sideways flutter (Hz) ...
+    amp: float = 0.0  # ... and its speed (m/s)
+    phase: float = 0.0
+    radius: float = 0.0  # insects: the loop's radius (m) ...
+    spin: float = 0.0  # ... its angular speed (rad/s) ...
+    tilt: float = 0.0  # ... how much of it goes in depth ...
+    angle: float = 0.0  # ... where on it the insect is ...
+    dx: float = 0.0  # ... and how far the loop's centre has wandered from the light
+    dy: float = 0.0
+    dz: float = 0.0
+    beat: float = 0.0  # insects: wing beats (Hz)
+    seen: tuple[float, float] | None = None  # where it was drawn on the last frame (pixels)
+
+
+class _Swarm:
+    """Particles in depth in front of an IR camera, each in view for seconds, not frames.
+
+    Each particle has a distance ``z`` from the lens (0.1-5 m): its picture size and speed go with
+    ``1/z``, the IR lamp's light on it with ``1/z**2``, and its defocus blur with ``1/z`` (a small
+    lens focused on the yard: near things blur a little; mostly they are big and bright). Each is
+    drawn smeared along its path over the frame's exposure. ``snow`` flakes fall through a
+    gusting wind, flutter sideways and swirl in eddies round the camera housing; ``insects`` circle
+    a light in loops at changing depth, beat their wings (flicker), turn and change loops. The
+    lamp lights the middle of the ground more than the corners (a hot-spot), and the picture's
+    noise grows with its brightness (``shot_noise``).
+    """
+
+    _FOCAL = 1.0  # picture heights per metre at 1 m (about a 53-degree vertical field of view)
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int, kind: str) -> None:
+        self.rng, self.w, self.h, self.kind = rng, w, h, kind
+        self.t = 0.0
+        self.wind = rng.uniform(-0.8, 0.8)  # m/s sideways; gusts vary it
+        self.gust_f = rng.uniform(0.05, 0.2, 2)
+        self.gust_p = rng.uniform(0, 2 * math.pi, 2)
+        self.rate = rng.uniform(25, 60) if kind == "snow" else rng.uniform(0.4, 1.0)
+        self.power = rng.uniform(0.25, 0.8)  # the lamp's strength (and the camera's gain)
+        # the light the insects circle, as a point in the picture and a depth
+        self.centre = (rng.uniform(0.2, 0.8), rng.uniform(0.15, 0.6), rng.uniform(0.4, 2.5))
+        self.live: list[_Mote] = []
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        hx, hy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.55, 0.8) * h
+        r2 = ((xx - hx) / (0.45 * w)) ** 2 + ((yy - hy) / (0.45 * h)) ** 2
+        self.hotspot = (0.55 + 1.5 * np.exp(-r2)).astype(np.float32)[..., None]
+
+    def light(self, frame: U8) -> U8:
+        """The scene under the IR lamp's uneven light."""
+        lit: U8 = np.clip(frame.astype(np.float32) * self.hotspot, 0, 255).astype(np.uint8)
+        return lit
+
+    @staticmethod
+    def shot_noise(noise: F32, y: U8) -> None:
+        """Scale the picture's noise (in place) with the square root of its brightness."""
+        noise *= np.sqrt(np.maximum(y, 8).astype(np.float32) / 48.0)
+
+    def _gust(self) -> float:
+        t = self.t
+        return self.wind * (
+            1.0
+            + 0.5 * math.sin(2 * math.pi * self.gust_f[0] * t + self.gust_p[0])
+            + 0.3 * math.sin(2 * math.pi * self.gust_f[1] * t + self.gust_p[1])
+        )
+
+    def _spawn(self) -> _Mote:
+        rng = self.rng
+        if self.kind == "snow":
+            z = float(np.exp(rng.uniform(math.log(0.1), math.log(5.0))))
+            half = 0.5 * z / self._FOCAL  # half the picture's height, in metres at that depth
+            return _Mote(
+                x=rng.uniform(-1.4, 1.4) * half * self.w / self.h,
+                y=rng.uniform(-1.3, 1.0) * half,
+                z=z,
+                size=rng.uniform(0.004, 0.012),
+                life=rng.uniform(2.0, 12.0),
+                vx=rng.normal(0, 0.15),
+                vz=rng.normal(0, 0.1),
+                fall=rng.uniform(0.4, 1.2),
+                updraft=rng.uniform(0.0, 1.4),
+                flutter=rng.uniform(0.5, 2.0),
+                amp=rng.uniform(0.05, 0.3),
+                phase=rng.uniform(0, 2 * math.pi),
+            )
+        return _Mote(
+            x=0.0,
+            y=0.0,
+            z=self.centre[2],
+            size=rng.uniform(0.015, 0.05),
+            life=rng.uniform(2.0, 20.0),
+            radius=rng.uniform(0.05, 0.5),
+            spin=rng.uniform(1.0, 6.0) * rng.choice((-1, 1)),
+            tilt=rng.uniform(0.2, 1.0),
+            angle=rng.uniform(0, 2 * math.pi),
+            beat=rng.uniform(8, 20),
+        )
+
+    def _insect_step(self, m: _Mote, dt_s: float) -> None:
+        rng = self.rng
+        if rng.random() < 0.5 * dt_s:  # now and then it turns or changes its loop
+            m.spin = rng.uniform(1.0, 6.0) * rng.choice((-1, 1))
+            m.radius = float(np.clip(m.radius * rng.uniform(0.5, 1.8), 0.04, 0.7))
+        # the loop's centre wanders: a random walk pulled back to the light
+        m.dx += rng.normal(0, 0.4) * math.sqrt(dt_s) - 0.5 * m.dx * dt_s
+        m.dy += rng.normal(0, 0.4) * math.sqrt(dt_s) - 0.5 * m.dy * dt_s
+        m.dz += rng.normal(0, 0.4) * math.sqrt(dt_s) - 0.5 * m.dz * dt_s
+        m.angle += m.spin * dt_s
+        cx, cy, cz = self.centre
+        half = 0.5 * cz / self._FOCAL
+        m.x = (cx - 0.5) * 2 * half * self.w / self.h + m.dx + m.radius * math.cos(m.angle)
+        m.y = (cy - 0.5) * 2 * half + m.dy + 0.6 * m.radius * math.sin(m.angle)
+        m.z = max(0.15, cz + m.dz + m.tilt * m.radius * math.sin(m.angle))
+
+    def _snow_step(self, m: _Mote, dt_s: float) -> None:
+        rng = self.rng
+        near = m.z < 1.0  # eddies round the housing: the air swirls near the lens
+        turb = 0.8 if near else 0.25
+        m.vx += rng.normal(0, turb) * math.sqrt(dt_s) + (self._gust() - m.vx) * dt_s
+        m.vz += rng.normal(0, 0.3 * turb) * math.sqrt(dt_s) - m.vz * dt_s
+        target = m.fall - (m.updraft if near else 0.0)
+        m.vy += rng.normal(0, 0.5 * turb) * math.sqrt(dt_s) + 2.0 * (target - m.vy) * dt_s
+        m.x += (m.vx + m.amp * math.sin(2 * math.pi * m.flutter * m.age + m.phase)) * dt_s
+        m.y += m.vy * dt_s
+        m.z = max(0.15, m.z + m.vz * dt_s)
+
+    def apply(self, frame: U8, dt_s: float) -> None:
+        rng, w, h = self.rng, self.w, self.h
+        self.t += dt_s
+        self.live += [self._spawn() for _ in range(int(rng.poisson(self.rate * dt_s)))]
+        layer = np.zeros((h, w), np.float32)
+        for m in self.live:
+            (self._snow_step if self.kind == "snow" else self._insect_step)(m, dt_s)
+            m.age += dt_s
+            px = w / 2 + m.x * self._FOCAL / m.z * h
+            py = h / 2 + m.y * self._FOCAL / m.z * h
+            last, m.seen = m.seen or (px, py), (px, py)
+            r = 0.5 * m.size * self._FOCAL / m.z * h
+            blur = max(0.6, 0.002 * h / m.z)  # the defocus blur
+            light = min(1.5, self.power / m.z**2)  # the lamp falls off with distance squared
+            fade = min(1.0, m.age / 0.3, (m.life - m.age) / 0.3)
+            b = 255 * light * max(0.0, fade) * (r / (r + blur)) ** 0.5 * 1.6
+            if self.kind == "insects":
+                b *= 0.6 + 0.4 * abs(math.sin(math.pi * m.beat * m.age))
+            if b < 4 or not (-0.2 * w < px < 1.2 * w and -0.2 * h < py < 1.2 * h):
+                continue
+            self._draw(layer, m, (px, py), last, r, blur, b)
+        self.live = [m for m in self.live if m.age < m.life and m.z > 0.15]
+        add = np.clip(layer, 0, 255).astype(np.uint8)
+        cv2.add(frame, cv2.cvtColor(add, cv2.COLOR_GRAY2BGR), dst=frame)
+
+    def _draw(  # noqa: PLR0917
+        self,
+        layer: F32,
+        m: _Mote,
+        at: tuple[float, float],
+        last: tuple[float, float],
+        r: float,
+        blur: float,
+        b: float,
+    ) -> None:
+        h, w = layer.shape
+        (px, py), smear = at, max(abs(at[0] - last[0]), abs(at[1] - last[1]))
+        if smear > 0.3 * h:  # a jump (it came round the back of the loop): no smear
+            last, smear = at, 0.0
+        if self.kind == "snow":
+            b *= (2 * r + 1) / (2 * r + 1 + smear)  # the light spreads along the smear
+        pad = int(r + 3 * blur + smear / 2 + 2)
+        x0, y0 = int((px + last[0]) / 2) - pad, int((py + last[1]) / 2) - pad
+        size = 2 * pad + 1
+        canvas = np.zeros((size, size), np.float32)
+        c = (round((px - x0) * 16), round((py - y0) * 16))
+        if self.kind == "insects":  # wings: a flat ellipse across its loop
+            axes = (max(1, round(r * 16)), max(1, round(0.4 * r * 16)))
+            angle = math.degrees(m.angle) % 180
+            cv2.ellipse(canvas, c, axes, angle, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+        else:  # a round-capped smear
+            c0 = (round((last[0] - x0) * 16), round((last[1] - y0) * 16))
+            cv2.line(canvas, c0, c, 1.0, max(1, round(2 * r)), cv2.LINE_AA, 4)
+        patch: F32 = np.asarray(cv2.GaussianBlur(canvas, (0, 0), blur), np.float32)
+        patch *= b / max(float(patch.max()), 1e-6)
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + size), min(h, y0 + size)
+        if sx1 > sx0 and sy1 > sy0:
+            layer[sy0:sy1, sx0:sx1] += patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+
+
 # ---- headlights: a car's light pool sweeping over the ground or a wall (nothing in view)
 
 
@@ -1369,6 +1583,11 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
     headlights = (
         _Headlights(hard("headlights"), width, height, seconds) if "headlights" in parts else None
     )
+    swarms = [
+        _Swarm(hard(name), width, height, what)
+        for name, what in (("ir_snowstorm", "snow"), ("ir_insects", "insects"))
+        if name in parts
+    ]
     smalls = dict(enumerate([wk.small for wk in walkers] + [ac.small for ac in actors]))
 
     n_frames = round(seconds * fps)
@@ -1415,6 +1634,10 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
                 frame = headlights.apply(frame, t)
             if particles is not None:
                 particles.apply(frame)
+            for swarm in swarms[:1]:
+                frame = swarm.light(frame)
+            for swarm in swarms:
+                swarm.apply(frame, 1.0 / fps)
             if snow is not None:
                 snow.apply(frame, 1.0 / fps)
             if "rain" in parts:
@@ -1425,8 +1648,12 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
             noise = rng.standard_normal((nh, nw), dtype=np.float32) * noise_sigma
             if night:  # night noise is blotchy after the camera's own denoiser
                 noise = cv2.GaussianBlur(noise, (3, 3), 0) * 1.6
-            noise_full = cv2.resize(noise, (width, height), interpolation=cv2.INTER_LINEAR)
+            noise_full = np.asarray(
+                cv2.resize(noise, (width, height), interpolation=cv2.INTER_LINEAR), np.float32
+            )
             fine = fine_bank[int(rng.integers(0, len(fine_bank)))]
+            if swarms:  # under the lamp's hot-spot the noise grows with the light
+                _Swarm.shot_noise(noise_full, y)
             noise16 = cv2.add(noise_full.astype(np.int16), fine)
             planes[:height] = cv2.add(y, noise16, dtype=cv2.CV_8U)
             if li.ir:
