@@ -56,13 +56,27 @@ def _scene(tmp_path: Path, kind: str, seed: int) -> tuple[list[MotionResult], Sc
         ("headlights+night_noise", 102),
         ("ir_particles", 101),
         ("ir_particles", 102),
+        ("ir_snowstorm", 101),
+        ("ir_snowstorm", 102),
+        ("ir_insects", 101),
+        ("ir_insects", 102),
     ],
 )
 def test_light_shade_and_lens_particles_stay_quiet(tmp_path: Path, kind: str, seed: int) -> None:
-    """Drifting and storm-driven cloud shadows, sun bursts, sweeping headlights and flakes at
-    the IR lamp."""
+    """Drifting and storm-driven cloud shadows, sun bursts, sweeping headlights, flakes at the
+    IR lamp, snowstorms and moths circling a light for seconds."""
     results, truth = _scene(tmp_path, kind, seed)
     assert _on_fraction(results, truth) <= MAX_ON
+
+
+@pytest.mark.parametrize("seed", [201, 207])
+def test_walkers_under_the_ir_lamp_are_caught(tmp_path: Path, seed: int) -> None:
+    """At night in the lamp's hot-spot, where the noise grows with the light and the change a
+    walker makes is patchy: blobs are judged soft or sharp by the edges where they changed."""
+    results, truth = _scene(tmp_path, "object+ir_insects", seed)
+    caught = _caught(results, truth)
+    assert len(caught) >= 2
+    assert all(caught), caught
 
 
 @pytest.mark.parametrize("seed", [103, 104])
