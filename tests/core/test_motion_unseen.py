@@ -69,7 +69,7 @@ def test_light_shade_and_lens_particles_stay_quiet(tmp_path: Path, kind: str, se
     assert _on_fraction(results, truth) <= MAX_ON
 
 
-@pytest.mark.parametrize("seed", [201, 207])
+@pytest.mark.parametrize("seed", [201, 203])
 def test_walkers_under_the_ir_lamp_are_caught(tmp_path: Path, seed: int) -> None:
     """At night in the lamp's hot-spot, where the noise grows with the light and the change a
     walker makes is patchy: blobs are judged soft or sharp by the edges where they changed."""

@@ -25,11 +25,12 @@ The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the t
 - ``ir_particles``: IR night with snow, rain or insects right in front of the IR lamp: big
   (3-15 % of the frame height), bright, out-of-focus blobs, streaks and erratic moths that come and
   go within a few frames
-- ``ir_snowstorm``: IR night in a snowstorm: flakes at 0.25-6 m from the lens, each in view for
+- ``ir_snowstorm``: IR night in a snowstorm: flakes at 0.1-5 m from the lens, each in view for
   seconds, falling through a gusting wind, fluttering, and hovering or rising in the eddies round
-  the camera housing (near ones big, bright and blurred, far ones small and sharp)
-- ``ir_insects``: IR night; moths circling a light in loops for 2-20 s each, at changing depth
-  (growing and shrinking), flickering with their wing beats, turning and changing loops now and then
+  the camera housing (near ones big, bright and smeared, far ones small and sharp)
+- ``ir_insects``: IR night; moths (a few, up to a summer swarm) circling a light in loops for
+  2-20 s each, at changing depth (growing and shrinking), flickering with their wing beats,
+  turning and changing loops now and then
 - ``headlights``: IR night; a car's headlights sweep a bright two-lamp pool over the ground or the
   buildings for 2-4 s, several times a minute (no object in view)
 - ``fast_vehicle`` (positive): small far-away cars (3-6 % of frame height) crossing in 1-3 s on a
@@ -1316,7 +1317,8 @@ class _Swarm:
         self.wind = rng.uniform(-0.8, 0.8)  # m/s sideways; gusts vary it
         self.gust_f = rng.uniform(0.05, 0.2, 2)
         self.gust_p = rng.uniform(0, 2 * math.pi, 2)
-        self.rate = rng.uniform(25, 60) if kind == "snow" else rng.uniform(0.4, 1.0)
+        # flakes a second; moths coming to the light a second (a few to a summer swarm)
+        self.rate = rng.uniform(25, 60) if kind == "snow" else rng.uniform(0.4, 4.0)
         self.power = rng.uniform(0.25, 0.8)  # the lamp's strength (and the camera's gain)
         # the light the insects circle, as a point in the picture and a depth
         self.centre = (rng.uniform(0.2, 0.8), rng.uniform(0.15, 0.6), rng.uniform(0.4, 2.5))
@@ -1370,7 +1372,7 @@ class _Swarm:
             size=rng.uniform(0.015, 0.05),
             life=rng.uniform(2.0, 20.0),
             radius=rng.uniform(0.05, 0.5),
-            spin=rng.uniform(1.0, 6.0) * rng.choice((-1, 1)),
+            spin=rng.uniform(0.3, 6.0) * rng.choice((-1, 1)),
             tilt=rng.uniform(0.2, 1.0),
             angle=rng.uniform(0, 2 * math.pi),
             beat=rng.uniform(8, 20),
@@ -1379,7 +1381,7 @@ class _Swarm:
     def _insect_step(self, m: _Mote, dt_s: float) -> None:
         rng = self.rng
         if rng.random() < 0.5 * dt_s:  # now and then it turns or changes its loop
-            m.spin = rng.uniform(1.0, 6.0) * rng.choice((-1, 1))
+            m.spin = rng.uniform(0.3, 6.0) * rng.choice((-1, 1))
             m.radius = float(np.clip(m.radius * rng.uniform(0.5, 1.8), 0.04, 0.7))
         # the loop's centre wanders: a random walk pulled back to the light
         m.dx += rng.normal(0, 0.4) * math.sqrt(dt_s) - 0.5 * m.dx * dt_s
@@ -1425,7 +1427,10 @@ class _Swarm:
             if b < 4 or not (-0.2 * w < px < 1.2 * w and -0.2 * h < py < 1.2 * h):
                 continue
             self._draw(layer, m, (px, py), last, r, blur, b)
-        self.live = [m for m in self.live if m.age < m.life and m.z > 0.15]
+        # (a flake that reaches the lens is gone; a moth there turns away)
+        self.live = [
+            m for m in self.live if m.age < m.life and (m.z > 0.15 or self.kind == "insects")
+        ]
         add = np.clip(layer, 0, 255).astype(np.uint8)
         cv2.add(frame, cv2.cvtColor(add, cv2.COLOR_GRAY2BGR), dst=frame)
 
