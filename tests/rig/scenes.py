@@ -1639,8 +1639,8 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
                 frame = headlights.apply(frame, t)
             if particles is not None:
                 particles.apply(frame)
-            for swarm in swarms[:1]:
-                frame = swarm.light(frame)
+            if swarms:  # one lamp lights the scene, whatever it draws in
+                frame = swarms[0].light(frame)
             for swarm in swarms:
                 swarm.apply(frame, 1.0 / fps)
             if snow is not None:
