@@ -150,7 +150,7 @@ def test_the_nuisances_are_there(rendered: dict[str, tuple[SceneTruth, Gray]]) -
     assert lit.max() > 0.01
 
 
-def test_ir_swarms_stay_in_view_under_a_hot_spot(
+def test_ir_swarms_show_bright_under_a_hot_spot(
     rendered: dict[str, tuple[SceneTruth, Gray]],
 ) -> None:
     """Snow and moths show up bright under the lamp's uneven light ..."""
