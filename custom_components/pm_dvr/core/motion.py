@@ -126,7 +126,6 @@ _CROSS_S = 0.5  # nothing worth reporting crosses the whole frame in less than t
 _OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do not blow them up
 _CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
 _NEAR_CELLS = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours
-_RIM = _NEAR_CELLS  # (and a pixel and its eight neighbours)
 _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
 _GLARE = 250  # gray level at which a picture is clipped: no detail left (full range, after scaling)
@@ -589,10 +588,6 @@ class MotionDetector:
         gx = cv2.Sobel(box, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(box, cv2.CV_32F, 0, 1, ksize=3)
         mag = cast(F32, cv2.magnitude(gx, gy))[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-        if self._smooth:
-            # In the noisy picture the change is patchy, so most of the box is noise that the
-            # box filter has flattened: read the edges where the change is (and its rim).
-            mag = mag[cv2.dilate(sel.view(np.uint8), _RIM) > 0]
         edge = _p90(mag.ravel()) / 8.0
         return amp > _SOFT_PX * max(edge, 1e-3)
 
