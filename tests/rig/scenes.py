@@ -1142,6 +1142,15 @@ class _CloudShadows:
 # ---- ir_particles: snow, rain and insects right in front of the IR lamp
 
 
+def _stamp(layer: F32, patch: F32, x0: int, y0: int) -> None:
+    """Add ``patch`` into ``layer`` with its top-left corner at (x0, y0), clipped to the layer."""
+    h, w = layer.shape
+    ph, pw = patch.shape
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + pw), min(h, y0 + ph)
+    if sx1 > sx0 and sy1 > sy0:
+        layer[sy0:sy1, sx0:sx1] += patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+
+
 @dataclass(slots=True)
 class _Particle:
     kind: str  # "flake", "drop", "moth"
@@ -1259,9 +1268,7 @@ class _LensParticles:
                 cv2.circle(
                     patch, c, round(p.r * sc), 1.15, max(1, round(0.12 * p.r)), cv2.LINE_AA, 4
                 )
-        patch = cv2.GaussianBlur(patch, (0, 0), blur) * b
-        px0, py0, px1, py1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        layer[py0:py1, px0:px1] += patch[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0]
+        _stamp(layer, cv2.GaussianBlur(patch, (0, 0), blur) * b, x0, y0)
 
 
 # ---- ir_snowstorm / ir_insects: particles that stay in view for seconds, near and far
@@ -1444,7 +1451,7 @@ class _Swarm:
         blur: float,
         b: float,
     ) -> None:
-        h, w = layer.shape
+        h = layer.shape[0]
         (px, py), smear = at, max(abs(at[0] - last[0]), abs(at[1] - last[1]))
         if smear > 0.3 * h:  # a jump (it came round the back of the loop): no smear
             last, smear = at, 0.0
@@ -1464,9 +1471,7 @@ class _Swarm:
             cv2.line(canvas, c0, c, 1.0, max(1, round(2 * r)), cv2.LINE_AA, 4)
         patch: F32 = np.asarray(cv2.GaussianBlur(canvas, (0, 0), blur), np.float32)
         patch *= b / max(float(patch.max()), 1e-6)
-        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + size), min(h, y0 + size)
-        if sx1 > sx0 and sy1 > sy0:
-            layer[sy0:sy1, sx0:sx1] += patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+        _stamp(layer, patch, x0, y0)
 
 
 # ---- headlights: a car's light pool sweeping over the ground or a wall (nothing in view)
