@@ -123,7 +123,7 @@ class Footage:
     kind: str
 
 
-P720, P1080 = (1280, 720), (1920, 1080)
+P180, P360, P720, P1080 = (320, 180), (640, 360), (1280, 720), (1920, 1080)
 FULL_SET = [
     # positives: 60 s each, several walkers per clip, with and without nuisances
     Clip("object", *P720, 25, 60, 1),
@@ -173,6 +173,12 @@ FULL_SET = [
     Clip("ir_insects", *P1080, 15, 60, 39),
     Clip("approach+ir_snowstorm", *P720, 25, 60, 40),
     Clip("ir_snowstorm", *P720, 25, 60, 41),
+    # small night pictures: a sub-stream or an old camera, analysed at its own size (no
+    # downscale averages its noise away)
+    Clip("night_noise", *P180, 15, 60, 42),
+    Clip("small_object+night_noise", *P360, 15, 60, 43),
+    Clip("object+ir_insects", *P360, 15, 60, 44),
+    Clip("ir_snowstorm", *P180, 15, 60, 45),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 
