@@ -21,7 +21,10 @@ second. Per frame it:
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
    frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
-   edges rise as steeply as an object in focus (light pools and shadows fade in) and that, in a
+   edges rise as steeply as an object in focus (light pools and shadows fade in; in the noisy
+   night picture, whose noise and box filter blur a person's edges too, a soft blob is
+   followed all the same, but its track counts one frame later and only once its blob was
+   sharp on some frame) and that, in a
    noisy night picture, are not mostly brightened to the sensor's clip level (a clipped light
    shows nothing of what it lights: headlight pools, glare; by day a clipped blob is a bright
    object, a white car in the sun);
@@ -268,6 +271,7 @@ class _Blob:
     w: int
     h: int
     area: int
+    soft: bool = False  # its change fades in like light or shade (only kept at night)
 
     @property
     def core(self) -> int:
@@ -299,6 +303,7 @@ class _Track:
     prev: _Blob | None = None  # the blob it was linked from on the last frame
     moves: int = 0  # frames on which its texture moved with it ...
     stays: int = 0  # ... and on which the texture stayed put (a shadow or light moving over it)
+    softs: int = 0  # frames on which its blob was soft
 
     def falling(self) -> bool:
         """Whether the blob moves down, within 40 degrees of vertical: what snow and rain do."""
@@ -536,13 +541,14 @@ class MotionDetector:
                     tr.blob,
                     tr.moves,
                     tr.stays,
+                    tr.softs + b.soft,
                 )
             )
         births = 0
         for bi, b in enumerate(blobs):
             if bi not in used_b:
                 births += 1
-                out.append(_Track(b, 0.0, 0.0, 1, 0, False, b.cx, b.cy))
+                out.append(_Track(b, 0.0, 0.0, 1, 0, False, b.cx, b.cy, softs=int(b.soft)))
         for ti, tr in enumerate(tracks):
             if ti not in used_t and tr.missed < _COAST_FRAMES and tr.age > 1:
                 b = tr.blob
@@ -561,6 +567,7 @@ class MotionDetector:
                         None,
                         tr.moves,
                         tr.stays,
+                        tr.softs,
                     )
                 )
         return out[:_MAX_BLOBS], births
@@ -591,6 +598,16 @@ class MotionDetector:
         edge = _p90(mag.ravel()) / 8.0
         return amp > _SOFT_PX * max(edge, 1e-3)
 
+    @staticmethod
+    def _soft_ok(tr: _Track, need: int) -> bool:
+        """Whether a track followed over ``need`` frames counts, given its soft frames.
+
+        At night the noise and the box filter blur a person's edges as much as a defocused
+        flake's or a light pool's: a soft blob is weaker evidence, so its track needs one more
+        frame, and a blob that never once shows an edge is light or a blur, not an object.
+        """
+        return not tr.softs or (tr.age > need and tr.softs < tr.age)
+
     def _blobs(
         self, seed: Gray, fg: Gray, moving: Gray, min_px: float, min_fill: float = _MIN_FILL
     ) -> list[_Blob]:
@@ -615,11 +632,12 @@ class MotionDetector:
             moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
             if moved < max(2.0, _MIN_MOVING_FRACTION * area):
                 continue
-            if self._soft(x, y, bw, bh, fg):
+            soft = self._soft(x, y, bw, bh, fg)
+            if soft and not self._smooth:  # (at night soft blobs are followed: see _soft_ok)
                 continue
             if self._smooth and self._glared((x, y, bw, bh), fg, area):
                 continue
-            blobs.append(_Blob(x, y, bw, bh, area))
+            blobs.append(_Blob(x, y, bw, bh, area, soft))
         return blobs
 
     @staticmethod
@@ -904,7 +922,8 @@ class MotionDetector:
         for tr in self._tracks:
             if tr.stays > tr.moves:
                 continue
-            if tr.missed == 0 and (tr.age >= need + tr.fast or (tr.confirmed and tr.age >= 2)):
+            followed = tr.age >= need + tr.fast and self._soft_ok(tr, need)
+            if tr.missed == 0 and (followed or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
         for tr in self._weak_tracks:
             size = math.sqrt(tr.blob.core)
@@ -913,10 +932,15 @@ class MotionDetector:
                 and tr.age >= _WEAK_FRAMES
                 and tr.travelled() >= _TRAVEL * size
                 and not tr.falling()
+                and self._soft_ok(tr, _WEAK_FRAMES)
             ):
                 tr.confirmed = True
         for tr in coarse:
-            if tr.missed == 0 and not tr.falling() and (tr.age >= need or tr.confirmed):
+            if (
+                tr.missed == 0
+                and not tr.falling()
+                and ((tr.age >= need and self._soft_ok(tr, need)) or tr.confirmed)
+            ):
                 tr.confirmed = True
                 b = tr.blob
                 boxes.append((2 * b.x / w, 2 * b.y / h, 2 * b.w / w, 2 * b.h / h))
