@@ -69,6 +69,15 @@ def test_light_shade_and_lens_particles_stay_quiet(tmp_path: Path, kind: str, se
     assert _on_fraction(results, truth) <= MAX_ON
 
 
+@pytest.mark.parametrize(("fps", "seed"), [(15, 50), (25, 53)])
+def test_small_noisy_night_pictures_stay_quiet(tmp_path: Path, fps: int, seed: int) -> None:
+    """A 320x180 night picture is analysed at its own size: no downscale averages its noise
+    away, and the noise's blobs on the half-size averages must not chain into a track."""
+    truth = make_scene("night_noise", tmp_path / "clip.mp4", 320, 180, fps, 60, seed)
+    results = run(str(tmp_path / "clip.mp4"))
+    assert _on_fraction(results, truth) == 0.0
+
+
 def _reported_in_view(results: list[MotionResult], truth: SceneTruth) -> list[bool]:
     """Per object: was motion reported at any time while it was in view (an event recorded)?"""
     return [

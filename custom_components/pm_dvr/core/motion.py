@@ -42,7 +42,8 @@ second. Per frame it:
    frames along a slow path that has really moved and does not fall (noise, rain and snow are
    short-lived or fall);
 7. in noisy pictures, also looks at half-size averages of the difference, where a big, faint
-   person shows as one blob instead of fragments (again: not falling).
+   person shows as one blob instead of fragments (again: not falling; and followed over one
+   more frame while the noise makes blobs pop up there at random).
 
 ``analysis_frame`` scales a decoded frame straight from its Y plane by halving steps (OpenCV's
 fast path), several times cheaper than converting and resizing the full picture.
@@ -406,7 +407,8 @@ class MotionDetector:
         self._run: Gray = np.zeros((1, 1), np.uint8)
         self._prev_weak: Gray = np.zeros((1, 1), np.uint8)
         self._near = np.ones((5, 5), np.uint8)
-        self._clutter = 0.0
+        self._clutter = 0.0  # new blobs per analysed frame (averaged) ...
+        self._coarse_clutter = 0.0  # ... and on the half-size averages
         self._smooth = False
         self._noise = 0.0
         self._join = np.ones((5, 5), np.uint8)
@@ -900,10 +902,14 @@ class MotionDetector:
                 cmask_fg, cmask_fg, cmoving, min_px / 4 * (1.0 + self._clutter / 2.0)
             )
             self._prev_coarse = cmask_fg
-            self._coarse_tracks, _ = self._track([] if gap else self._coarse_tracks, cblobs, dt)
+            self._coarse_tracks, births = self._track(
+                [] if gap else self._coarse_tracks, cblobs, dt
+            )
+            self._coarse_clutter += _CLUTTER_RATE * (births - self._coarse_clutter)
             coarse = self._coarse_tracks
         else:
             self._coarse_tracks = []
+            self._coarse_clutter = 0.0
             self._prev_coarse = np.zeros((1, 1), np.uint8)
 
         h, w = fg.shape
@@ -935,11 +941,15 @@ class MotionDetector:
                 and self._soft_ok(tr, _WEAK_FRAMES)
             ):
                 tr.confirmed = True
+        # Half-size averages of a noisy picture show noise as blobs popping up at random: while
+        # they do, coarse tracks need one more frame (only one: there a faint person in a storm
+        # shows).
+        cneed = max(need, _PERSIST_FRAMES + (self._coarse_clutter > _CLUTTER_1))
         for tr in coarse:
             if (
                 tr.missed == 0
                 and not tr.falling()
-                and ((tr.age >= need and self._soft_ok(tr, need)) or tr.confirmed)
+                and ((tr.age >= cneed and self._soft_ok(tr, cneed)) or tr.confirmed)
             ):
                 tr.confirmed = True
                 b = tr.blob
