@@ -179,6 +179,12 @@ FULL_SET = [
     Clip("small_object+night_noise", *P360, 15, 60, 43),
     Clip("object+ir_insects", *P360, 15, 60, 44),
     Clip("ir_snowstorm", *P180, 15, 60, 45),
+    # a noisy picture by day (dusk, a cheap sensor's gain): clouds' shade where the picture is
+    # smoothed as at night
+    Clip("object+cloud_shadows+night_noise", *P720, 25, 60, 46),
+    Clip("cloud_shadows+night_noise", *P720, 25, 60, 47),
+    Clip("object+storm_clouds+night_noise", *P720, 25, 60, 48),
+    Clip("storm_clouds+compression+night_noise", *P720, 15, 60, 49),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 
