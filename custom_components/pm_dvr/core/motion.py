@@ -42,8 +42,9 @@ second. Per frame it:
    frames along a slow path that has really moved and does not fall (noise, rain and snow are
    short-lived or fall);
 7. in noisy pictures, also looks at half-size averages of the difference, where a big, faint
-   person shows as one blob instead of fragments (again: not falling; and followed over one
-   more frame while the noise makes blobs pop up there at random).
+   person shows as one blob instead of fragments (again: not falling, voting like the others on
+   what it is, and followed over one more frame while the noise makes blobs pop up there at
+   random).
 
 ``analysis_frame`` scales a decoded frame straight from its Y plane by halving steps (OpenCV's
 fast path), several times cheaper than converting and resizing the full picture.
@@ -317,6 +318,15 @@ class _Track:
         if p is None:
             return None
         return round(p.cx - self.blob.cx), round(p.cy - self.blob.cy)
+
+    def scaled(self, k: int) -> tuple[_Blob, tuple[int, int] | None]:
+        """The blob and its step back (``back``) in pixels ``k`` times finer (a coarse track's
+        in analysis pixels)."""
+        b, step = self.blob, self.back()
+        if k == 1:
+            return b, step
+        fine = _Blob(k * b.x, k * b.y, k * b.w, k * b.h, k * k * b.area)
+        return fine, None if step is None else (k * step[0], k * step[1])
 
     def travelled(self) -> float:
         """How far the blob has moved since the track was born (analysis pixels)."""
@@ -664,16 +674,19 @@ class MotionDetector:
         spread = cast(F32, cv2.resize(spread, full, interpolation=cv2.INTER_LINEAR))
         return gain[:h, :w], spread[:h, :w]
 
-    def _judged_region(self) -> tuple[int, int, int, int] | None:
+    def _judged_region(self, coarse: list[_Track]) -> tuple[int, int, int, int] | None:
         """Where the votes read textures: every followed blob's box now and where it was on the
         last frame, widened by the texture's reach (clipped to the picture); None: no vote."""
         boxes = []
-        for tr in (*self._tracks, *self._weak_tracks):
+        judged = [(tr, 1) for tr in (*self._tracks, *self._weak_tracks)] + [
+            (tr, 2) for tr in coarse
+        ]
+        for tr, k in judged:
             if tr.missed:
                 continue
-            b = tr.blob
+            b, step = tr.scaled(k)
             boxes.append((b.x, b.y, b.x + b.w, b.y + b.h))
-            if (step := tr.back()) is not None:
+            if step is not None:
                 dx, dy = step
                 boxes.append((b.x + dx, b.y + dy, b.x + b.w + dx, b.y + b.h + dy))
         if not boxes:
@@ -709,24 +722,26 @@ class MotionDetector:
         before: tuple[F32, F32],
         fg: Gray,
         noise: float,
+        *,
+        scale: int = 1,
     ) -> None:
         """Does the blob's texture move with it (an object) or stay put (light or shadow)?
 
         Compares the blob's patch now with last frame's patch where the blob was (moved) and
         where it is now (static), by normalised correlation, which ignores gain. Only a
         pattern well above the noise can tell. ``frames`` are this frame and the last,
-        ``before`` the last frame's texture (this frame's is ``self._texture``).
+        ``before`` the last frame's texture (this frame's is ``self._texture``). ``scale``: the
+        track's pixels are this many analysis pixels (``fg`` is at analysis size).
         """
         f, prev = frames
         if tr.missed:
             return
-        if self._see_through(tr.blob, fg):
+        b, step = tr.scaled(scale)
+        if self._see_through(b, fg):
             tr.stays += 1
             return
-        step = tr.back()
         if step is None:
             return
-        b = tr.blob
         dx, dy = step
         if abs(dx) + abs(dy) < 2:
             return  # too slow to tell
@@ -916,7 +931,7 @@ class MotionDetector:
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
         confirmed = np.zeros(fg.shape, np.uint8)
-        region = self._judged_region()
+        region = self._judged_region(coarse)
         if region is not None:  # (textures only around the blobs to judge)
             self._texture, self._bg_texture = _texture_in(f, region), _texture_in(bg, region)
             before = _texture_in(self._prev, region)
@@ -925,6 +940,11 @@ class MotionDetector:
                 self._vote(tr, frames, before, cast(Gray, fg), noise)
             for tr in self._weak_tracks:
                 self._vote(tr, frames, before, weak, noise)
+            if coarse:
+                full = fg.shape[::-1]
+                coarse_fg = cast(Gray, cv2.resize(cmask_fg, full, interpolation=cv2.INTER_NEAREST))
+                for tr in coarse:
+                    self._vote(tr, frames, before, coarse_fg, noise, scale=2)
         for tr in self._tracks:
             if tr.stays > tr.moves:
                 continue
@@ -948,6 +968,7 @@ class MotionDetector:
         for tr in coarse:
             if (
                 tr.missed == 0
+                and tr.stays <= tr.moves
                 and not tr.falling()
                 and ((tr.age >= cneed and self._soft_ok(tr, cneed)) or tr.confirmed)
             ):
