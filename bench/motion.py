@@ -185,6 +185,11 @@ FULL_SET = [
     Clip("cloud_shadows+night_noise", *P720, 25, 60, 47),
     Clip("object+storm_clouds+night_noise", *P720, 25, 60, 48),
     Clip("storm_clouds+compression+night_noise", *P720, 15, 60, 49),
+    # cars close to the camera: big, uniform, across the frame in 0.7-3 s
+    Clip("near_vehicle", *P720, 25, 60, 50),
+    Clip("near_vehicle+cloud_shadows", *P720, 25, 60, 51),
+    Clip("near_vehicle", *P1080, 15, 60, 52),
+    Clip("near_vehicle+night_noise", *P720, 25, 60, 53),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 

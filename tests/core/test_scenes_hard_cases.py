@@ -34,6 +34,7 @@ SECONDS = {  # long enough for each kind to show what it is about
     "approach": 30,
     "ir_snowstorm": 8,
     "ir_insects": 12,
+    "near_vehicle": 16,
 }
 
 Gray = NDArray[np.uint8]
@@ -86,6 +87,19 @@ def test_fast_vehicles_are_small_and_cross_within_3_s(
     for iv in truth.intervals:
         assert iv.small
         assert iv.box[3] <= 0.07  # 3-6 % of the frame height
+        if iv.end < truth.seconds - 0.5:  # not cut off by the end of the clip
+            assert iv.end - iv.start <= 3.1
+            assert iv.box[2] > 0.9  # it crossed the whole frame
+
+
+def test_near_vehicles_are_big_and_cross_within_3_s(
+    rendered: dict[str, tuple[SceneTruth, Gray]],
+) -> None:
+    truth, _ = rendered["near_vehicle"]
+    assert len(truth.intervals) >= 2
+    for iv in truth.intervals:
+        assert not iv.small
+        assert iv.box[3] >= 0.15  # 15-35 % of the frame height
         if iv.end < truth.seconds - 0.5:  # not cut off by the end of the clip
             assert iv.end - iv.start <= 3.1
             assert iv.box[2] > 0.9  # it crossed the whole frame

@@ -35,6 +35,8 @@ The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the t
   buildings for 2-4 s, several times a minute (no object in view)
 - ``fast_vehicle`` (positive): small far-away cars (3-6 % of frame height) crossing in 1-3 s on a
   road behind the sheds, several per clip, labelled small
+- ``near_vehicle`` (positive): cars close to the camera (15-35 % of frame height, 6-15 m away)
+  crossing at 30-60 km/h in 0.7-3 s, in front of everything
 - ``standing`` (positive): a person walks in, stands still for 10-20 s (still present), then walks
   on (or turns back)
 - ``approach`` (positive): a person steps out from behind a shed and walks straight at the camera
@@ -90,9 +92,10 @@ HARD_KINDS = (
     "approach",
     "storm_clouds",
     "ir_snowstorm",
-    "ir_insects",  # (new kinds go last: a kind's place seeds its random stream, see _hard_rng)
+    "ir_insects",
+    "near_vehicle",  # (new kinds go last: a kind's place seeds its random stream, see _hard_rng)
 )
-HARD_POSITIVE_KINDS = ("fast_vehicle", "standing", "approach")
+HARD_POSITIVE_KINDS = ("fast_vehicle", "standing", "approach", "near_vehicle")
 ALL_KINDS = KINDS + HARD_KINDS
 ALL_POSITIVE_KINDS = POSITIVE_KINDS + HARD_POSITIVE_KINDS
 _NIGHT_KINDS = {
@@ -792,6 +795,7 @@ class _Vehicle:
     body: tuple[float, float, float]
     cross_s: float
     small: bool = True
+    near: bool = False  # in front of everything (a far car passes behind the sheds)
 
     def sprite(self) -> tuple[U8, U8]:
         h, w = max(4, round(self.height)), max(8, round(self.length))
@@ -840,7 +844,7 @@ class _Vehicle:
         sprite, alpha = self.sprite()
         x = self.x0 + self.speed * (t - self.t0)
         y0 = round(self.road_y - alpha.shape[0])
-        return _blit(frame, lay, (sprite, alpha), (round(x), y0), behind_sheds=True)
+        return _blit(frame, lay, (sprite, alpha), (round(x), y0), behind_sheds=not self.near)
 
 
 def _plan_vehicles(
@@ -860,6 +864,32 @@ def _plan_vehicles(
         body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
         out.append(_Vehicle(t, x0, speed, road, height, length, body, cross))
         t += rng.uniform(0.6, 2.0) * cross + rng.uniform(1.0, 5.0)
+    return out
+
+
+def _plan_near_vehicles(
+    rng: np.random.Generator, lay: _Layout, w: int, h: int, seconds: float
+) -> list[_Actor]:
+    """Cars on a road close to the camera, a few per clip.
+
+    A car 1.5 m tall fills ``frac`` of the picture's height at ``1.5 / (0.67 * frac)`` m (a
+    37-degree vertical field of view); the view there is 1.2 times that distance wide, so at
+    30-60 km/h a 4.5-m car crosses it in 0.7-3 s.
+    """
+    out: list[_Actor] = []
+    t = WARMUP_S + rng.uniform(0.0, 1.5)
+    while t < seconds - 1.0:
+        frac = rng.uniform(0.15, 0.35)
+        height = frac * h
+        distance = 1.5 / (0.67 * frac)
+        cross = (1.2 * distance + 4.5) / rng.uniform(8.3, 16.7)
+        length = height * rng.uniform(2.2, 3.2)
+        road = rng.uniform(0.88, 0.99) * h
+        speed = (w + length) / cross * (1 if rng.random() < 0.5 else -1)
+        x0 = -length if speed > 0 else float(w)
+        body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
+        out.append(_Vehicle(t, x0, speed, road, height, length, body, cross, False, True))
+        t += cross + rng.uniform(2.0, 8.0)
     return out
 
 
@@ -1580,6 +1610,8 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
         actors += _plan_standers(hard("standing"), lay, width, height, seconds)
     if "approach" in parts:
         actors += _plan_approachers(hard("approach"), lay, width, height, seconds)
+    if "near_vehicle" in parts:  # (last: in front of everything)
+        actors += _plan_near_vehicles(hard("near_vehicle"), lay, width, height, seconds)
     clouds = None
     if "cloud_shadows" in parts:
         clouds = _CloudShadows(hard("cloud_shadows"), lay, seconds)
