@@ -847,6 +847,25 @@ class _Vehicle:
         return _blit(frame, lay, (sprite, alpha), (round(x), y0), behind_sheds=not self.near)
 
 
+def _crossing_car(
+    rng: np.random.Generator,
+    lay: _Layout,
+    w: int,
+    at: tuple[float, float, float],
+    *,
+    length: float,
+    cross: float,
+    near: bool = False,
+) -> _Vehicle:
+    """A car entering at time ``at[0]`` on a road at ``at[1]``, ``at[2]`` pixels tall, from a
+    random side, in a colour that stands out from the road."""
+    t, road, height = at
+    speed = (w + length) / cross * (1 if rng.random() < 0.5 else -1)
+    x0 = -length if speed > 0 else float(w)
+    body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
+    return _Vehicle(t, x0, speed, road, height, length, body, cross, not near, near)
+
+
 def _plan_vehicles(
     rng: np.random.Generator, lay: _Layout, w: int, h: int, seconds: float
 ) -> list[_Actor]:
@@ -859,10 +878,7 @@ def _plan_vehicles(
         road = min(hz + height / 0.53, lay.sheds[0][3] - 0.01 * h)  # behind the sheds
         length = height * rng.uniform(2.2, 3.2)
         cross = rng.uniform(1.0, 3.0)  # 30-90 km/h over a 25-m-wide far view
-        speed = (w + length) / cross * (1 if rng.random() < 0.5 else -1)
-        x0 = -length if speed > 0 else float(w)
-        body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
-        out.append(_Vehicle(t, x0, speed, road, height, length, body, cross))
+        out.append(_crossing_car(rng, lay, w, (t, road, height), length=length, cross=cross))
         t += rng.uniform(0.6, 2.0) * cross + rng.uniform(1.0, 5.0)
     return out
 
@@ -885,10 +901,9 @@ def _plan_near_vehicles(
         cross = (1.2 * distance + 4.5) / rng.uniform(8.3, 16.7)
         length = height * rng.uniform(2.2, 3.2)
         road = rng.uniform(0.88, 0.99) * h
-        speed = (w + length) / cross * (1 if rng.random() < 0.5 else -1)
-        x0 = -length if speed > 0 else float(w)
-        body = _contrasting(rng, _local_gray(lay, road - height / 2, 0, w))
-        out.append(_Vehicle(t, x0, speed, road, height, length, body, cross, False, True))
+        out.append(
+            _crossing_car(rng, lay, w, (t, road, height), length=length, cross=cross, near=True)
+        )
         t += cross + rng.uniform(2.0, 8.0)
     return out
 
