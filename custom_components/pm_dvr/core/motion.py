@@ -319,6 +319,10 @@ class _Track:
             return None
         return round(p.cx - self.blob.cx), round(p.cy - self.blob.cy)
 
+    def voted_light(self) -> bool:
+        """Whether its blob voted "light or shade" more often than "object" (see ``_vote``)."""
+        return self.stays > self.moves
+
     def scaled(self, k: int) -> tuple[_Blob, tuple[int, int] | None]:
         """The blob and its step back (``back``) in pixels ``k`` times finer (a coarse track's
         in analysis pixels)."""
@@ -946,7 +950,7 @@ class MotionDetector:
                 for tr in coarse:
                     self._vote(tr, frames, before, coarse_fg, noise, scale=2)
         for tr in self._tracks:
-            if tr.stays > tr.moves:
+            if tr.voted_light():
                 continue
             followed = tr.age >= need + tr.fast and self._soft_ok(tr, need)
             if tr.missed == 0 and (followed or (tr.confirmed and tr.age >= 2)):
@@ -968,7 +972,7 @@ class MotionDetector:
         for tr in coarse:
             if (
                 tr.missed == 0
-                and tr.stays <= tr.moves
+                and not tr.voted_light()
                 and not tr.falling()
                 and ((tr.age >= cneed and self._soft_ok(tr, cneed)) or tr.confirmed)
             ):
@@ -977,7 +981,7 @@ class MotionDetector:
                 boxes.append((2 * b.x / w, 2 * b.y / h, 2 * b.w / w, 2 * b.h / h))
                 confirmed[2 * b.y : 2 * (b.y + b.h), 2 * b.x : 2 * (b.x + b.w)] = 255
         for tr in (*self._tracks, *self._weak_tracks):
-            if tr.confirmed and tr.missed == 0 and tr.stays <= tr.moves:
+            if tr.confirmed and tr.missed == 0 and not tr.voted_light():
                 b = tr.blob
                 boxes.append((b.x / w, b.y / h, b.w / w, b.h / h))
                 confirmed[b.y : b.y + b.h, b.x : b.x + b.w] = 255
