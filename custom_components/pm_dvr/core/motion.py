@@ -21,7 +21,9 @@ second. Per frame it:
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
    frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
-   edges rise as steeply as an object in focus (light pools and shadows fade in; in the noisy
+   edges rise as steeply as an object in focus (light pools and shadows fade in; by day a big
+   blob whose box is mostly a uniform inside is judged at its outline, where it must also hide
+   the ground's texture: a near car of one colour; in the noisy
    night picture, whose noise and box filter blur a person's edges too, a soft blob is
    followed all the same, but its track counts one frame later and only once its blob was
    sharp on some frame) and that, in a
@@ -130,13 +132,15 @@ _MIN_FILL = 0.12  # a blob must fill this much of its box (snow joined into a lo
 _CROSS_S = 0.5  # nothing worth reporting crosses the whole frame in less than this
 _OFFSET = 4.0  # gray levels added before taking ratios, so that black pixels do not blow them up
 _CELL = 8  # the light is estimated per 8x8 cell, its median over 5x5 cells (40 px)
-_NEAR_CELLS = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours
+_NEAR_CELLS = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours (a pixel and its eight)
 _SOFT_PX = 4.0  # an in-focus object's edge rises within this many pixels; light and shade don't
+_INSIDE = np.ones((2 * int(_SOFT_PX) + 1,) * 2, np.uint8)  # (what lies farther from an outline)
 _VOTE_MARGIN = 0.3  # correlation margin by which a texture must clearly stay put to veto
 _GLARE = 250  # gray level at which a picture is clipped: no detail left (full range, after scaling)
 _GLARE_SHARE = 0.3  # of a blob's pixels brightened to the clip level: the blob is mostly a light
 _SEE_NOISE_K = 1.5  # ... where the ground's detail stands this far above the noise
 _SEE_THROUGH = 0.6  # correlation with the ground's texture above which a blob is light or shade
+_HIDDEN = _SEE_THROUGH / 2  # ... and below half of which the ground is hidden: something in front
 _TEX_PX = 5  # texture is the detail within this many pixels (a person's parts, a wall's bricks)
 _AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
 
@@ -414,6 +418,7 @@ class MotionDetector:
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._signed: F32 = np.zeros((1, 1), np.float32)  # this frame's light-corrected difference
         self._diff: F32 = np.zeros((1, 1), np.float32)  # ... and its magnitude
+        self._now: F32 = self._diff  # this frame (smoothed while noisy)
         self._tracks: list[_Track] = []
         self._weak_tracks: list[_Track] = []
         self._coarse_tracks: list[_Track] = []
@@ -598,7 +603,7 @@ class MotionDetector:
 
     def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
         """Whether the change fades in over more pixels than an object in focus: a light, a shadow."""
-        if fg.shape != self._diff.shape:  # coarse (half-size) blobs
+        if fg.shape != self._diff.shape:  # coarse (half-size) blobs (only while noisy)
             x, y, w, h = 2 * x, 2 * y, 2 * w, 2 * h
             fg = cast(Gray, cv2.resize(fg, self._diff.shape[::-1], interpolation=cv2.INTER_NEAREST))
         sel = fg[y : y + h, x : x + w] > 0
@@ -612,7 +617,39 @@ class MotionDetector:
         gy = cv2.Sobel(box, cv2.CV_32F, 0, 1, ksize=3)
         mag = cast(F32, cv2.magnitude(gx, gy))[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
         edge = _p90(mag.ravel()) / 8.0
-        return amp > _SOFT_PX * max(edge, 1e-3)
+        if amp <= _SOFT_PX * max(edge, 1e-3):
+            return False
+        # (at night the noise's blobs have outlines as steep as an object's)
+        return self._smooth or not self._opaque_outline((x, y, w, h), sel, mag, amp)
+
+    def _opaque_outline(
+        self, rect: tuple[int, int, int, int], sel: NDArray[np.bool_], mag: F32, amp: float
+    ) -> bool:
+        """Whether a blob soft as a whole is an object of one colour after all (a near car).
+
+        Its box is mostly inside, where the difference is the ground's blurred texture: its
+        edge (``mag``, the difference's slope per pixel times 8) is at its outline. Read it
+        there, and believe it only where the blob hides a textured ground inside, ``_SOFT_PX``
+        away from the outline (a shadow's edge can be as steep, but the ground shows through
+        the shadow; near its edge, the edge itself is all the texture there is).
+        """
+        outline = sel.view(np.uint8)
+        ring = cv2.dilate(outline, _NEAR_CELLS) > cv2.erode(
+            outline, _NEAR_CELLS, borderType=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        if amp > _SOFT_PX * max(_p90(mag[ring]) / 8.0, 1e-3):
+            return False
+        x, y, w, h = rect
+        reach = _TEX_PX // 2  # (the texture of the box needs this much around it)
+        fh, fw = self._diff.shape
+        x0, y0 = max(0, x - reach), max(0, y - reach)
+        x1, y1 = min(fw, x + w + reach), min(fh, y + h + reach)
+        inside = (slice(y - y0, y - y0 + h), slice(x - x0, x - x0 + w))
+        ground, ground_contrast = (t[inside] for t in _texture(cast(F32, self._bg)[y0:y1, x0:x1]))
+        contrast = _texture(self._now[y0:y1, x0:x1])[1][inside]
+        away = cv2.erode(outline, _INSIDE, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        same = self._ground_match(away, contrast, ground, ground_contrast)
+        return same is not None and same < _HIDDEN
 
     @staticmethod
     def _soft_ok(tr: _Track, need: int) -> bool:
@@ -709,15 +746,20 @@ class MotionDetector:
         so the blob's local contrast matches the background's. Only where the background has
         texture above the noise can this tell.
         """
-        x, y, w, h = b.x, b.y, b.w, b.h
-        sel = fg[y : y + h, x : x + w] > 0
-        if np.count_nonzero(sel) < 8:
-            return False
-        (bg_detail, bg_contrast), (_, contrast) = self._bg_texture, self._texture
-        if float(bg_detail[y : y + h, x : x + w][sel].std()) < _SEE_NOISE_K * self._noise:
-            return False
-        same = _ncc(contrast[y : y + h, x : x + w][sel], bg_contrast[y : y + h, x : x + w][sel])
-        return same >= _SEE_THROUGH
+        box = (slice(b.y, b.y + b.h), slice(b.x, b.x + b.w))
+        (ground, ground_contrast), (_, contrast) = self._bg_texture, self._texture
+        same = self._ground_match(fg[box] > 0, contrast[box], ground[box], ground_contrast[box])
+        return same is not None and same >= _SEE_THROUGH
+
+    def _ground_match(
+        self, sel: NDArray[np.bool_], contrast: F32, ground: F32, ground_contrast: F32
+    ) -> float | None:
+        """How well a blob's local contrast (``sel`` of a box's ``contrast``) matches the
+        background's there (normalised correlation); None where the ground's detail
+        (``ground``) does not stand above the noise, or the blob is too small to tell."""
+        if np.count_nonzero(sel) < 8 or float(ground[sel].std()) < _SEE_NOISE_K * self._noise:
+            return None
+        return _ncc(contrast[sel], ground_contrast[sel])
 
     def _vote(
         self,
@@ -797,7 +839,7 @@ class MotionDetector:
         gmap, spread = self._gain_map(f, bg_lit)
         signed = cast(F32, cv2.subtract(f + _OFFSET, bg_lit * gmap))
         diff = cast(F32, np.abs(signed))
-        self._signed, self._diff = signed, diff
+        self._signed, self._diff, self._now = signed, diff, f
         now = _median(diff[::3, ::3].ravel())
         # The noise level follows the median difference slowly, so that a sudden global change
         # (which raises the median at once) is seen as a change and not taken for noise.
