@@ -602,10 +602,9 @@ class MotionDetector:
         return cv2.countNonZero(glare[y : y + h, x : x + w]) >= _GLARE_SHARE * area
 
     def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
-        """Whether the change fades in over more pixels than an object in focus: a light, a shadow."""
-        if fg.shape != self._diff.shape:  # coarse (half-size) blobs (only while noisy)
-            x, y, w, h = 2 * x, 2 * y, 2 * w, 2 * h
-            fg = cast(Gray, cv2.resize(fg, self._diff.shape[::-1], interpolation=cv2.INTER_NEAREST))
+        """Whether the change fades in over more pixels than an object in focus: a light, a shadow.
+
+        The box and ``fg`` are at analysis size (a coarse blob's scaled up)."""
         sel = fg[y : y + h, x : x + w] > 0
         if not sel.any():
             return False
@@ -662,12 +661,20 @@ class MotionDetector:
         return not tr.softs or (tr.age > need and tr.softs < tr.age)
 
     def _blobs(
-        self, seed: Gray, fg: Gray, moving: Gray, min_px: float, min_fill: float = _MIN_FILL
+        self,
+        seed: Gray,
+        fg: Gray,
+        moving: Gray,
+        min_px: float,
+        min_fill: float = _MIN_FILL,
+        *,
+        fine_fg: Gray | None = None,
     ) -> list[_Blob]:
         """Blobs around ``seed`` whose ``fg`` is big and dense enough and covers new ground.
 
         Outer contours of the dilated seed mask (much cheaper than labelling); the dilation
-        joins the fragments of one person (legs, torso, head).
+        joins the fragments of one person (legs, torso, head). ``fine_fg``: for half-size
+        masks (coarse), ``fg`` at analysis size, where edges are judged.
         """
         contours, _ = cv2.findContours(
             cv2.dilate(seed, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
@@ -685,7 +692,10 @@ class MotionDetector:
             moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
             if moved < max(2.0, _MIN_MOVING_FRACTION * area):
                 continue
-            soft = self._soft(x, y, bw, bh, fg)
+            if fine_fg is None:
+                soft = self._soft(x, y, bw, bh, fg)
+            else:
+                soft = self._soft(2 * x, 2 * y, 2 * bw, 2 * bh, fine_fg)
             if soft and not self._smooth:  # (at night soft blobs are followed: see _soft_ok)
                 continue
             if self._smooth and self._glared((x, y, bw, bh), fg, area):
@@ -959,8 +969,15 @@ class MotionDetector:
                     cv2.bitwise_and(cmask_fg, cv2.bitwise_not(self._prev_coarse)),
                 ),
             )
+            coarse_fg = cast(
+                Gray, cv2.resize(cmask_fg, fg.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            )
             cblobs = self._blobs(
-                cmask_fg, cmask_fg, cmoving, min_px / 4 * (1.0 + self._clutter / 2.0)
+                cmask_fg,
+                cmask_fg,
+                cmoving,
+                min_px / 4 * (1.0 + self._clutter / 2.0),
+                fine_fg=coarse_fg,
             )
             self._prev_coarse = cmask_fg
             self._coarse_tracks, births = self._track(
@@ -987,8 +1004,6 @@ class MotionDetector:
             for tr in self._weak_tracks:
                 self._vote(tr, frames, before, weak, noise)
             if coarse:
-                full = fg.shape[::-1]
-                coarse_fg = cast(Gray, cv2.resize(cmask_fg, full, interpolation=cv2.INTER_NEAREST))
                 for tr in coarse:
                     self._vote(tr, frames, before, coarse_fg, noise, scale=2)
         for tr in self._tracks:
