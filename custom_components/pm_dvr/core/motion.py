@@ -21,9 +21,9 @@ second. Per frame it:
    a moved camera), reporting ``recalibrating`` for a second;
 4. keeps blobs that are big and dense enough, that cover new ground since the last analysed
    frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
-   edges rise as steeply as an object in focus (light pools and shadows fade in; by day a big
-   blob whose box is mostly a uniform inside is judged at its outline, where it must also hide
-   the ground's texture: a near car of one colour; in the noisy
+   edges rise as steeply as an object in focus (light pools and shadows fade in; by day a blob
+   soft as a whole is read again at its outline, and kept if that is steep and the blob hides
+   the ground's texture inside, away from its edges: a near car of one colour; in the noisy
    night picture, whose noise and box filter blur a person's edges too, a soft blob is
    followed all the same, but its track counts one frame later and only once its blob was
    sharp on some frame) and that, in a
