@@ -380,6 +380,15 @@ def _texture_in(f: F32, region: tuple[int, int, int, int]) -> tuple[F32, F32]:
     return detail, contrast
 
 
+def _widened(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) widened by the texture's reach (what ``_texture_in`` needs
+    around every pixel it reads), clipped to a picture of ``shape``."""
+    reach = _TEX_PX // 2
+    x0, y0, x1, y1 = box
+    h, w = shape[:2]
+    return max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
+
+
 def _cell_means(img: F32) -> F32:
     """The mean of every ``_CELL`` x ``_CELL`` cell, the border's cells padded by repeating the
     picture's last row and column. (OpenCV averages exact factors five times faster; only the
@@ -593,13 +602,11 @@ class MotionDetector:
                 )
         return out[:_MAX_BLOBS], births
 
-    def _glared(self, rect: tuple[int, int, int, int], fg: Gray, area: int) -> bool:
-        """Whether much of the blob is a light clipped at the sensor's ceiling."""
+    def _glared(self, rect: tuple[int, int, int, int], area: int) -> bool:
+        """Whether much of the blob (its box and area at analysis size) is a light clipped at
+        the sensor's ceiling."""
         x, y, w, h = rect
-        glare = self._glare
-        if fg.shape != glare.shape:
-            x, y, w, h, area = 2 * x, 2 * y, 2 * w, 2 * h, 4 * area
-        return cv2.countNonZero(glare[y : y + h, x : x + w]) >= _GLARE_SHARE * area
+        return cv2.countNonZero(self._glare[y : y + h, x : x + w]) >= _GLARE_SHARE * area
 
     def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
         """Whether the change fades in over more pixels than an object in focus: a light, a shadow.
@@ -639,10 +646,7 @@ class MotionDetector:
         if amp > _SOFT_PX * max(_p90(mag[ring]) / 8.0, 1e-3):
             return False
         x, y, w, h = rect
-        reach = _TEX_PX // 2  # (the texture of the box needs this much around it)
-        fh, fw = self._diff.shape
-        x0, y0 = max(0, x - reach), max(0, y - reach)
-        x1, y1 = min(fw, x + w + reach), min(fh, y + h + reach)
+        x0, y0, x1, y1 = _widened((x, y, x + w, y + h), self._diff.shape)
         inside = (slice(y - y0, y - y0 + h), slice(x - x0, x - x0 + w))
         ground, ground_contrast = (t[inside] for t in _texture(cast(F32, self._bg)[y0:y1, x0:x1]))
         contrast = _texture(self._now[y0:y1, x0:x1])[1][inside]
@@ -692,13 +696,12 @@ class MotionDetector:
             moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
             if moved < max(2.0, _MIN_MOVING_FRACTION * area):
                 continue
-            if fine_fg is None:
-                soft = self._soft(x, y, bw, bh, fg)
-            else:
-                soft = self._soft(2 * x, 2 * y, 2 * bw, 2 * bh, fine_fg)
+            k = 1 if fine_fg is None else 2  # (edges and glare are judged at analysis size)
+            fine = (k * x, k * y, k * bw, k * bh)
+            soft = self._soft(*fine, fg if fine_fg is None else fine_fg)
             if soft and not self._smooth:  # (at night soft blobs are followed: see _soft_ok)
                 continue
-            if self._smooth and self._glared((x, y, bw, bh), fg, area):
+            if self._smooth and self._glared(fine, k * k * area):
                 continue
             blobs.append(_Blob(x, y, bw, bh, area, soft))
         return blobs
@@ -742,11 +745,10 @@ class MotionDetector:
                 boxes.append((b.x + dx, b.y + dy, b.x + b.w + dx, b.y + b.h + dy))
         if not boxes:
             return None
-        h, w = self._diff.shape
-        reach = _TEX_PX // 2
         lefts, tops, rights, bottoms = zip(*boxes, strict=True)
-        x0, y0 = max(0, min(lefts) - reach), max(0, min(tops) - reach)
-        x1, y1 = min(w, max(rights) + reach), min(h, max(bottoms) + reach)
+        x0, y0, x1, y1 = _widened(
+            (min(lefts), min(tops), max(rights), max(bottoms)), self._diff.shape
+        )
         return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
     def _see_through(self, b: _Blob, fg: Gray) -> bool:
