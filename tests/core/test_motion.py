@@ -260,6 +260,22 @@ def test_a_blob_that_changes_shape_at_once_is_not_followed(
     assert [tr.age for tr in tracks] == ([3] if linked else [1, 2])
 
 
+@pytest.mark.parametrize(
+    ("reported", "at", "births"),
+    [(True, (118, 64), 0), (False, (118, 64), 1), (True, (200, 64), 1)],
+    ids=["piece-of-reported", "piece-of-unreported", "far-from-reported"],
+)
+def test_pieces_of_a_reported_object_are_not_clutter(
+    reported: bool, at: tuple[int, int], births: int
+) -> None:
+    """A car at night tears into wheel and light pieces. Counted as clutter, as rain, they
+    would make the next object need more frames; a blob elsewhere still counts."""
+    car = _Track(_Blob(100, 60, 12, 36, 300), 4.0, 0.0, 4, 0, reported, 80.0, 78.0)
+    piece = _Blob(*at, 6, 6, 30)
+    _, born = MotionDetector._track([car], [piece], 0.2)
+    assert born == births
+
+
 def test_a_new_picture_recalibrates() -> None:
     """The camera turned or the IR filter changed what the scene looks like: relearn it."""
     rng = np.random.default_rng(5)

@@ -110,6 +110,7 @@ _START_S = 2.0  # a new stream: also learn how much foliage and the like move
 _PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
 _CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
 _CLUTTER_RATE = 0.05  # clutter is averaged over ~20 analysed frames
+_PIECE_REACH = 1.5  # x its size: a new blob this near a reported object may be a piece of it
 _MAX_SPEED = 5.0  # blob sizes (square root of the box area) per second: a sprinting person
 _GATE = 0.6  # x blob size: how far from the predicted position a tracked blob may be
 _AREA_RATIO = 3.0  # a blob's area, and its outline's width/height, change less per frame
@@ -336,6 +337,15 @@ class _Track:
         fine = _Blob(k * b.x, k * b.y, k * b.w, k * b.h, k * k * b.area)
         return fine, None if step is None else (k * step[0], k * step[1])
 
+    def near(self, b: _Blob) -> bool:
+        """Whether blob ``b`` is within ``_PIECE_REACH`` of its sizes from where this track was
+        predicted to be."""
+        own = self.blob
+        return (
+            abs(b.cx - own.cx - self.vx) <= _PIECE_REACH * own.w
+            and abs(b.cy - own.cy - self.vy) <= _PIECE_REACH * own.h
+        )
+
     def travelled(self) -> float:
         """How far the blob has moved since the track was born (analysis pixels)."""
         return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
@@ -515,6 +525,10 @@ class MotionDetector:
         predicted one. With ``fast_width`` (the frame width), faster links sideways are allowed
         too (a far car moves several lengths per analysed frame): such a track needs one more
         frame on its predicted path before it counts.
+
+        A new blob near an object already reported is not counted as born: a car at night or
+        a person in storm shade tears into pieces, and counted as clutter (as rain) they would
+        hold back the next object.
         """
         pairs: list[tuple[float, int, int, bool]] = []
         for ti, tr in enumerate(tracks):
@@ -577,7 +591,7 @@ class MotionDetector:
         births = 0
         for bi, b in enumerate(blobs):
             if bi not in used_b:
-                births += 1
+                births += not any(tr.confirmed and tr.near(b) for tr in tracks)
                 out.append(_Track(b, 0.0, 0.0, 1, 0, False, b.cx, b.cy, softs=int(b.soft)))
         for ti, tr in enumerate(tracks):
             if ti not in used_t and tr.missed < _COAST_FRAMES and tr.age > 1:
