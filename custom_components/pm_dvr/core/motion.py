@@ -23,7 +23,8 @@ second. Per frame it:
    frame (a flipped clock digit, a fading compression ghost or a parked car do not), whose
    edges rise as steeply as an object in focus (light pools and shadows fade in; by day a blob
    soft as a whole is read again at its outline, and kept if that is steep and the blob hides
-   the ground's texture inside, away from its edges: a near car of one colour; in the noisy
+   the ground's texture inside, away from its edges: a near car of one colour; or kept if one
+   of its parts would be kept as a blob of its own: a car joined to a shadow's edge; in the noisy
    night picture, whose noise and box filter blur a person's edges too, a soft blob is
    followed all the same, but its track counts one frame later and only once its blob was
    sharp on some frame) and that, in a
@@ -31,7 +32,8 @@ second. Per frame it:
    shows nothing of what it lights: headlight pools, glare; by day a clipped blob is a bright
    object, a white car in the sun);
 5. follows blobs with a small constant-velocity tracker and reports motion once a blob has been
-   followed over two analysed frames (three or four while rain or snow make many blobs pop up),
+   followed over two analysed frames (three or four while rain or snow make many blobs pop up;
+   a new blob next to an object already reported is a piece of it, not one of those),
    at a plausible speed for its size (drops and flakes near the lens fall too fast); a faster
    blob that does not fall (a far car) needs one more frame on its predicted path. Each frame
    the track's blob votes on what it is: an object hides the ground, so where the ground has
@@ -622,6 +624,46 @@ class MotionDetector:
         x, y, w, h = rect
         return cv2.countNonZero(self._glare[y : y + h, x : x + w]) >= _GLARE_SHARE * area
 
+    def _sharp_part(
+        self,
+        rect: tuple[int, int, int, int],
+        masks: tuple[Gray, Gray],
+        min_px: float,
+        min_fill: float,
+    ) -> bool:
+        """Whether a blob soft as a whole has a part that would be kept as a blob of its own,
+        edges and all (``masks``: fg and moving). The join dilation merges a car or a person
+        with the fragments of a shadow's edge next to it, whose soft slopes then outvote the
+        object's steep ones."""
+        x, y, w, h = rect
+        fg, _ = masks
+        n, _, stats, _ = cv2.connectedComponentsWithStats(fg[y : y + h, x : x + w])
+        if n <= 2:  # (one part: the blob itself)
+            return False
+        reach = self._join.shape[0] // 2  # (boxed as the join dilation boxes a blob)
+        for px, py, pw, ph, _ in cast(list[list[int]], stats[1:].tolist()):
+            x0, y0 = x + max(0, px - reach), y + max(0, py - reach)
+            x1, y1 = x + min(w, px + pw + reach), y + min(h, py + ph + reach)
+            part = (x0, y0, x1 - x0, y1 - y0)
+            if self._new_ground(part, masks, min_px, min_fill) and not self._soft(*part, fg):
+                return True
+        return False
+
+    @staticmethod
+    def _new_ground(
+        rect: tuple[int, int, int, int], masks: tuple[Gray, Gray], min_px: float, min_fill: float
+    ) -> int:
+        """The area of a blob (its box grown by the join dilation) if it is big and dense enough
+        and covers new ground since the last analysed frame; else 0."""
+        x, y, w, h = rect
+        fg, moving = masks
+        area = cv2.countNonZero(fg[y : y + h, x : x + w])
+        # (the box grew by the join dilation: measure the fill inside the undilated box)
+        if area < min_px or area < min_fill * max(1, w - 4) * max(1, h - 4):
+            return 0
+        moved = cv2.countNonZero(moving[y : y + h, x : x + w])
+        return area if moved >= max(2.0, _MIN_MOVING_FRACTION * area) else 0
+
     def _soft(self, x: int, y: int, w: int, h: int, fg: Gray) -> bool:
         """Whether the change fades in over more pixels than an object in focus: a light, a shadow.
 
@@ -703,18 +745,18 @@ class MotionDetector:
             rects = sorted(rects, key=lambda r: r[2] * r[3])[-_MAX_BLOBS:]
         blobs: list[_Blob] = []
         for x, y, bw, bh in rects:
-            area = cv2.countNonZero(fg[y : y + bh, x : x + bw])
-            # (the box grew by the join dilation: measure the fill inside the undilated box)
-            if area < min_px or area < min_fill * max(1, bw - 4) * max(1, bh - 4):
-                continue
-            moved = cv2.countNonZero(moving[y : y + bh, x : x + bw])
-            if moved < max(2.0, _MIN_MOVING_FRACTION * area):
+            area = self._new_ground((x, y, bw, bh), (fg, moving), min_px, min_fill)
+            if not area:
                 continue
             k = 1 if fine_fg is None else 2  # (edges and glare are judged at analysis size)
             fine = (k * x, k * y, k * bw, k * bh)
             soft = self._soft(*fine, fg if fine_fg is None else fine_fg)
-            if soft and not self._smooth:  # (at night soft blobs are followed: see _soft_ok)
-                continue
+            # By day a soft blob is light or shade, unless part of it is an object in focus
+            # (at night soft blobs are followed: see _soft_ok; coarse ones are made at night).
+            if soft and not self._smooth:
+                if not self._sharp_part((x, y, bw, bh), (fg, moving), min_px, min_fill):
+                    continue
+                soft = False
             if self._smooth and self._glared(fine, k * k * area):
                 continue
             blobs.append(_Blob(x, y, bw, bh, area, soft))
