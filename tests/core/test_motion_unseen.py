@@ -78,6 +78,15 @@ def test_small_noisy_night_pictures_stay_quiet(tmp_path: Path, fps: int, seed: i
     assert _on_fraction(results, truth) == 0.0
 
 
+@pytest.mark.parametrize("seed", [903, 905])
+def test_the_ir_switch_in_a_noisy_picture_stays_quiet(tmp_path: Path, seed: int) -> None:
+    """The IR filter switching at dusk: the exposure settles for a second, changing the whole
+    picture a little every frame. That faint change must not pass for a slow figure (each seed
+    reported motion there before weak evidence waited for the exposure to settle)."""
+    results, truth = _scene(tmp_path, "ir_switch+night_noise", seed)
+    assert _on_fraction(results, truth) == 0.0
+
+
 def _reported_in_view(results: list[MotionResult], truth: SceneTruth) -> list[bool]:
     """Per object: was motion reported at any time while it was in view (an event recorded)?"""
     return [

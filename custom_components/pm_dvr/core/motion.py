@@ -44,7 +44,8 @@ second. Per frame it:
    rain: a few gray levels above the noise): pixels above half the threshold whose
    neighbourhood changed three analysed frames in a row, in compact blobs followed over three
    frames along a slow path that has really moved and does not fall (noise, rain and snow are
-   short-lived or fall);
+   short-lived or fall), and none for a second after the exposure jumps (an IR switch settling
+   changes the whole picture a little every frame);
 7. in noisy pictures, also looks at half-size averages of the difference, where a big, faint
    person shows as one blob instead of fragments (again: not falling, voting like the others on
    what it is, and followed over one more frame while the noise makes blobs pop up there at
@@ -108,6 +109,7 @@ _NOISE_S = 2.0  # time constant of the noise level estimate
 _GLOBAL_K = 3.0  # the median difference jumping this much above the noise is a global change
 _RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
 _RECAL_S = 1.0  # relearning after a global change: exposure and IR filters settle in a second
+_JUMP = 0.1  # the frame's mean light changing by 10 % in one analysed frame: exposure jumped
 _START_S = 2.0  # a new stream: also learn how much foliage and the like move
 _PERSIST_FRAMES = 2  # a blob must be followed over this many analysed frames ...
 _CLUTTER_1, _CLUTTER_2 = 0.3, 1.0  # ... one more when this many new blobs/frame pop up (rain)
@@ -455,6 +457,7 @@ class MotionDetector:
         self._prev_fg: Gray = np.zeros((1, 1), np.uint8)
         self._last_ts = 0.0
         self._recal_until = 0.0
+        self._settled_at = 0.0  # weak evidence counts again from here (see _JUMP)
         self._frames = 0
         self._mask_key: tuple[tuple[Zone, ...], tuple[int, int]] | None = None
         self._mask: Gray | None = None
@@ -960,6 +963,11 @@ class MotionDetector:
         if mask is not None:
             fg = cv2.bitwise_and(fg, mask)
         prev_gain = mean_f / max(1.0, float(cv2.mean(self._prev)[0]))
+        if abs(math.log(max(prev_gain, 1e-3))) > _JUMP:
+            # The exposure jumped (the IR filter switched, the camera adjusted): for a second, as
+            # it settles, the whole picture changes a little every frame, and the gain map leaves
+            # a faint trace of it wherever the light did not change in proportion.
+            self._settled_at = timestamp + _RECAL_S
         step = cast(F32, cv2.absdiff(f, self._prev * prev_gain))
         moving = cv2.compare(step, level, cv2.CMP_GT)  # type: ignore[call-overload]
         # Moving = changed now, changed since the last analysed frame, and not changed before
@@ -999,8 +1007,13 @@ class MotionDetector:
         )
         learning = timestamp < self._recal_until + _LEARN_S
         # (not while the deviations are still being learned: half of a threshold that is not
-        # known yet is no evidence)
-        weak_blobs = [] if learning else self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
+        # known yet is no evidence; nor while the exposure settles: a faint change along a path
+        # is what it leaves behind)
+        weak_blobs = (
+            []
+            if learning or timestamp < self._settled_at
+            else self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
+        )
         if gap:
             self._weak_tracks = []
         self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, max_speed=_WEAK_SPEED)
