@@ -18,11 +18,11 @@ VP8 = (
 )
 
 
-def _free_port() -> int:
-    """A port below the kernel's ephemeral range (32768 and up): a server restarted on it cannot
-    lose it, while it is down, to another test's server asking for any free port (a camera's
-    outage would then end early, on the wrong camera). If it is taken, the server fails to bind
-    and ``start`` draws another. (No probe socket: tests may not open sockets.)"""
+def _port_below_ephemeral() -> int:
+    """A random port below the kernel's ephemeral range (32768 and up): a server restarted on it
+    cannot lose it, while it is down, to another test's server asking for any free port (a
+    camera's outage would then end early, on the wrong camera). If it is taken, the server fails
+    to bind and ``start`` draws another. (No probe socket: tests may not open sockets.)"""
     return random.randrange(20000, 32000)
 
 
@@ -47,16 +47,17 @@ class RtspServer:
 
     def start(self) -> RtspServer:
         """Start the server and wait until it listens (on the old port after a restart)."""
+        options: list[str] = []
+        for path, source in self.mounts.items():
+            options += ["--mount", f"{path}={source}"]
+        if self.auth:
+            options += ["--auth", self.auth]
         first = self.port == 0
         if first:
-            self.port = _free_port()
+            self.port = _port_below_ephemeral()
         deadline = time.monotonic() + 15
         while True:
-            cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
-            for path, source in self.mounts.items():
-                cmd += ["--mount", f"{path}={source}"]
-            if self.auth:
-                cmd += ["--auth", self.auth]
+            cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), *options]
             self.process = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
             )
@@ -73,8 +74,8 @@ class RtspServer:
             self.process.wait()
             if time.monotonic() > deadline:  # the old port may linger briefly after a kill
                 raise RuntimeError(f"RTSP server did not start: {line!r}")
-            if first:  # (taken between the probe and the server: another one will do)
-                self.port = _free_port()
+            if first:  # (the port was taken: draw another)
+                self.port = _port_below_ephemeral()
             time.sleep(0.2)
 
     def _count_clients(self, process: subprocess.Popen[str]) -> None:
