@@ -87,6 +87,19 @@ def test_the_ir_switch_in_a_noisy_picture_stays_quiet(tmp_path: Path, seed: int)
     assert _on_fraction(results, truth) == 0.0
 
 
+@pytest.mark.parametrize("seed", [1302, 1305])
+def test_headlights_in_a_clean_night_picture_stay_quiet(tmp_path: Path, seed: int) -> None:
+    """A good sensor at night (no noise to smooth, so no night rules): a headlight's pool
+    sweeping the ground leaves its print in the background, which learns the lit ground in
+    seconds; a change must also stand out from the still background (each seed reported motion
+    in quiet time before)."""
+    truth = make_scene(
+        "headlights", tmp_path / "clip.mp4", W, H, FPS, SECONDS, seed, sensor_noise=3.0
+    )
+    results = run(str(tmp_path / "clip.mp4"))
+    assert _on_fraction(results, truth) == 0.0
+
+
 def _reported_in_view(results: list[MotionResult], truth: SceneTruth) -> list[bool]:
     """Per object: was motion reported at any time while it was in view (an event recorded)?"""
     return [

@@ -105,6 +105,9 @@ _DEV_RISE_LEARN_S, _LEARN_S = 0.2, 3.0  # ... very quickly during the first seco
 _DEV_RISE_MOVING_S = 15.0  # pixels under confirmed motion learn slowly: people are not nuisance
 _BG_S = 4.0  # background time constant for unchanged pixels
 _BG_CHANGED_S = 60.0  # ... and for changed ones (a parked car slowly becomes background)
+_STILL_S = 60.0  # the still background: the scene as it has been for the last minute
+_STILL_K = 0.7  # x the threshold: a change must stand out from it too (less than the threshold:
+# two masks' noisy borders would eat into each other's blobs)
 _NOISE_S = 2.0  # time constant of the noise level estimate
 _GLOBAL_K = 3.0  # the median difference jumping this much above the noise is a global change
 _RECAL_FRACTION = 0.35  # this much of the frame changing at once is a global change
@@ -422,6 +425,25 @@ def _cell_means(img: F32) -> F32:
     return cast(F32, np.vstack(parts) if len(parts) > 1 else parts[0])
 
 
+def _cell_gains(f_cells: F32, bg_lit: F32) -> F32:
+    """Per cell, the light's gain of a frame (its cell means ``f_cells``) over a background
+    (``bg_lit``: plus ``_OFFSET``, as the frame's).
+
+    Each cell's mean over the background's (a mean of per-pixel ratios is mostly the noise of
+    dark pixels), then the median of each 5x5 cell neighbourhood: a change of light covers many
+    cells smoothly; an object smaller than half the window does not move the median.
+    """
+    cells = cv2.divide(f_cells, _cell_means(bg_lit))
+    return np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
+
+
+def _full_size(cells: F32, shape: tuple[int, ...]) -> F32:
+    """Cell values interpolated to every pixel of a picture of ``shape``."""
+    h, w = shape
+    full = (w - w % -_CELL, h - h % -_CELL)
+    return cast(F32, cv2.resize(cells, full, interpolation=cv2.INTER_LINEAR))[:h, :w]
+
+
 def _rate(dt: float, tau: float) -> float:
     """The per-frame update weight of an exponential average with time constant tau."""
     return 1.0 - math.exp(-dt / tau)
@@ -437,6 +459,7 @@ class MotionDetector:
     def __init__(self, config: MotionConfig | None = None) -> None:
         self._config = config or MotionConfig()
         self._bg: NDArray[np.float32] | None = None
+        self._still: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._dev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._prev: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._signed: F32 = np.zeros((1, 1), np.float32)  # this frame's light-corrected difference
@@ -499,6 +522,7 @@ class MotionDetector:
     def _start(self, f: NDArray[np.float32], ts: float, seconds: float = _RECAL_S) -> MotionResult:
         """(Re)learn the scene from this frame on, without reporting motion for a while."""
         self._bg = f.copy()
+        self._still = f.copy()
         self._dev = np.full(f.shape, _DEV_INIT, np.float32)
         self._prev = f
         self._tracks = []
@@ -766,26 +790,18 @@ class MotionDetector:
         return blobs
 
     @staticmethod
-    def _gain_map(f: F32, bg_lit: F32) -> tuple[F32, F32]:
+    def _gain_map(f_cells: F32, bg_lit: F32) -> tuple[F32, F32]:
         """Local light gain of the frame over the background (shadows, sun, lamps), and how
         much it changes from one cell to its neighbours (how well it is known there).
 
-        ``bg_lit`` is the background plus ``_OFFSET``. The gain of each 8x8 cell is its mean
-        over the background's (a mean of per-pixel ratios is mostly the noise of dark pixels),
-        then the median of each 5x5 cell neighbourhood: a change of light covers many cells
-        smoothly; an object smaller than half the window does not move the median.
+        ``f_cells`` are the frame's cell means (``_cell_means`` of the frame plus
+        ``_OFFSET``), ``bg_lit`` is the background plus ``_OFFSET``.
         """
-        h, w = f.shape
-        pad_h, pad_w = -h % _CELL, -w % _CELL
-        cells = cv2.divide(_cell_means(f) + _OFFSET, _cell_means(bg_lit))
-        cells = np.clip(cast(F32, cv2.medianBlur(cells, 5)), 0.25, 4.0)
+        cells = _cell_gains(f_cells, bg_lit)
         spread = cast(F32, cv2.dilate(cells, _NEAR_CELLS)) - cast(
             F32, cv2.erode(cells, _NEAR_CELLS)
         )
-        full = (w + pad_w, h + pad_h)
-        gain = cast(F32, cv2.resize(cells, full, interpolation=cv2.INTER_LINEAR))
-        spread = cast(F32, cv2.resize(spread, full, interpolation=cv2.INTER_LINEAR))
-        return gain[:h, :w], spread[:h, :w]
+        return _full_size(cells, bg_lit.shape), _full_size(spread, bg_lit.shape)
 
     def _judged_region(self, coarse: list[_Track]) -> tuple[int, int, int, int] | None:
         """Where the votes read textures: every followed blob's box now and where it was on the
@@ -907,8 +923,10 @@ class MotionDetector:
         mean_f, mean_bg = float(cv2.mean(f)[0]), float(cv2.mean(bg)[0])
         gain = min(4.0, max(0.25, mean_f / max(1.0, mean_bg)))
         bg_lit = bg + _OFFSET
-        gmap, spread = self._gain_map(f, bg_lit)
-        signed = cast(F32, cv2.subtract(f + _OFFSET, bg_lit * gmap))
+        f_lit = f + _OFFSET
+        f_cells = _cell_means(f_lit)
+        gmap, spread = self._gain_map(f_cells, bg_lit)
+        signed = cast(F32, cv2.subtract(f_lit, bg_lit * gmap))
         diff = cast(F32, np.abs(signed))
         self._signed, self._diff, self._now = signed, diff, f
         now = _median(diff[::3, ::3].ravel())
@@ -921,6 +939,7 @@ class MotionDetector:
         if not self._smooth and noise > _NOISY:
             self._smooth = True
             cv2.blur(bg, (_SMOOTH, _SMOOTH), dst=bg)
+            cv2.blur(self._still, (_SMOOTH, _SMOOTH), dst=self._still)
             self._prev = cast(F32, cv2.blur(self._prev, (_SMOOTH, _SMOOTH)))
             mean_bg = float(cv2.mean(bg)[0])
         elif self._smooth and noise < _CLEAN:
@@ -937,6 +956,14 @@ class MotionDetector:
         unsure = bg_lit * spread
         thr = np.maximum(np.maximum(self._dev * _DEV_K, level_here), unsure)
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
+        # A change must also stand out from the still background. The background learns the
+        # lit ground in seconds (it must: the light changes), so a light that sweeps past
+        # (headlights) leaves its print there, a faint trail that moves with it; where the
+        # picture is back to how it has been for the last minute, nothing is there.
+        still_lit = self._still + _OFFSET
+        still_gain = _full_size(_cell_gains(f_cells, still_lit), f.shape)
+        from_still = cv2.absdiff(f_lit, still_lit * still_gain)
+        fg = cv2.bitwise_and(fg, cv2.compare(from_still, thr * _STILL_K, cv2.CMP_GT))
         changed = cv2.countNonZero(fg) / total
 
         if changed > _RECAL_FRACTION or now > _GLOBAL_K * noise + 2.0:
@@ -944,6 +971,7 @@ class MotionDetector:
         if timestamp < self._recal_until:
             # Learn fast: the picture may still be settling (exposure, IR cut filter).
             cv2.accumulateWeighted(f, bg, 0.5)
+            np.copyto(self._still, bg)  # (the first frame alone is as noisy as any)
             cv2.accumulateWeighted(diff, self._dev, 1.0 / (self._frames + 1))
             self._prev = f
             return MotionResult(False, (), changed, True, timestamp)
@@ -1133,6 +1161,7 @@ class MotionDetector:
         cv2.accumulateWeighted(
             own, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
         )
+        cv2.accumulateWeighted(f, self._still, _rate(dt, _STILL_S), cv2.bitwise_not(confirmed))
         self._prev = f
         self._prev_fg = cast(Gray, fg)
         score = cv2.countNonZero(fg) / total
