@@ -276,6 +276,24 @@ def test_pieces_of_a_reported_object_are_not_clutter(
     assert born == births
 
 
+@pytest.mark.parametrize(
+    ("blob", "linked"),
+    [((108, 71, 34, 14), True), ((113, 71, 24, 14), False), ((99, 81, 24, 24), False)],
+    ids=["grown-sideways", "ahead-of-its-path", "grown-up-and-down"],
+)
+def test_a_car_whose_box_grows_stays_on_its_track(
+    blob: tuple[int, int, int, int], linked: bool
+) -> None:
+    """A far car in cloud shade (development-side seed 1414): its box grew by 10 px sideways
+    as it came into view, so its centre ran 5 px further than its path predicted. Its track
+    must go on; the same miss without the growth, or up and down with as much growth there,
+    still ends it."""
+    car = _Track(_Blob(59, 71, 24, 14, 124), 39.5, 0.0, 2, 0, False, 31.5, 77.5, fast=True)
+    tracks, born = MotionDetector._track([car], [_Blob(*blob, 160)], 0.2, fast_width=320)
+    assert (tracks[0].age == 3) is linked
+    assert born == (not linked)
+
+
 def test_a_new_picture_recalibrates() -> None:
     """The camera turned or the IR filter changed what the scene looks like: relearn it."""
     rng = np.random.default_rng(5)

@@ -551,7 +551,7 @@ class MotionDetector:
         tall to wide within an analysed frame; a moth at the lamp does), a plausible speed
         (people move less than a few times their own size per second; rain and snow near the
         lens fall much faster) and, once the track has a velocity, a position close to the
-        predicted one. With ``fast_width`` (the frame width), faster links sideways are allowed
+        predicted one (sideways, less half its box's change of width). With ``fast_width`` (the frame width), faster links sideways are allowed
         too (a far car moves several lengths per analysed frame): such a track needs one more
         frame on its predicted path before it counts.
 
@@ -583,7 +583,11 @@ class MotionDetector:
                     continue
                 d = 0.0
                 if tr.age > 1:
-                    d = math.hypot(b.cx - px, b.cy - py) / (_GATE * size + 1.5)
+                    # (a box's centre also moves by half its growth: the end of a car coming
+                    # into view or out from behind something, or parts of it joining; not
+                    # allowed for up and down, where rain's streaks grow)
+                    off_x = max(0.0, abs(b.cx - px) - abs(b.w - tr.blob.w) / 2)
+                    d = math.hypot(off_x, b.cy - py) / (_GATE * size + 1.5)
                     if d > 1.0:
                         continue
                 pairs.append((d + step / (size + 1.0) + 10 * fast, ti, bi, fast))
