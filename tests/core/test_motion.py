@@ -24,6 +24,7 @@ from custom_components.pm_dvr.core.motion import (
     Zone,
     _Blob,
     _cell_means,
+    _has_partner,
     _Track,
     analysis_frame,
     analysis_size,
@@ -292,6 +293,26 @@ def test_a_car_whose_box_grows_stays_on_its_track(
     tracks, born = MotionDetector._track([car], [_Blob(*blob, 160)], 0.2, fast_width=320)
     assert (tracks[0].age == 3) is linked
     assert born == (not linked)
+
+
+@pytest.mark.parametrize(
+    ("other", "partnered"),
+    [
+        (_Track(_Blob(100, 156, 19, 19, 135), 80.0, 2.0, 2, 0, False, 20.0, 165.0), True),
+        (_Track(_Blob(100, 100, 8, 30, 60), 2.0, 40.0, 2, 0, False, 100.0, 70.0), False),
+        (_Track(_Blob(100, 200, 19, 19, 135), 80.0, 2.0, 2, 0, False, 20.0, 209.0), False),
+    ],
+    ids=["wheel-in-step", "raindrop-falling-beside", "wheel-far-below"],
+)
+def test_pieces_moving_in_step_are_partners(other: _Track, partnered: bool) -> None:
+    """A near car in rain (development-side seed 1504): its body and its wheels are followed
+    as two tracks moving alike; rain falling beside it, or a piece too far away, is no
+    partner."""
+    body = _Track(_Blob(102, 133, 39, 16, 205), 84.0, 0.0, 2, 0, False, 20.0, 141.0, fast=True)
+    assert _has_partner(body, [body, other]) is partnered
+    assert not _has_partner(
+        _Track(body.blob, 0.0, 0.0, 2, 0, False, 121.0, 141.0), [body, other]
+    )  # (a still blob has no partner)
 
 
 def test_a_new_picture_recalibrates() -> None:

@@ -358,6 +358,25 @@ class _Track:
         return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
 
 
+def _has_partner(tr: _Track, others: list[_Track]) -> bool:
+    """Whether another of ``others`` moves beside the (moving) track at its velocity: within
+    a blob's size of it, its velocity within the prediction gate."""
+    b = tr.blob
+    if math.hypot(tr.vx, tr.vy) <= 1.0:  # (still pieces side by side: a bush, not a car)
+        return False
+    for other in others:
+        o = other.blob
+        size = math.sqrt(max(b.core, o.core))
+        apart = max(abs(o.cx - b.cx) - (b.w + o.w) / 2, abs(o.cy - b.cy) - (b.h + o.h) / 2)
+        if (
+            other is not tr
+            and apart <= size
+            and math.hypot(other.vx - tr.vx, other.vy - tr.vy) <= _GATE * size + 1.5
+        ):
+            return True
+    return False
+
+
 def _p90(values: F32) -> float:
     """The 90th percentile (the lower neighbour), a lot cheaper than np.percentile's."""
     k = (len(values) - 1) * 9 // 10
@@ -1109,10 +1128,21 @@ class MotionDetector:
             if coarse:
                 for tr in coarse:
                     self._vote(tr, frames, before, coarse_fg, noise, scale=2)
+        # In clutter, a track with a partner moving in step beside it needs one frame less: the
+        # pieces of one object (a near car's body and wheels) bear each other out, and rain or
+        # snow do not move in step sideways.
+        partners = (
+            [t for t in self._tracks if t.age >= 2 and t.missed == 0 and not t.voted_light()]
+            if need > _PERSIST_FRAMES
+            else []
+        )
         for tr in self._tracks:
             if tr.voted_light():
                 continue
-            followed = tr.age >= need + tr.fast and self._soft_ok(tr, need)
+            own_need = need
+            if partners and tr.age >= 2 and tr.missed == 0 and _has_partner(tr, partners):
+                own_need -= 1
+            followed = tr.age >= own_need + tr.fast and self._soft_ok(tr, own_need)
             if tr.missed == 0 and (followed or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
         for tr in self._weak_tracks:
