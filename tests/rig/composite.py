@@ -1162,7 +1162,7 @@ class _Rain:
             p1 = (int(nx + nl * math.sin(self.angle)), int(ny + nl * math.cos(self.angle)))
             cv2.line(
                 near,
-                (int(x), int(y)),
+                (int(nx), int(ny)),
                 p1,
                 40,
                 max(1, int(rng.uniform(1, 3) * h / 1000 * 4)),
