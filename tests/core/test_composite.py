@@ -35,14 +35,19 @@ def _decode(path: Path) -> NDArray[np.uint8]:
     return np.stack(frames)
 
 
+def _library_or_skip() -> None:
+    """The real footage the clips are made of (fetched once, then cached), or skip."""
+    try:
+        _library()
+    except subprocess.CalledProcessError as err:  # pragma: no cover - a machine without apt
+        pytest.skip(f"OpenCV's vtest.avi could not be fetched: {err}")
+
+
 @pytest.fixture(scope="module")
 def rendered(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, tuple[SceneTruth, NDArray[np.uint8]]]:
-    try:
-        _library()  # the real footage the clips are made of (fetched once, then cached)
-    except subprocess.CalledProcessError as err:  # pragma: no cover - a machine without apt
-        pytest.skip(f"OpenCV's vtest.avi could not be fetched: {err}")
+    _library_or_skip()
     root = tmp_path_factory.mktemp("composite")
     out = {}
     for spec in (WALKER, PLATE_ONLY):
@@ -111,10 +116,7 @@ def test_plate_only_is_negative(rendered: dict[str, tuple[SceneTruth, NDArray[np
 def test_every_nuisance_renders(tmp_path: Path, nuisance: str) -> None:
     """Each nuisance of the fresh held-out set renders (the rain's drops in front of the lens
     once drew from every streak's position at once, and only a cached clip hid it)."""
-    try:
-        _library()
-    except subprocess.CalledProcessError as err:  # pragma: no cover - a machine without apt
-        pytest.skip(f"OpenCV's vtest.avi could not be fetched: {err}")
+    _library_or_skip()
     kind = f"{nuisance}+ir_night" if nuisance in {"insects", "headlights"} else nuisance
     spec = CompositeClip(f"t_{nuisance}", kind, 192, 144, 5, 4.0, 78)
     truth = render_composite(spec, tmp_path / "clip.mp4")

@@ -570,9 +570,10 @@ class MotionDetector:
         tall to wide within an analysed frame; a moth at the lamp does), a plausible speed
         (people move less than a few times their own size per second; rain and snow near the
         lens fall much faster) and, once the track has a velocity, a position close to the
-        predicted one (sideways, less half its box's change of width). With ``fast_width`` (the frame width), faster links sideways are allowed
-        too (a far car moves several lengths per analysed frame): such a track needs one more
-        frame on its predicted path before it counts.
+        predicted one (sideways, less half its box's change of width). With ``fast_width`` (the
+        frame width), faster links sideways are allowed too (a far car moves several lengths per
+        analysed frame): such a track needs one more frame on its predicted path before it
+        counts.
 
         A new blob near an object already reported is not counted as born: a car at night or
         a person in storm shade tears into pieces, and counted as clutter (as rain) they would
@@ -1139,9 +1140,8 @@ class MotionDetector:
         for tr in self._tracks:
             if tr.voted_light():
                 continue
-            own_need = need
-            if partners and tr.age >= 2 and tr.missed == 0 and _has_partner(tr, partners):
-                own_need -= 1
+            # (a track born now has no velocity, so no partner; one coasting is not confirmed)
+            own_need = need - (bool(partners) and _has_partner(tr, partners))
             followed = tr.age >= own_need + tr.fast and self._soft_ok(tr, own_need)
             if tr.missed == 0 and (followed or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
