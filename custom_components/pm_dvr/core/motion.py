@@ -150,6 +150,7 @@ _SEE_NOISE_K = 1.5  # ... where the ground's detail stands this far above the no
 _SEE_THROUGH = 0.6  # correlation with the ground's texture above which a blob is light or shade
 _HIDDEN = _SEE_THROUGH / 2  # ... and below half of which the ground is hidden: something in front
 _TEX_PX = 5  # texture is the detail within this many pixels (a person's parts, a wall's bricks)
+_STREAK = np.ones((1, 3), np.uint8)  # narrower than 3 px sideways: a falling streak, no object
 _AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
 
 
@@ -780,13 +781,26 @@ class MotionDetector:
         min_fill: float = _MIN_FILL,
         *,
         fine_fg: Gray | None = None,
+        no_streaks: bool = False,
     ) -> list[_Blob]:
         """Blobs around ``seed`` whose ``fg`` is big and dense enough and covers new ground.
 
         Outer contours of the dilated seed mask (much cheaper than labelling); the dilation
         joins the fragments of one person (legs, torso, head). ``fine_fg``: for half-size
-        masks (coarse), ``fg`` at analysis size, where edges are judged.
+        masks (coarse), ``fg`` at analysis size, where edges are judged. ``no_streaks`` (in
+        rain): what is too narrow sideways to be anything but a falling streak seeds no blob,
+        neither alone nor joined to an object, whose box it would stretch past any track;
+        unless it changed in the last analysed frame too (a streak is gone by then; the thin
+        parts of a car that moves less than its length are not).
         """
+        if no_streaks:
+            seed = cast(
+                Gray,
+                cv2.bitwise_or(
+                    cv2.morphologyEx(seed, cv2.MORPH_OPEN, _STREAK),
+                    cv2.bitwise_and(seed, self._prev_fg),
+                ),
+            )
         contours, _ = cv2.findContours(
             cv2.dilate(seed, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
         )
@@ -1034,6 +1048,7 @@ class MotionDetector:
             cast(Gray, fg),
             cast(Gray, moving),
             min_px * (1.0 + self._clutter / 2.0),
+            no_streaks=self._clutter > _CLUTTER_1,
         )
         if gap:
             self._tracks = []
