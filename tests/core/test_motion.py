@@ -336,6 +336,20 @@ def test_rain_streaks_neither_join_an_object_nor_make_blobs() -> None:
     assert (car_and_part.y, car_and_part.h) == (38, 64)
 
 
+@pytest.mark.parametrize(("vx", "credited"), [(-42.5, True), (-2.0, False)], ids=["car", "walker"])
+def test_a_fast_track_found_again_on_its_path_keeps_the_frame_it_was_hidden(
+    vx: float, credited: bool
+) -> None:
+    """A far car hidden behind a shed for one analysed frame (development-side seed 1601) and
+    found again where its sideways path predicted has been followed through the gap: two
+    frames ahead is a tighter test than one link. A slow track found again is not credited."""
+    coasting = _Track(_Blob(208, 70, 26, 11, 94), vx, 0.0, 2, 1, False, 272.0, 75.0, fast=True)
+    found = _Blob(round(208 + vx), 70, 26, 11, 90)
+    tracks, born = MotionDetector._track([coasting], [found], 0.2, fast_width=320)
+    assert born == 0
+    assert tracks[0].age == (4 if credited else 3)
+
+
 def test_a_new_picture_recalibrates() -> None:
     """The camera turned or the IR filter changed what the scene looks like: relearn it."""
     rng = np.random.default_rng(5)

@@ -128,6 +128,22 @@ def test_fast_far_cars_are_caught(tmp_path: Path, seed: int) -> None:
     assert sum(caught) >= len(caught) - 1, caught
 
 
+@pytest.mark.parametrize("seed", [1601, 1602, 1605])
+def test_fast_far_cars_in_rain_are_caught(tmp_path: Path, seed: int) -> None:
+    """In rain a track must be followed longer, and a far car crosses in under 2 s: it must
+    lose no frame to the streaks falling across it or to a shed it passes behind (each seed
+    had at most one car reported in time).
+
+    Not solved: a far car in rain is still missed as often as caught (issue #15), so half of
+    them is the bar.
+    """
+    results, truth = _scene(tmp_path, "fast_vehicle+rain", seed)
+    caught = _caught(results, truth)
+    assert len(caught) >= 3
+    assert 2 * sum(caught) >= len(caught), caught
+    assert _on_fraction(results, truth) <= MAX_ON
+
+
 @pytest.mark.parametrize(
     ("kind", "seed"),
     [

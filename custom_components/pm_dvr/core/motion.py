@@ -574,7 +574,8 @@ class MotionDetector:
         predicted one (sideways, less half its box's change of width). With ``fast_width`` (the
         frame width), faster links sideways are allowed too (a far car moves several lengths per
         analysed frame): such a track needs one more frame on its predicted path before it
-        counts.
+        counts, and one found again after a frame hidden (behind a post, a shed) has been
+        followed through that frame: two frames ahead is a tighter test than one link.
 
         A new blob near an object already reported is not counted as born: a car at night or
         a person in storm shade tears into pieces, and counted as clutter (as rain) they would
@@ -630,7 +631,7 @@ class MotionDetector:
                     b,
                     vx,
                     vy,
-                    tr.age + 1,
+                    tr.age + 1 + (tr.missed if tr.fast and fast else 0),
                     0,
                     tr.confirmed,
                     tr.ox,
