@@ -350,6 +350,19 @@ def test_a_fast_track_found_again_on_its_path_keeps_the_frame_it_was_hidden(
     assert tracks[0].age == (4 if credited else 3)
 
 
+@pytest.mark.parametrize(("x", "linked"), [(0, True), (5, False)], ids=["cut-by-the-side", "whole"])
+def test_a_car_coming_into_view_may_grow_fast(x: int, linked: bool) -> None:
+    """A near car coming in at the frame's side (development-side seed 1411, starved): its
+    blob cut by the side grew fourfold in one analysed frame as the car came into view. A blob
+    not cut by the side does not grow so."""
+    entering = _Track(_Blob(x, 133, 24, 22, 184), 0.0, 0.0, 1, 0, False, x + 12.0, 144.0)
+    tracks, born = MotionDetector._track(
+        [entering], [_Blob(32, 133, 81, 32, 779)], 0.2, fast_width=320
+    )
+    assert (tracks[0].age == 2) is linked
+    assert born == (not linked)
+
+
 def test_a_new_picture_recalibrates() -> None:
     """The camera turned or the IR filter changed what the scene looks like: relearn it."""
     rng = np.random.default_rng(5)

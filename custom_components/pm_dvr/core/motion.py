@@ -586,7 +586,10 @@ class MotionDetector:
             px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
             for bi, b in enumerate(blobs):
                 ratio = b.area / tr.blob.area
-                if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO:
+                # (a blob cut by the frame's side is part of its object: coming into view, it
+                # may grow by the ratio twice over)
+                cut = fast_width and (tr.blob.x <= 0 or tr.blob.x + tr.blob.w >= fast_width)
+                if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO ** (2 if cut else 1):
                     continue
                 shape = (b.w * tr.blob.h) / (b.h * tr.blob.w)
                 if not 1 / _AREA_RATIO <= shape <= _AREA_RATIO:
