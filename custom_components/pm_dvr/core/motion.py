@@ -584,12 +584,13 @@ class MotionDetector:
         pairs: list[tuple[float, int, int, bool]] = []
         for ti, tr in enumerate(tracks):
             px, py = tr.blob.cx + tr.vx, tr.blob.cy + tr.vy
+            # (a blob cut by the frame's side is part of its object: coming into view, it may
+            # grow by the ratio twice over)
+            cut = fast_width and (tr.blob.x <= 0 or tr.blob.x + tr.blob.w >= fast_width)
+            most = _AREA_RATIO ** (2 if cut else 1)
             for bi, b in enumerate(blobs):
                 ratio = b.area / tr.blob.area
-                # (a blob cut by the frame's side is part of its object: coming into view, it
-                # may grow by the ratio twice over)
-                cut = fast_width and (tr.blob.x <= 0 or tr.blob.x + tr.blob.w >= fast_width)
-                if not 1 / _AREA_RATIO <= ratio <= _AREA_RATIO ** (2 if cut else 1):
+                if not 1 / _AREA_RATIO <= ratio <= most:
                     continue
                 shape = (b.w * tr.blob.h) / (b.h * tr.blob.w)
                 if not 1 / _AREA_RATIO <= shape <= _AREA_RATIO:
