@@ -380,19 +380,43 @@ def _has_partner(tr: _Track, others: list[_Track]) -> bool:
 
 def _p90(values: F32) -> float:
     """The 90th percentile (the lower neighbour), a lot cheaper than np.percentile's."""
-    k = (len(values) - 1) * 9 // 10
-    return float(np.partition(values, k)[k])
+    k = (values.size - 1) * 9 // 10
+    return float(np.partition(values, k, axis=None)[k])
 
 
 def _median(values: F32) -> float:
-    """The median (the lower middle one), a third of np.median's cost."""
+    """The median (the lower middle one), a third of np.median's cost. Reorders ``values``."""
     k = (len(values) - 1) // 2
-    return float(np.partition(values, k)[k])
+    values.partition(k)
+    return float(values[k])
+
+
+def _at_least[A: (F32, Gray)](img: A, floor: float) -> A:
+    """``np.maximum(img, floor)`` at a third of its cost (NumPy's scalar path is not vectorised)."""
+    return cast(A, cv2.max(img, floor))  # type: ignore[call-overload]
+
+
+def _at_most[A: (F32, Gray)](img: A, ceiling: float) -> A:
+    """``np.minimum(img, ceiling)``, as ``_at_least``."""
+    return cast(A, cv2.min(img, ceiling))  # type: ignore[call-overload]
+
+
+def _mean(values: F32) -> np.float32:
+    """The mean of a float32 vector, as ``values.mean()`` works it out (a float32 sum over the
+    count) without its Python-level overhead, which dominates for a blob's few pixels."""
+    return cast(np.float32, values.sum() / values.size)
+
+
+def _std(values: F32) -> float:
+    """The standard deviation of a float32 vector, as ``values.std()`` works it out."""
+    dev = values - _mean(values)
+    dev *= dev
+    return float(np.sqrt(dev.sum() / values.size))
 
 
 def _ncc(a: F32, b: F32) -> float:
     """Normalised correlation of two equal patches (1: same pattern, whatever the gain)."""
-    da, db = a - a.mean(), b - b.mean()
+    da, db = a - _mean(a), b - _mean(b)
     den = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
     return float((da * db).sum()) / den if den > 1e-6 else 0.0
 
@@ -435,14 +459,14 @@ def _cell_means(img: F32) -> F32:
         img = cast(F32, cv2.copyMakeBorder(img, 0, 0, 0, pad_w, cv2.BORDER_REPLICATE))
         w += pad_w
     whole = h - h % _CELL
-    parts = []
+    rows = whole // _CELL
+    cells = np.empty((rows + (whole < h), w // _CELL), np.float32)
     if whole:
-        size = (w // _CELL, whole // _CELL)
-        parts.append(cv2.resize(img[:whole], size, interpolation=cv2.INTER_AREA))
+        cv2.resize(img[:whole], (w // _CELL, rows), dst=cells[:rows], interpolation=cv2.INTER_AREA)
     if whole < h:
         last = cv2.copyMakeBorder(img[whole:], 0, whole + _CELL - h, 0, 0, cv2.BORDER_REPLICATE)
-        parts.append(cv2.resize(last, (w // _CELL, 1), interpolation=cv2.INTER_AREA))
-    return cast(F32, np.vstack(parts) if len(parts) > 1 else parts[0])
+        cv2.resize(last, (w // _CELL, 1), dst=cells[rows:], interpolation=cv2.INTER_AREA)
+    return cells
 
 
 def _cell_gains(f_cells: F32, bg_lit: F32) -> F32:
@@ -725,18 +749,23 @@ class MotionDetector:
         """Whether the change fades in over more pixels than an object in focus: a light, a shadow.
 
         The box and ``fg`` are at analysis size (a coarse blob's scaled up)."""
-        sel = fg[y : y + h, x : x + w] > 0
-        if not sel.any():
+        fg_box = fg[y : y + h, x : x + w]
+        if not cv2.countNonZero(fg_box):
             return False
+        sel = fg_box > 0
         amp = _p90(self._diff[y : y + h, x : x + w][sel])
+        if amp <= _SOFT_PX * 1e-3:
+            return False
         # how steeply the difference rises, per pixel (Sobel's 3x3 kernels sum to 8)
         y0, x0 = max(0, y - 1), max(0, x - 1)  # (one pixel around: the box's own edges count)
         box = self._signed[y0 : y + h + 1, x0 : x + w + 1]
         gx = cv2.Sobel(box, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(box, cv2.CV_32F, 0, 1, ksize=3)
         mag = cast(F32, cv2.magnitude(gx, gy))[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-        edge = _p90(mag.ravel()) / 8.0
-        if amp <= _SOFT_PX * max(edge, 1e-3):
+        # Sharp if the slope's 90th percentile reaches the amplitude over ``_SOFT_PX`` pixels:
+        # counted (a tenth of the box at least that steep), not sorted.
+        steep = cv2.compare(mag, 8.0 / _SOFT_PX * amp, cv2.CMP_GE)  # type: ignore[call-overload]
+        if cv2.countNonZero(steep) >= mag.size - (mag.size - 1) * 9 // 10:
             return False
         # (at night the noise's blobs have outlines as steep as an object's)
         return self._smooth or not self._opaque_outline((x, y, w, h), sel, mag, amp)
@@ -887,7 +916,7 @@ class MotionDetector:
         """How well a blob's local contrast (``sel`` of a box's ``contrast``) matches the
         background's there (normalised correlation); None where the ground's detail
         (``ground``) does not stand above the noise, or the blob is too small to tell."""
-        if np.count_nonzero(sel) < 8 or float(ground[sel].std()) < _SEE_NOISE_K * self._noise:
+        if np.count_nonzero(sel) < 8 or _std(ground[sel]) < _SEE_NOISE_K * self._noise:
             return None
         return _ncc(contrast[sel], ground_contrast[sel])
 
@@ -931,10 +960,10 @@ class MotionDetector:
         if np.count_nonzero(sel) < 8:
             return
         ground = self._bg_texture[0]
-        if float(ground[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
+        if _std(ground[y0:y1, x0:x1][sel]) >= _NOISE_K * noise:
             # ground with a texture well above the noise: compare textures, whatever the light
             cur, last = self._texture[1], before[1]
-        elif float(f[y0:y1, x0:x1][sel].std()) >= _NOISE_K * noise:
+        elif _std(f[y0:y1, x0:x1][sel]) >= _NOISE_K * noise:
             cur, last = f, prev  # no texture to speak of: the blob's own shape must tell
         else:
             return
@@ -972,7 +1001,7 @@ class MotionDetector:
         signed = cast(F32, cv2.subtract(f_lit, bg_lit * gmap))
         diff = cast(F32, np.abs(signed))
         self._signed, self._diff, self._now = signed, diff, f
-        now = _median(diff[::3, ::3].ravel())
+        now = _median(diff[::3, ::3].flatten())  # (a copy: reordered)
         # The noise level follows the median difference slowly, so that a sudden global change
         # (which raises the median at once) is seen as a change and not taken for noise.
         noise = self._noise
@@ -991,8 +1020,8 @@ class MotionDetector:
         dim = min(1.0, max(_MIN_DIM, mean_bg * gain / _BRIGHT))
         level = max(cfg.threshold * dim, _NOISE_K * noise)
         # ... and where a shadow has fallen since the background was learned, less still there.
-        level_here = np.maximum(
-            cfg.threshold * np.maximum(dim * np.minimum(gmap, 1.0), _MIN_DIM), _NOISE_K * noise
+        level_here = _at_least(
+            cfg.threshold * _at_least(dim * _at_most(gmap, 1.0), _MIN_DIM), _NOISE_K * noise
         )
         # Where the light changes from cell to cell (a shadow's edge), the gain is only known to
         # within that change: so is the difference it explains.
@@ -1062,12 +1091,12 @@ class MotionDetector:
         # Weak evidence: pixels changed a little, but along a slow path for several analysed
         # frames in a row (far-away people at night or in rain; noise, rain and snow flakes
         # rarely hit the same neighbourhood three frames running).
-        weak_thr = np.maximum(np.maximum(thr * _WEAK, _WEAK_NOISE_K * noise), unsure)
+        weak_thr = cv2.max(_at_least(thr * _WEAK, _WEAK_NOISE_K * noise), unsure)
         weak = cast(Gray, cv2.compare(diff, weak_thr, cv2.CMP_GT))
         if mask is not None:
             weak = cast(Gray, cv2.bitwise_and(weak, mask))
         # per pixel: for how many analysed frames in a row its 5x5 neighbourhood changed
-        run = np.minimum(cast(Gray, cv2.dilate(self._run, self._near)) + 1, _RUN_CAP)
+        run = _at_most(cast(Gray, cv2.dilate(self._run, self._near)) + 1, _RUN_CAP)
         self._run = cast(Gray, cv2.bitwise_and(run, weak))
         steady = cast(Gray, cv2.compare(self._run, _RUN_FRAMES, cv2.CMP_GE))  # type: ignore[call-overload]
         weak_moving = cast(
@@ -1202,7 +1231,7 @@ class MotionDetector:
         # What the light's uncertainty explains is not the pixel's own: a crisp shadow's edge
         # passing once must not blind the pixel for the half minute its deviation takes to fall.
         # (In a noisy picture the cells' gains are noisy too: their spread is no light's edge.)
-        own = diff if self._smooth else np.maximum(diff - unsure, 0.0)
+        own = diff if self._smooth else _at_least(cast(F32, diff - unsure), 0.0)
         rising = cv2.compare(own, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(own, self._dev, _rate(dt, _DEV_FALL_S), calm)
