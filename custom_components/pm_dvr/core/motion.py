@@ -1032,10 +1032,14 @@ class MotionDetector:
         # lit ground in seconds (it must: the light changes), so a light that sweeps past
         # (headlights) leaves its print there, a faint trail that moves with it; where the
         # picture is back to how it has been for the last minute, nothing is there.
-        still_lit = self._still + _OFFSET
-        still_gain = _full_size(_cell_gains(f_cells, still_lit), f.shape)
-        from_still = cv2.absdiff(f_lit, still_lit * still_gain)
-        fg = cv2.bitwise_and(fg, cv2.compare(from_still, thr * _STILL_K, cv2.CMP_GT))
+        x, y, w, h = cv2.boundingRect(fg)
+        if w:  # (worked out only where something changed: often nothing did, or little)
+            still_lit = self._still + _OFFSET
+            still_gain = _full_size(_cell_gains(f_cells, still_lit), f.shape)
+            box = (slice(y, y + h), slice(x, x + w))
+            from_still = cv2.absdiff(f_lit[box], still_lit[box] * still_gain[box])
+            changed_here = cast(Gray, fg[box])  # (a view: cleared in place)
+            changed_here &= cast(Gray, cv2.compare(from_still, thr[box] * _STILL_K, cv2.CMP_GT))
         changed = cv2.countNonZero(fg) / total
 
         if changed > _RECAL_FRACTION or now > _GLOBAL_K * noise + 2.0:
