@@ -835,8 +835,18 @@ class MotionDetector:
                     cv2.bitwise_and(seed, self._prev_fg),
                 ),
             )
+        x, y, w, h = cv2.boundingRect(seed)
+        if not w:
+            return []
+        # (only around the seed: its join's reach and a pixel of empty border)
+        reach = self._join.shape[0] // 2 + 1
+        x0, y0 = max(0, x - reach), max(0, y - reach)
+        x1, y1 = min(seed.shape[1], x + w + reach), min(seed.shape[0], y + h + reach)
         contours, _ = cv2.findContours(
-            cv2.dilate(seed, self._join), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            cv2.dilate(seed[y0:y1, x0:x1], self._join),
+            cv2.RETR_EXTERNAL,
+            cv2.CHAIN_APPROX_SIMPLE,
+            offset=(x0, y0),
         )
         rects = [cv2.boundingRect(c) for c in contours]
         rects = [r for r in rects if r[2] * r[3] >= min_px]
