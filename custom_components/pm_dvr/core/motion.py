@@ -530,6 +530,7 @@ class MotionDetector:
         self._mask: Gray | None = None
         self._kernel = np.ones((3, 3), np.uint8)
         self._glare: Gray = np.zeros((1, 1), np.uint8)
+        self._all: Gray = np.zeros((0, 0), np.uint8)  # see _everywhere
         self._texture: tuple[F32, F32] = (self._diff, self._diff)  # this frame's detail, contrast
         self._bg_texture: tuple[F32, F32] = (self._diff, self._diff)  # ... the background's
 
@@ -805,6 +806,33 @@ class MotionDetector:
         frame, and a blob that never once shows an edge is light or a blur, not an object.
         """
         return not tr.softs or (tr.age > need and tr.softs < tr.age)
+
+    def _new_ground_mask(
+        self, step: F32, level: float, changed: Gray, before: Gray, seed: Gray
+    ) -> Gray:
+        """The ``changed`` pixels that changed since the last analysed frame too (``step``
+        above ``level``) but had not changed then (``before``): new ground covered. Worked out
+        only around ``seed``, as far as ``_blobs`` reads it (the join's reach); zero elsewhere.
+        """
+        out = np.zeros_like(changed)
+        x, y, w, h = cv2.boundingRect(seed)
+        if w:
+            reach = self._join.shape[0] // 2 + 1
+            box = (
+                slice(max(0, y - reach), y + h + reach),
+                slice(max(0, x - reach), x + w + reach),
+            )
+            out[box] = cv2.bitwise_and(
+                cv2.compare(step[box], level, cv2.CMP_GT),  # type: ignore[call-overload]
+                cv2.bitwise_and(changed[box], cv2.bitwise_not(before[box])),
+            )
+        return out
+
+    def _everywhere(self, shape: tuple[int, ...]) -> Gray:
+        """A mask of the whole picture, kept (made once per picture size)."""
+        if self._all.shape != shape:
+            self._all = np.full(shape, 255, np.uint8)
+        return self._all
 
     def _blobs(
         self,
@@ -1083,18 +1111,17 @@ class MotionDetector:
             # a faint trace of it wherever the light did not change in proportion.
             self._settled_at = timestamp + _RECAL_S
         step = cast(F32, cv2.absdiff(f, self._prev * prev_gain))
-        moving = cv2.compare(step, level, cv2.CMP_GT)  # type: ignore[call-overload]
         # Moving = changed now, changed since the last analysed frame, and not changed before
         # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
         # covers no new ground on the next frame.
-        moving = cv2.bitwise_and(cv2.bitwise_and(moving, fg), cv2.bitwise_not(self._prev_fg))
+        moving = self._new_ground_mask(step, level, cast(Gray, fg), self._prev_fg, cast(Gray, fg))
 
         # In clutter (snow, rain) small blobs need to be bigger to count.
         min_px = max(3.0, cfg.min_area_percent / 100.0 * total)
         blobs = self._blobs(
             cast(Gray, fg),
             cast(Gray, fg),
-            cast(Gray, moving),
+            moving,
             min_px * (1.0 + self._clutter / 2.0),
             no_streaks=self._clutter > _CLUTTER_1,
         )
@@ -1113,13 +1140,6 @@ class MotionDetector:
         run = _at_most(cast(Gray, cv2.dilate(self._run, self._near)) + 1, _RUN_CAP)
         self._run = cast(Gray, cv2.bitwise_and(run, weak))
         steady = cast(Gray, cv2.compare(self._run, _RUN_FRAMES, cv2.CMP_GE))  # type: ignore[call-overload]
-        weak_moving = cast(
-            Gray,
-            cv2.bitwise_and(
-                cv2.compare(step, level * _WEAK, cv2.CMP_GT),  # type: ignore[call-overload]
-                cv2.bitwise_and(weak, cv2.bitwise_not(self._prev_weak)),
-            ),
-        )
         learning = timestamp < self._recal_until + _LEARN_S
         # (not while the deviations are still being learned: half of a threshold that is not
         # known yet is no evidence; nor while the exposure settles: a faint change along a path
@@ -1127,7 +1147,13 @@ class MotionDetector:
         weak_blobs = (
             []
             if learning or timestamp < self._settled_at
-            else self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL)
+            else self._blobs(
+                steady,
+                weak,
+                self._new_ground_mask(step, level * _WEAK, weak, self._prev_weak, steady),
+                min_px,
+                _WEAK_FILL,
+            )
         )
         if gap:
             self._weak_tracks = []
@@ -1179,7 +1205,7 @@ class MotionDetector:
         h, w = fg.shape
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
         boxes: list[Box] = []
-        confirmed = np.zeros(fg.shape, np.uint8)
+        confirmed = np.zeros(fg.shape, np.uint8)  # (filled only when boxes are reported)
         region = self._judged_region(coarse)
         if region is not None:  # (textures only around the blobs to judge)
             self._texture, self._bg_texture = _texture_in(f, region), _texture_in(bg, region)
@@ -1249,16 +1275,17 @@ class MotionDetector:
         rising = cv2.compare(own, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(own, self._dev, _rate(dt, _DEV_FALL_S), calm)
-        cv2.accumulateWeighted(
-            own,
-            self._dev,
-            _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S),
-            cv2.bitwise_and(rising, cv2.bitwise_not(confirmed)),
-        )
-        cv2.accumulateWeighted(
-            own, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
-        )
-        cv2.accumulateWeighted(f, self._still, _rate(dt, _STILL_S), cv2.bitwise_not(confirmed))
+        rise = _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S)
+        if boxes:
+            unconfirmed = cv2.bitwise_not(confirmed)
+            cv2.accumulateWeighted(own, self._dev, rise, cv2.bitwise_and(rising, unconfirmed))
+            cv2.accumulateWeighted(
+                own, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
+            )
+        else:  # (nothing reported: no pixel is under confirmed motion)
+            cv2.accumulateWeighted(own, self._dev, rise, rising)
+            unconfirmed = self._everywhere(fg.shape)
+        cv2.accumulateWeighted(f, self._still, _rate(dt, _STILL_S), unconfirmed)
         self._prev = f
         self._prev_fg = cast(Gray, fg)
         score = cv2.countNonZero(fg) / total
