@@ -22,9 +22,15 @@ from custom_components.pm_dvr.core.motion import (
     MotionResult,
     MotionWorker,
     Zone,
+    _at_least,
+    _at_most,
     _Blob,
     _cell_means,
     _has_partner,
+    _mean,
+    _median,
+    _p90,
+    _std,
     _Track,
     analysis_frame,
     analysis_size,
@@ -204,6 +210,24 @@ def test_cell_means_are_the_means_of_the_padded_picture(shape: tuple[int, int]) 
     padded = np.pad(img, ((0, -h % 8), (0, -w % 8)), mode="edge")
     expected = padded.reshape(padded.shape[0] // 8, 8, padded.shape[1] // 8, 8).mean(axis=(1, 3))
     np.testing.assert_allclose(_cell_means(img), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [1, 8, 37, 1000, 6420])
+def test_the_fast_statistics_are_numpys_to_the_bit(size: int) -> None:
+    """The detector's cheap statistics give what NumPy's own give, bit for bit: they save
+    NumPy's Python-level overhead, not arithmetic (a changed bit could flip a decision)."""
+    rng = np.random.default_rng(size)
+    values = (rng.gamma(2.0, 6.0, size) * rng.choice([1.0, 0.01], size)).astype(np.float32)
+    assert _mean(values) == values.mean()
+    assert _std(values) == float(values.std())
+    ordered = np.sort(values)
+    assert _median(values.copy()) == float(ordered[(size - 1) // 2])
+    assert _p90(values.reshape(1, -1)) == float(ordered[(size - 1) * 9 // 10])
+    picture = rng.uniform(0, 8, (18, 32)).astype(np.float32)
+    assert np.array_equal(_at_least(picture, 0.4), np.maximum(picture, np.float32(0.4)))
+    assert np.array_equal(_at_most(picture, 1.0), np.minimum(picture, np.float32(1.0)))
+    counts = rng.integers(0, 20, (18, 32)).astype(np.uint8)
+    assert np.array_equal(_at_most(counts, 16), np.minimum(counts, 16))
 
 
 @pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "rgb24"])
