@@ -530,7 +530,6 @@ class MotionDetector:
         self._mask: Gray | None = None
         self._kernel = np.ones((3, 3), np.uint8)
         self._glare: Gray = np.zeros((1, 1), np.uint8)
-        self._all: Gray = np.zeros((0, 0), np.uint8)  # see _everywhere
         self._texture: tuple[F32, F32] = (self._diff, self._diff)  # this frame's detail, contrast
         self._bg_texture: tuple[F32, F32] = (self._diff, self._diff)  # ... the background's
 
@@ -815,24 +814,21 @@ class MotionDetector:
         only around ``seed``, as far as ``_blobs`` reads it (the join's reach); zero elsewhere.
         """
         out = np.zeros_like(changed)
-        x, y, w, h = cv2.boundingRect(seed)
-        if w:
-            reach = self._join.shape[0] // 2 + 1
-            box = (
-                slice(max(0, y - reach), y + h + reach),
-                slice(max(0, x - reach), x + w + reach),
-            )
+        if (box := self._around(seed)) is not None:
             out[box] = cv2.bitwise_and(
                 cv2.compare(step[box], level, cv2.CMP_GT),  # type: ignore[call-overload]
                 cv2.bitwise_and(changed[box], cv2.bitwise_not(before[box])),
             )
         return out
 
-    def _everywhere(self, shape: tuple[int, ...]) -> Gray:
-        """A mask of the whole picture, kept (made once per picture size)."""
-        if self._all.shape != shape:
-            self._all = np.full(shape, 255, np.uint8)
-        return self._all
+    def _around(self, seed: Gray) -> tuple[slice, slice] | None:
+        """Where blobs grown from ``seed`` can lie: its bounding box widened by the join's
+        reach and a pixel of empty border (clipped to the picture); None: an empty seed."""
+        x, y, w, h = cv2.boundingRect(seed)
+        if not w:
+            return None
+        reach = self._join.shape[0] // 2 + 1
+        return slice(max(0, y - reach), y + h + reach), slice(max(0, x - reach), x + w + reach)
 
     def _blobs(
         self,
@@ -863,18 +859,14 @@ class MotionDetector:
                     cv2.bitwise_and(seed, self._prev_fg),
                 ),
             )
-        x, y, w, h = cv2.boundingRect(seed)
-        if not w:
+        if (around := self._around(seed)) is None:
             return []
-        # (only around the seed: its join's reach and a pixel of empty border)
-        reach = self._join.shape[0] // 2 + 1
-        x0, y0 = max(0, x - reach), max(0, y - reach)
-        x1, y1 = min(seed.shape[1], x + w + reach), min(seed.shape[0], y + h + reach)
+        rows, cols = around
         contours, _ = cv2.findContours(
-            cv2.dilate(seed[y0:y1, x0:x1], self._join),
+            cv2.dilate(seed[around], self._join),
             cv2.RETR_EXTERNAL,
             cv2.CHAIN_APPROX_SIMPLE,
-            offset=(x0, y0),
+            offset=(cols.start, rows.start),
         )
         rects = [cv2.boundingRect(c) for c in contours]
         rects = [r for r in rects if r[2] * r[3] >= min_px]
@@ -1276,15 +1268,14 @@ class MotionDetector:
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(own, self._dev, _rate(dt, _DEV_FALL_S), calm)
         rise = _rate(dt, _DEV_RISE_LEARN_S if learning else _DEV_RISE_S)
+        unconfirmed = cv2.bitwise_not(confirmed)
         if boxes:
-            unconfirmed = cv2.bitwise_not(confirmed)
             cv2.accumulateWeighted(own, self._dev, rise, cv2.bitwise_and(rising, unconfirmed))
             cv2.accumulateWeighted(
                 own, self._dev, _rate(dt, _DEV_RISE_MOVING_S), cv2.bitwise_and(rising, confirmed)
             )
         else:  # (nothing reported: no pixel is under confirmed motion)
             cv2.accumulateWeighted(own, self._dev, rise, rising)
-            unconfirmed = self._everywhere(fg.shape)
         cv2.accumulateWeighted(f, self._still, _rate(dt, _STILL_S), unconfirmed)
         self._prev = f
         self._prev_fg = cast(Gray, fg)
