@@ -26,6 +26,8 @@ from custom_components.pm_dvr.core.motion import (
     _at_most,
     _Blob,
     _cell_means,
+    _full_size,
+    _full_size_in,
     _has_partner,
     _mean,
     _median,
@@ -228,6 +230,26 @@ def test_the_fast_statistics_are_numpys_to_the_bit(size: int) -> None:
     assert np.array_equal(_at_most(picture, 1.0), np.minimum(picture, np.float32(1.0)))
     counts = rng.integers(0, 20, (18, 32)).astype(np.uint8)
     assert np.array_equal(_at_most(counts, 16), np.minimum(counts, 16))
+    # in place, into a view with gaps between its rows (a cropped map), as the detector does
+    view = picture.copy()[:, :29]
+    expected = np.maximum(view, np.float32(0.4))
+    assert _at_least(view, 0.4, out=view) is view
+    assert np.array_equal(view, expected)
+
+
+@pytest.mark.parametrize("shape", [(180, 320), (177, 317), (9, 6)])
+def test_a_boxed_light_map_is_the_whole_maps_box(shape: tuple[int, int]) -> None:
+    """Cell values interpolated only under a box are the whole picture's there, to the bit:
+    the still-background test reads a box of a map it no longer works out in full."""
+    h, w = shape
+    rng = np.random.default_rng(h)
+    cells = rng.uniform(0.25, 4.0, (-(-h // 8), -(-w // 8))).astype(np.float32)
+    whole = _full_size(cells, shape)
+    for _ in range(200):
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+        box = (slice(y0, y1), slice(x0, x1))
+        assert np.array_equal(_full_size_in(cells, box), whole[box])
 
 
 @pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "rgb24"])

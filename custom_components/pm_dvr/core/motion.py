@@ -391,14 +391,15 @@ def _median(values: F32) -> float:
     return float(values[k])
 
 
-def _at_least[A: (F32, Gray)](img: A, floor: float) -> A:
-    """``np.maximum(img, floor)`` at a third of its cost (NumPy's scalar path is not vectorised)."""
-    return cast(A, cv2.max(img, floor))  # type: ignore[call-overload]
+def _at_least[A: (F32, Gray)](img: A, floor: float, out: A | None = None) -> A:
+    """``np.maximum(img, floor, out=out)`` at a third of its cost (NumPy's scalar path is not
+    vectorised)."""
+    return cast(A, cv2.max(img, floor, dst=out))  # type: ignore[call-overload]
 
 
-def _at_most[A: (F32, Gray)](img: A, ceiling: float) -> A:
-    """``np.minimum(img, ceiling)``, as ``_at_least``."""
-    return cast(A, cv2.min(img, ceiling))  # type: ignore[call-overload]
+def _at_most[A: (F32, Gray)](img: A, ceiling: float, out: A | None = None) -> A:
+    """``np.minimum(img, ceiling, out=out)``, as ``_at_least``."""
+    return cast(A, cv2.min(img, ceiling, dst=out))  # type: ignore[call-overload]
 
 
 def _mean(values: F32) -> np.float32:
@@ -486,6 +487,19 @@ def _full_size(cells: F32, shape: tuple[int, ...]) -> F32:
     h, w = shape
     full = (w - w % -_CELL, h - h % -_CELL)
     return cast(F32, cv2.resize(cells, full, interpolation=cv2.INTER_LINEAR))[:h, :w]
+
+
+def _full_size_in(cells: F32, box: tuple[slice, slice]) -> F32:
+    """``_full_size(cells, ...)[box]``, interpolating only the cells its pixels read (those
+    under the box and one around it), not the whole picture."""
+    rows, cols = box
+    cy0, cx0 = max(0, rows.start // _CELL - 1), max(0, cols.start // _CELL - 1)
+    cy1 = min(cells.shape[0], (rows.stop - 1) // _CELL + 2)
+    cx1 = min(cells.shape[1], (cols.stop - 1) // _CELL + 2)
+    size = ((cx1 - cx0) * _CELL, (cy1 - cy0) * _CELL)
+    part = cv2.resize(cells[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_LINEAR)
+    y, x = rows.start - cy0 * _CELL, cols.start - cx0 * _CELL
+    return cast(F32, part[y : y + rows.stop - rows.start, x : x + cols.stop - cols.start])
 
 
 def _rate(dt: float, tau: float) -> float:
@@ -1028,9 +1042,13 @@ class MotionDetector:
         f_lit = f + _OFFSET
         f_cells = _cell_means(f_lit)
         gmap, spread = self._gain_map(f_cells, bg_lit)
-        signed = cast(F32, cv2.subtract(f_lit, bg_lit * gmap))
-        diff = cast(F32, np.abs(signed))
-        self._signed, self._diff, self._now = signed, diff, f
+        if self._signed.shape != f.shape:
+            self._signed, self._diff = np.empty_like(f), np.empty_like(f)
+        signed, diff = self._signed, self._diff
+        np.multiply(bg_lit, gmap, out=signed)
+        signed = cast(F32, cv2.subtract(f_lit, signed, dst=signed))
+        np.abs(signed, out=diff)
+        self._now = f
         now = _median(diff[::3, ::3].flatten())  # (a copy: reordered)
         # The noise level follows the median difference slowly, so that a sudden global change
         # (which raises the median at once) is seen as a change and not taken for noise.
@@ -1050,13 +1068,22 @@ class MotionDetector:
         dim = min(1.0, max(_MIN_DIM, mean_bg * gain / _BRIGHT))
         level = max(cfg.threshold * dim, _NOISE_K * noise)
         # ... and where a shadow has fallen since the background was learned, less still there.
-        level_here = _at_least(
-            cfg.threshold * _at_least(dim * _at_most(gmap, 1.0), _MIN_DIM), _NOISE_K * noise
-        )
+        # (worked out in place, as are the other full-picture chains: every array a frame
+        # touches must come back from memory after the decoder has run, which costs more
+        # than the arithmetic)
+        level_here = _at_most(gmap, 1.0, out=gmap)
+        np.multiply(level_here, dim, out=level_here)
+        level_here = _at_least(level_here, _MIN_DIM, out=level_here)
+        np.multiply(level_here, cfg.threshold, out=level_here)
+        level_here = _at_least(level_here, _NOISE_K * noise, out=level_here)
         # Where the light changes from cell to cell (a shadow's edge), the gain is only known to
         # within that change: so is the difference it explains.
-        unsure = bg_lit * spread
-        thr = np.maximum(np.maximum(self._dev * _DEV_K, level_here), unsure)
+        unsure = np.multiply(bg_lit, spread, out=spread)
+        del bg_lit
+        thr = np.multiply(self._dev, _DEV_K)
+        np.maximum(thr, level_here, out=thr)
+        np.maximum(thr, unsure, out=thr)
+        del level_here
         fg = cv2.compare(diff, thr, cv2.CMP_GT)
         # A change must also stand out from the still background. The background learns the
         # lit ground in seconds (it must: the light changes), so a light that sweeps past
@@ -1065,11 +1092,13 @@ class MotionDetector:
         x, y, w, h = cv2.boundingRect(fg)
         if w:  # (worked out only where something changed: often nothing did, or little)
             still_lit = self._still + _OFFSET
-            still_gain = _full_size(_cell_gains(f_cells, still_lit), f.shape)
             box = (slice(y, y + h), slice(x, x + w))
-            from_still = cv2.absdiff(f_lit[box], still_lit[box] * still_gain[box])
+            still_gain = _full_size_in(_cell_gains(f_cells, still_lit), box)
+            from_still = cv2.absdiff(f_lit[box], still_lit[box] * still_gain)
             changed_here = cast(Gray, fg[box])  # (a view: cleared in place)
             changed_here &= cast(Gray, cv2.compare(from_still, thr[box] * _STILL_K, cv2.CMP_GT))
+            del still_lit, still_gain
+        del f_lit
         changed = cv2.countNonZero(fg) / total
 
         if changed > _RECAL_FRACTION or now > _GLOBAL_K * noise + 2.0:
@@ -1102,7 +1131,8 @@ class MotionDetector:
             # it settles, the whole picture changes a little every frame, and the gain map leaves
             # a faint trace of it wherever the light did not change in proportion.
             self._settled_at = timestamp + _RECAL_S
-        step = cast(F32, cv2.absdiff(f, self._prev * prev_gain))
+        step = np.multiply(self._prev, prev_gain)
+        step = cast(F32, cv2.absdiff(f, step, dst=step))
         # Moving = changed now, changed since the last analysed frame, and not changed before
         # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
         # covers no new ground on the next frame.
@@ -1124,13 +1154,17 @@ class MotionDetector:
         # Weak evidence: pixels changed a little, but along a slow path for several analysed
         # frames in a row (far-away people at night or in rain; noise, rain and snow flakes
         # rarely hit the same neighbourhood three frames running).
-        weak_thr = cv2.max(_at_least(thr * _WEAK, _WEAK_NOISE_K * noise), unsure)
+        weak_thr = np.multiply(thr, _WEAK)
+        weak_thr = _at_least(weak_thr, _WEAK_NOISE_K * noise, out=weak_thr)
+        weak_thr = cast(F32, cv2.max(weak_thr, unsure, dst=weak_thr))
         weak = cast(Gray, cv2.compare(diff, weak_thr, cv2.CMP_GT))
+        del weak_thr
         if mask is not None:
             weak = cast(Gray, cv2.bitwise_and(weak, mask))
         # per pixel: for how many analysed frames in a row its 5x5 neighbourhood changed
-        run = _at_most(cast(Gray, cv2.dilate(self._run, self._near)) + 1, _RUN_CAP)
-        self._run = cast(Gray, cv2.bitwise_and(run, weak))
+        run = cast(Gray, cv2.dilate(self._run, self._near))
+        np.add(run, 1, out=run)  # (no overflow: at most _RUN_CAP before)
+        self._run = cast(Gray, cv2.bitwise_and(_at_most(run, _RUN_CAP), weak, dst=self._run))
         steady = cast(Gray, cv2.compare(self._run, _RUN_FRAMES, cv2.CMP_GE))  # type: ignore[call-overload]
         learning = timestamp < self._recal_until + _LEARN_S
         # (not while the deviations are still being learned: half of a threshold that is not
@@ -1193,6 +1227,7 @@ class MotionDetector:
             self._coarse_tracks = []
             self._coarse_clutter = 0.0
             self._prev_coarse = np.zeros((1, 1), np.uint8)
+        del thr, step
 
         h, w = fg.shape
         need = _PERSIST_FRAMES + (self._clutter > _CLUTTER_1) + (self._clutter > _CLUTTER_2)
@@ -1263,7 +1298,11 @@ class MotionDetector:
         # What the light's uncertainty explains is not the pixel's own: a crisp shadow's edge
         # passing once must not blind the pixel for the half minute its deviation takes to fall.
         # (In a noisy picture the cells' gains are noisy too: their spread is no light's edge.)
-        own = diff if self._smooth else _at_least(cast(F32, diff - unsure), 0.0)
+        if self._smooth:
+            own = diff
+        else:
+            own = np.subtract(diff, unsure, out=unsure)
+            own = _at_least(own, 0.0, out=own)
         rising = cv2.compare(own, self._dev, cv2.CMP_GT)
         calm = cv2.bitwise_not(rising)
         cv2.accumulateWeighted(own, self._dev, _rate(dt, _DEV_FALL_S), calm)
