@@ -373,12 +373,13 @@ def test_rain_streaks_neither_join_an_object_nor_make_blobs() -> None:
     fg[20:60, 200:202] = 255  # a streak on its own
     det._diff = det._signed = fg.astype(np.float32)
     det._prev_fg = np.zeros_like(fg)
-    joined = det._blobs(fg, fg, fg, 3.0)
+    around = det._around(fg)
+    joined = det._blobs(fg, fg, fg, 3.0, around=around)
     assert sorted((b.y, b.h) for b in joined) == [(18, 44), (38, 64)]
-    (car,) = det._blobs(fg, fg, fg, 3.0, no_streaks=True)
+    (car,) = det._blobs(fg, fg, fg, 3.0, around=around, no_streaks=True)
     assert (car.x, car.y, car.w, car.h) == (98, 68, 30, 14)
     det._prev_fg[40:100, 126:132] = 255  # (the thin part was there a frame ago)
-    (car_and_part,) = det._blobs(fg, fg, fg, 3.0, no_streaks=True)
+    (car_and_part,) = det._blobs(fg, fg, fg, 3.0, around=around, no_streaks=True)
     assert (car_and_part.y, car_and_part.h) == (38, 64)
 
 

@@ -359,6 +359,28 @@ class _Track:
         return math.hypot(self.blob.cx - self.ox, self.blob.cy - self.oy)
 
 
+class _BoxedMask:
+    """A mask kept from frame to frame and written only inside a box: clearing the last box
+    costs less than a fresh mask of the whole picture, which must come back from memory every
+    frame (the decoder runs in between)."""
+
+    __slots__ = ("_box", "_mask")
+
+    def __init__(self) -> None:
+        self._mask: Gray = np.zeros((1, 1), np.uint8)
+        self._box: tuple[slice, slice] | None = None
+
+    def cleared(self, shape: tuple[int, ...], box: tuple[slice, slice] | None) -> Gray:
+        """The mask, all zero, for the caller to write inside ``box`` (valid until the next
+        call)."""
+        if self._mask.shape != shape:
+            self._mask = np.zeros(shape, np.uint8)
+        elif self._box is not None:
+            self._mask[self._box] = 0
+        self._box = box
+        return self._mask
+
+
 def _has_partner(tr: _Track, others: list[_Track]) -> bool:
     """Whether another of ``others`` moves beside the (moving) track at its velocity: within
     a blob's size of it, its velocity within the prediction gate."""
@@ -530,6 +552,7 @@ class MotionDetector:
         self._run: Gray = np.zeros((1, 1), np.uint8)
         self._prev_weak: Gray = np.zeros((1, 1), np.uint8)
         self._near = np.ones((5, 5), np.uint8)
+        self._moving, self._weak_moving = _BoxedMask(), _BoxedMask()  # new ground, per evidence
         self._clutter = 0.0  # new blobs per analysed frame (averaged) ...
         self._coarse_clutter = 0.0  # ... and on the half-size averages
         self._smooth = False
@@ -820,20 +843,26 @@ class MotionDetector:
         """
         return not tr.softs or (tr.age > need and tr.softs < tr.age)
 
+    @staticmethod
     def _new_ground_mask(
-        self, step: F32, level: float, changed: Gray, before: Gray, seed: Gray
+        step: F32,
+        level: float,
+        masks: tuple[Gray, Gray],
+        box: tuple[slice, slice] | None,
+        out: _BoxedMask,
     ) -> Gray:
-        """The ``changed`` pixels that changed since the last analysed frame too (``step``
-        above ``level``) but had not changed then (``before``): new ground covered. Worked out
-        only around ``seed``, as far as ``_blobs`` reads it (the join's reach); zero elsewhere.
-        """
-        out = np.zeros_like(changed)
-        if (box := self._around(seed)) is not None:
-            out[box] = cv2.bitwise_and(
+        """The changed pixels (``masks``: now, before) that changed since the last analysed
+        frame too (``step`` above ``level``) but had not changed then: new ground covered.
+        Worked out only in ``box`` (where ``_blobs`` reads it: ``_around`` its seed), zero
+        elsewhere; written into ``out``'s mask."""
+        changed, before = masks
+        mask = out.cleared(changed.shape, box)
+        if box is not None:
+            mask[box] = cv2.bitwise_and(
                 cv2.compare(step[box], level, cv2.CMP_GT),  # type: ignore[call-overload]
                 cv2.bitwise_and(changed[box], cv2.bitwise_not(before[box])),
             )
-        return out
+        return mask
 
     def _around(self, seed: Gray) -> tuple[slice, slice] | None:
         """Where blobs grown from ``seed`` can lie: its bounding box widened by the join's
@@ -852,10 +881,12 @@ class MotionDetector:
         min_px: float,
         min_fill: float = _MIN_FILL,
         *,
+        around: tuple[slice, slice] | None,
         fine_fg: Gray | None = None,
         no_streaks: bool = False,
     ) -> list[_Blob]:
-        """Blobs around ``seed`` whose ``fg`` is big and dense enough and covers new ground.
+        """Blobs around ``seed`` (``around``: ``_around`` it) whose ``fg`` is big and dense
+        enough and covers new ground.
 
         Outer contours of the dilated seed mask (much cheaper than labelling); the dilation
         joins the fragments of one person (legs, torso, head). ``fine_fg``: for half-size
@@ -873,7 +904,8 @@ class MotionDetector:
                     cv2.bitwise_and(seed, self._prev_fg),
                 ),
             )
-        if (around := self._around(seed)) is None:
+            around = self._around(seed)
+        if around is None:
             return []
         rows, cols = around
         contours, _ = cv2.findContours(
@@ -1136,7 +1168,10 @@ class MotionDetector:
         # Moving = changed now, changed since the last analysed frame, and not changed before
         # (new ground covered): a fading ghost, a flipped clock digit or a flickering light
         # covers no new ground on the next frame.
-        moving = self._new_ground_mask(step, level, cast(Gray, fg), self._prev_fg, cast(Gray, fg))
+        around = self._around(cast(Gray, fg))
+        moving = self._new_ground_mask(
+            step, level, (cast(Gray, fg), self._prev_fg), around, self._moving
+        )
 
         # In clutter (snow, rain) small blobs need to be bigger to count.
         min_px = max(3.0, cfg.min_area_percent / 100.0 * total)
@@ -1145,6 +1180,7 @@ class MotionDetector:
             cast(Gray, fg),
             moving,
             min_px * (1.0 + self._clutter / 2.0),
+            around=around,
             no_streaks=self._clutter > _CLUTTER_1,
         )
         if gap:
@@ -1170,17 +1206,13 @@ class MotionDetector:
         # (not while the deviations are still being learned: half of a threshold that is not
         # known yet is no evidence; nor while the exposure settles: a faint change along a path
         # is what it leaves behind)
-        weak_blobs = (
-            []
-            if learning or timestamp < self._settled_at
-            else self._blobs(
-                steady,
-                weak,
-                self._new_ground_mask(step, level * _WEAK, weak, self._prev_weak, steady),
-                min_px,
-                _WEAK_FILL,
+        weak_blobs = []
+        if not learning and timestamp >= self._settled_at:
+            around = self._around(steady)
+            weak_moving = self._new_ground_mask(
+                step, level * _WEAK, (weak, self._prev_weak), around, self._weak_moving
             )
-        )
+            weak_blobs = self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL, around=around)
         if gap:
             self._weak_tracks = []
         self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, max_speed=_WEAK_SPEED)
@@ -1215,6 +1247,7 @@ class MotionDetector:
                 cmask_fg,
                 cmoving,
                 min_px / 4 * (1.0 + self._clutter / 2.0),
+                around=self._around(cmask_fg),
                 fine_fg=coarse_fg,
             )
             self._prev_coarse = cmask_fg
