@@ -1208,11 +1208,13 @@ class MotionDetector:
         # is what it leaves behind)
         weak_blobs = []
         if not learning and timestamp >= self._settled_at:
-            around = self._around(steady)
+            weak_around = self._around(steady)
             weak_moving = self._new_ground_mask(
-                step, level * _WEAK, (weak, self._prev_weak), around, self._weak_moving
+                step, level * _WEAK, (weak, self._prev_weak), weak_around, self._weak_moving
             )
-            weak_blobs = self._blobs(steady, weak, weak_moving, min_px, _WEAK_FILL, around=around)
+            weak_blobs = self._blobs(
+                steady, weak, weak_moving, min_px, _WEAK_FILL, around=weak_around
+            )
         if gap:
             self._weak_tracks = []
         self._weak_tracks, _ = self._track(self._weak_tracks, weak_blobs, dt, max_speed=_WEAK_SPEED)
