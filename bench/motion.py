@@ -190,6 +190,10 @@ FULL_SET = [
     Clip("near_vehicle+cloud_shadows", *P720, 25, 60, 51),
     Clip("near_vehicle", *P1080, 15, 60, 52),
     Clip("near_vehicle+night_noise", *P720, 25, 60, 53),
+    # headlights through a fence and past poles: hard-edged stripes of light and shadow that
+    # sweep with the pool (the light's own contrast, not the ground's)
+    Clip("headlight_shadows", *P720, 25, 60, 54),
+    Clip("object+headlight_shadows", *P720, 25, 60, 55),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
 

@@ -35,6 +35,7 @@ SECONDS = {  # long enough for each kind to show what it is about
     "ir_snowstorm": 8,
     "ir_insects": 12,
     "near_vehicle": 16,
+    "headlight_shadows": 14,
 }
 
 Gray = NDArray[np.uint8]
@@ -157,6 +158,13 @@ def test_the_nuisances_are_there(rendered: dict[str, tuple[SceneTruth, Gray]]) -
     med = np.median(lights[::4], axis=0).astype(np.int16)
     lit = ((lights.astype(np.int16) - med) > 40).mean(axis=(1, 2))
     assert lit.max() > 0.01
+    _, striped = rendered["headlight_shadows"]
+    med = np.median(striped[::4], axis=0).astype(np.int16)
+    lit_now = (striped.astype(np.int16) - med) > 25
+    rows = lit_now.any(axis=2)  # per frame, per row: is any of it lit?
+    frame, row = np.unravel_index(int(np.argmax(lit_now.sum(axis=2))), rows.shape)
+    runs = np.count_nonzero(np.diff(lit_now[frame, row].astype(np.int8)) == 1)
+    assert runs >= 3  # the brightest row crosses several lit stripes, with shadow between
 
 
 def test_ir_swarms_show_bright_under_a_hot_spot(

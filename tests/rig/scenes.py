@@ -33,6 +33,9 @@ The field's known hard cases (``HARD_KINDS``; kept out of ``KINDS``, which the t
   turning and changing loops now and then
 - ``headlights``: IR night; a car's headlights sweep a bright two-lamp pool over the ground or the
   buildings for 2-4 s, several times a minute (no object in view)
+- ``headlight_shadows``: as ``headlights``, but the beams have hard edges and shine through a fence
+  and past poles: sharp stripes of light and shadow sweep with the pool, the fence's slower than
+  the pool and the poles' the other way, faster (parallax: the light moves, the fence does not)
 - ``fast_vehicle`` (positive): small far-away cars (3-6 % of frame height) crossing in 1-3 s on a
   road behind the sheds, several per clip, labelled small
 - ``near_vehicle`` (positive): cars close to the camera (15-35 % of frame height, 6-15 m away)
@@ -93,7 +96,8 @@ HARD_KINDS = (
     "storm_clouds",
     "ir_snowstorm",
     "ir_insects",
-    "near_vehicle",  # (new kinds go last: a kind's place seeds its random stream, see _hard_rng)
+    "near_vehicle",
+    "headlight_shadows",  # (new kinds go last: a kind's place seeds its random stream, _hard_rng)
 )
 HARD_POSITIVE_KINDS = ("fast_vehicle", "standing", "approach", "near_vehicle")
 ALL_KINDS = KINDS + HARD_KINDS
@@ -102,6 +106,7 @@ _NIGHT_KINDS = {
     "night_noise",
     "ir_particles",
     "headlights",
+    "headlight_shadows",
     "ir_snowstorm",
     "ir_insects",
 }  # IR gray, dark, noisy
@@ -1578,6 +1583,65 @@ class _Headlights:
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
+class _ShadowedHeadlights(_Headlights):
+    """Headlights with hard-edged beams through a fence and past a few poles (on a wall).
+
+    A shadow falls where the line from the lamp through the fence or pole meets the wall: as the
+    lamp moves, a fence just in front of the wall throws stripes that slide slower than the pool,
+    a pole nearer the lamp throws one that sweeps the other way, faster. The shadows are worked
+    out along the picture's width at full resolution (they are vertical), so that a slat a few
+    pixels wide is not lost on the light's coarse grid.
+    """
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int, seconds: float) -> None:
+        super().__init__(rng, w, h, seconds)
+        self.poles = [  # (x on the wall, half width, how much farther the lamp is than the pole)
+            (rng.uniform(0.1, 0.9), rng.uniform(0.008, 0.03), rng.uniform(0.5, 2.0))
+            for _ in range(int(rng.integers(2, 5)))
+        ]
+        self.fence = rng.random() < 0.6
+        self.slat = rng.uniform(0.02, 0.05)  # the fence's period, of the picture's width
+        self.fence_depth = rng.uniform(0.2, 0.6)  # how far the stripes slide as the lamp moves
+        self.x = (np.arange(w, dtype=np.float32) + 0.5) / w
+
+    def _shade(self, lamp_x: float) -> F32:
+        """How much of the light reaches each column of the wall (1: all, 0.15 behind a pole)."""
+        x = self.x
+        shade = np.ones_like(x)
+        for x0, half, depth in self.poles:
+            edge = np.abs(x - (x0 + (x0 - lamp_x) * depth)) - half
+            shade *= 1.0 - 0.85 * np.clip(1.0 - edge / 0.006, 0.0, 1.0)
+        if self.fence:
+            phase = ((x - lamp_x * self.fence_depth) / self.slat) % 1.0
+            shade *= np.where(phase < 0.35, np.float32(0.2), np.float32(1.0))
+        return shade
+
+    def apply(self, frame: U8, t: float) -> U8:
+        size = (self.w, self.h)
+        mul = np.zeros((self.h, self.w), np.float32)
+        plus = np.zeros((self.h, self.w), np.float32)
+        brightest = 0.0
+        for t0, dur, path, ax, ay, gain, add in self.sweeps:
+            if not t0 <= t <= t0 + dur:
+                continue
+            u = (t - t0) / dur
+            px, py = (1 - u) ** 2 * path[0] + 2 * u * (1 - u) * path[1] + u**2 * path[2]
+            env = math.sin(math.pi * u) ** 0.5
+            lobe = np.zeros((self.lh, self.lw), np.float32)
+            for lamp in (-0.3, 0.3):  # two lamps; a hard-edged beam
+                r2 = ((self.xx - px - lamp * ax) / ax) ** 2 + ((self.yy - py) / ay) ** 2
+                lobe += 0.6 * env * np.exp(-(r2**3))
+            brightest = max(brightest, float(lobe.max()))
+            lit = cv2.resize(lobe, size, interpolation=cv2.INTER_LINEAR) * self._shade(px)
+            mul += gain * lit
+            plus += add * lit
+        if not brightest:
+            return frame
+        exposure = 1.0 - 0.12 * min(1.0, brightest)  # the camera stops down a little
+        out = frame.astype(np.float32) * (exposure * (1 + mul))[..., None] + plus[..., None]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- main entry
 
 
@@ -1643,9 +1707,11 @@ def make_scene(  # noqa: PLR0917 (the rig's agreed positional API)
         if "ir_particles" in parts
         else None
     )
-    headlights = (
-        _Headlights(hard("headlights"), width, height, seconds) if "headlights" in parts else None
-    )
+    headlights = None
+    if "headlights" in parts:
+        headlights = _Headlights(hard("headlights"), width, height, seconds)
+    elif "headlight_shadows" in parts:
+        headlights = _ShadowedHeadlights(hard("headlight_shadows"), width, height, seconds)
     swarms = [
         _Swarm(hard(name), width, height, what)
         for name, what in (("ir_snowstorm", "snow"), ("ir_insects", "insects"))
