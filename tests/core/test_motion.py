@@ -383,66 +383,6 @@ def test_rain_streaks_neither_join_an_object_nor_make_blobs() -> None:
     assert (car_and_part.y, car_and_part.h) == (38, 64)
 
 
-def _brick_wall() -> NDArray[np.float32]:
-    """A wall of bricks 16 x 8 px, the mortar dark: ground with strong edges both ways."""
-    wall = np.full((60, 96), 120.0, np.float32)
-    wall[::8] = 60.0
-    for row in range(0, 60, 8):
-        wall[row : row + 8, (row // 8) % 2 * 8 :: 16] = 60.0
-    return wall
-
-
-@pytest.mark.parametrize(
-    ("now", "ground_shows"),
-    [
-        # a headlight's pool cut into stripes by a fence's shadow: lit 2.5x, shaded 1.2x
-        (_brick_wall() * np.where(np.arange(96) // 5 % 2, 1.2, 2.5).astype(np.float32), True),
-        (np.full((60, 96), 90.0, np.float32), False),  # a car of one colour in front
-        (  # a person in patterned clothes
-            cv2.GaussianBlur(
-                np.random.default_rng(1).uniform(40, 200, (60, 96)).astype(np.float32), (3, 3), 0
-            ),
-            False,
-        ),
-    ],
-    ids=["striped-light", "opaque", "textured"],
-)
-def test_light_through_a_fence_keeps_the_grounds_edges(
-    now: NDArray[np.float32], ground_shows: bool
-) -> None:
-    """A light pool cut into stripes by a fence's shadow (development-side kind
-    ``headlight_shadows``): its local contrast is the stripes' own, no longer the ground's, but
-    the ground's edges keep their direction under it. An object hides them."""
-    det = MotionDetector()
-    det._bg = _brick_wall()
-    det._noise = 1.0
-    noise = np.random.default_rng(2).normal(0.0, 1.0, now.shape).astype(np.float32)
-    det._now = now + noise
-    box, sel = (slice(10, 50), slice(10, 86)), np.ones((40, 76), np.bool_)
-    assert det._edges_kept(box, sel) is ground_shows
-
-
-def test_a_few_ground_edges_along_an_outline_tell_nothing() -> None:
-    """A small person stepping out beside a shed: their outline lies along the shed's edge for
-    a few pixels, which then point the ground's way by chance. Too few to tell."""
-    det = MotionDetector()
-    ground = np.full((40, 40), 60.0, np.float32)
-    ground[:, 20:] = 120.0  # the shed's edge
-    det._bg = ground
-    det._noise = 1.0
-    now = ground.copy()
-    now[10:30, 14:20] = 120.0  # a person as bright as the shed, against its edge
-    det._now = now
-    box, sel = (slice(8, 32), slice(12, 24)), np.zeros((24, 12), np.bool_)
-    sel[2:22, 2:8] = True  # the person's pixels: the shed's edge runs along their right side
-    assert not det._edges_kept(box, sel)
-    det._now = ground * 2.0  # a light on the same pixels keeps the edge, but it is as few
-    assert not det._edges_kept(box, sel)
-    det._bg = np.full((40, 40), 60.0, np.float32)  # and ground with no edges tells nothing
-    det._now = det._bg * 2.0
-    assert not det._edges_kept(box, np.ones((24, 12), np.bool_))
-
-
 @pytest.mark.parametrize(("vx", "credited"), [(-42.5, True), (-2.0, False)], ids=["car", "walker"])
 def test_a_fast_track_found_again_on_its_path_keeps_the_frame_it_was_hidden(
     vx: float, credited: bool

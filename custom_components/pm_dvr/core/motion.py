@@ -149,11 +149,6 @@ _GLARE_SHARE = 0.3  # of a blob's pixels brightened to the clip level: the blob 
 _SEE_NOISE_K = 1.5  # ... where the ground's detail stands this far above the noise
 _SEE_THROUGH = 0.6  # correlation with the ground's texture above which a blob is light or shade
 _HIDDEN = _SEE_THROUGH / 2  # ... and below half of which the ground is hidden: something in front
-_SOBEL_GAIN = 4.0  # OpenCV's 3x3 Sobel answers a step of one gray level with 4
-_EDGE_NOISE_K = 4.0  # a ground edge counts where its step stands this far above the noise
-_EDGE_COS = 0.9  # cos 25 deg: an edge that still points the ground's way
-_EDGE_KEPT = 0.4  # of the ground's edges under a blob that do: light or shade (by chance: 14 %)
-_EDGE_MIN = 24  # ground edge pixels needed to tell (an outline can lie along a few by chance)
 _TEX_PX = 5  # texture is the detail within this many pixels (a person's parts, a wall's bricks)
 _STREAK = np.ones((1, 3), np.uint8)  # narrower than 3 px sideways: a falling streak, no object
 _AREA_GRID = 256  # cells per side of the grid on which MotionResult.area is measured
@@ -988,31 +983,8 @@ class MotionDetector:
         """
         box = (slice(b.y, b.y + b.h), slice(b.x, b.x + b.w))
         (ground, ground_contrast), (_, contrast) = self._bg_texture, self._texture
-        sel = fg[box] > 0
-        same = self._ground_match(sel, contrast[box], ground[box], ground_contrast[box])
-        return (same is not None and same >= _SEE_THROUGH) or self._edges_kept(box, sel)
-
-    def _edges_kept(self, box: tuple[slice, slice], sel: NDArray[np.bool_]) -> bool:
-        """Whether the ground's edges under the blob (``sel`` of ``box``) still point the way
-        they did in the background: light or shade on the ground.
-
-        Light and shade scale the ground, so its edges keep their direction, wherever the light
-        itself is even (a pool cut into stripes by a fence's shadow, a cloud's crisp edge: the
-        local contrast is then the light's own, and no longer matches the ground's); an object
-        hides them behind its own outline and texture.
-        """
-        ground = cast(F32, self._bg)[box]
-        gx, gy = cv2.Sobel(ground, cv2.CV_32F, 1, 0), cv2.Sobel(ground, cv2.CV_32F, 0, 1)
-        ground_mag = cv2.magnitude(gx, gy)
-        edges = sel & (ground_mag > _SOBEL_GAIN * _EDGE_NOISE_K * self._noise)
-        n = int(np.count_nonzero(edges))
-        if n < _EDGE_MIN:
-            return False
-        now = self._now[box]
-        nx, ny = cv2.Sobel(now, cv2.CV_32F, 1, 0), cv2.Sobel(now, cv2.CV_32F, 0, 1)
-        along = (nx * gx + ny * gy)[edges]  # |now| |ground| cos(angle between them)
-        lengths = (cv2.magnitude(nx, ny) * ground_mag)[edges]
-        return int(np.count_nonzero(along > _EDGE_COS * lengths)) >= _EDGE_KEPT * n
+        same = self._ground_match(fg[box] > 0, contrast[box], ground[box], ground_contrast[box])
+        return same is not None and same >= _SEE_THROUGH
 
     def _ground_match(
         self, sel: NDArray[np.bool_], contrast: F32, ground: F32, ground_contrast: F32
