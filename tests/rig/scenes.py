@@ -52,7 +52,7 @@ to the clip as JSON (``load_truth`` reads it back), which lets benchmarks cache 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 import datetime as dt
 from fractions import Fraction
@@ -1530,6 +1530,8 @@ class _Swarm:
 class _Headlights:
     """Several sweeps a minute of a bright soft ellipse (two lamps) across the scene, 2-4 s each."""
 
+    falloff = 1.5  # a lamp's light falls as exp(-r^(2 x this)) from the beam's axis: soft-edged
+
     def __init__(self, rng: np.random.Generator, w: int, h: int, seconds: float) -> None:
         self.w, self.h = w, h
         self.lw, self.lh = max(32, w // 4), max(18, h // 4)
@@ -1556,20 +1558,26 @@ class _Headlights:
         yy, xx = np.mgrid[0 : self.lh, 0 : self.lw].astype(np.float32)
         self.xx, self.yy = xx / self.lw, yy / self.lh
 
-    def apply(self, frame: U8, t: float) -> U8:
-        pool = np.zeros((self.lh, self.lw), np.float32)  # 0..1 light where the beam falls
-        mul = np.zeros((self.lh, self.lw), np.float32)
-        plus = np.zeros((self.lh, self.lw), np.float32)
+    def _lobes(self, t: float) -> Iterator[tuple[float, F32, float, float]]:
+        """Every sweep under way at ``t``: the lamps' x, their light on the coarse grid (0..1),
+        and the sweep's gain and added light."""
         for t0, dur, path, ax, ay, gain, add in self.sweeps:
             if not t0 <= t <= t0 + dur:
                 continue
             u = (t - t0) / dur
             px, py = (1 - u) ** 2 * path[0] + 2 * u * (1 - u) * path[1] + u**2 * path[2]
             env = math.sin(math.pi * u) ** 0.5
-            lobe = np.zeros_like(pool)
+            lobe = np.zeros((self.lh, self.lw), np.float32)
             for lamp in (-0.3, 0.3):  # two lamps, overlapping
                 r2 = ((self.xx - px - lamp * ax) / ax) ** 2 + ((self.yy - py) / ay) ** 2
-                lobe += 0.6 * env * np.exp(-(r2**1.5))
+                lobe += 0.6 * env * np.exp(-(r2**self.falloff))
+            yield float(px), lobe, gain, add
+
+    def apply(self, frame: U8, t: float) -> U8:
+        pool = np.zeros((self.lh, self.lw), np.float32)  # 0..1 light where the beam falls
+        mul = np.zeros((self.lh, self.lw), np.float32)
+        plus = np.zeros((self.lh, self.lw), np.float32)
+        for _, lobe, gain, add in self._lobes(t):
             pool += lobe
             mul += gain * lobe
             plus += add * lobe
@@ -1593,6 +1601,8 @@ class _ShadowedHeadlights(_Headlights):
     pixels wide is not lost on the light's coarse grid.
     """
 
+    falloff = 3.0  # hard-edged beams
+
     def __init__(self, rng: np.random.Generator, w: int, h: int, seconds: float) -> None:
         super().__init__(rng, w, h, seconds)
         self.poles = [  # (x on the wall, half width, how much farther the lamp is than the pole)
@@ -1614,23 +1624,14 @@ class _ShadowedHeadlights(_Headlights):
         if self.fence:
             phase = ((x - lamp_x * self.fence_depth) / self.slat) % 1.0
             shade *= np.where(phase < 0.35, np.float32(0.2), np.float32(1.0))
-        return shade
+        return np.asarray(shade, np.float32)
 
     def apply(self, frame: U8, t: float) -> U8:
         size = (self.w, self.h)
         mul = np.zeros((self.h, self.w), np.float32)
         plus = np.zeros((self.h, self.w), np.float32)
         brightest = 0.0
-        for t0, dur, path, ax, ay, gain, add in self.sweeps:
-            if not t0 <= t <= t0 + dur:
-                continue
-            u = (t - t0) / dur
-            px, py = (1 - u) ** 2 * path[0] + 2 * u * (1 - u) * path[1] + u**2 * path[2]
-            env = math.sin(math.pi * u) ** 0.5
-            lobe = np.zeros((self.lh, self.lw), np.float32)
-            for lamp in (-0.3, 0.3):  # two lamps; a hard-edged beam
-                r2 = ((self.xx - px - lamp * ax) / ax) ** 2 + ((self.yy - py) / ay) ** 2
-                lobe += 0.6 * env * np.exp(-(r2**3))
+        for px, lobe, gain, add in self._lobes(t):
             brightest = max(brightest, float(lobe.max()))
             lit = cv2.resize(lobe, size, interpolation=cv2.INTER_LINEAR) * self._shade(px)
             mul += gain * lit
