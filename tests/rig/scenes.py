@@ -1584,10 +1584,16 @@ class _Headlights:
         if not pool.any():
             return frame
         size = (self.w, self.h)
-        exposure = 1.0 - 0.12 * min(1.0, float(pool.max()))  # the camera stops down a little
-        m = cv2.resize(mul, size, interpolation=cv2.INTER_LINEAR)
-        a = cv2.resize(plus, size, interpolation=cv2.INTER_LINEAR)
-        out = frame.astype(np.float32) * (exposure * (1 + m))[..., None] + a[..., None]
+        m = np.asarray(cv2.resize(mul, size, interpolation=cv2.INTER_LINEAR), np.float32)
+        a = np.asarray(cv2.resize(plus, size, interpolation=cv2.INTER_LINEAR), np.float32)
+        return self._lit(frame, float(pool.max()), m, a)
+
+    @staticmethod
+    def _lit(frame: U8, brightest: float, gain: F32, added: F32) -> U8:
+        """``frame`` under the lamps: scaled by 1 + ``gain`` and ``added`` to (full-size maps),
+        the camera stopping down a little for the ``brightest`` light (0..1)."""
+        exposure = 1.0 - 0.12 * min(1.0, brightest)
+        out = frame.astype(np.float32) * (exposure * (1 + gain))[..., None] + added[..., None]
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -1638,9 +1644,7 @@ class _ShadowedHeadlights(_Headlights):
             plus += add * lit
         if not brightest:
             return frame
-        exposure = 1.0 - 0.12 * min(1.0, brightest)  # the camera stops down a little
-        out = frame.astype(np.float32) * (exposure * (1 + mul))[..., None] + plus[..., None]
-        return np.clip(out, 0, 255).astype(np.uint8)
+        return self._lit(frame, brightest, mul, plus)
 
 
 # --------------------------------------------------------------------------- main entry
