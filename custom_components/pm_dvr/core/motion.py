@@ -635,7 +635,7 @@ class MotionDetector:
         predicted one (sideways, less half its box's change of width). With ``fast_width`` (the
         frame width), faster links sideways are allowed too (a far car moves several lengths per
         analysed frame): such a track needs one more frame on its predicted path before it
-        counts (unless its texture was seen to move with it: ``_unproven_fast``), and one found again after a frame hidden (behind a post, a shed) has been
+        counts, and one found again after a frame hidden (behind a post, a shed) has been
         followed through that frame: two frames ahead is a tighter test than one link.
 
         A new blob near an object already reported is not counted as born: a car at night or
@@ -832,16 +832,6 @@ class MotionDetector:
         away = cv2.erode(outline, _INSIDE, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
         same = self._ground_match(away, contrast, ground, ground_contrast)
         return same is not None and same < _HIDDEN
-
-    def _unproven_fast(self, tr: _Track) -> bool:
-        """Whether a track's fast links still need the extra frame on their path (``_track``).
-
-        A link of several lengths may be chance (two flakes, two pieces of a shadow's edge); the
-        extra frame tests it. A blob whose texture the votes saw move with it, and never stay
-        put, has passed a test as strict. Not at night: there a noise blob's or a flake's own
-        shape moves with it too, so that vote proves nothing.
-        """
-        return tr.fast and (self._smooth or not tr.moves or tr.stays > 0)
 
     @staticmethod
     def _soft_ok(tr: _Track, need: int) -> bool:
@@ -1303,7 +1293,7 @@ class MotionDetector:
                 continue
             # (a track born now has no velocity, so no partner; one coasting is not confirmed)
             own_need = need - (bool(partners) and _has_partner(tr, partners))
-            followed = tr.age >= own_need + self._unproven_fast(tr) and self._soft_ok(tr, own_need)
+            followed = tr.age >= own_need + tr.fast and self._soft_ok(tr, own_need)
             if tr.missed == 0 and (followed or (tr.confirmed and tr.age >= 2)):
                 tr.confirmed = True
         for tr in self._weak_tracks:
