@@ -2,7 +2,8 @@
 
 Run from the repo root: ``.venv/bin/python bench/motion.py`` (``--quick`` for smaller sets,
 ``--set dev|heldout|fresh|all``, ``--tune-mog2`` to pick MOG2's parameters on the development
-set).
+set, ``--set screens`` for the development-side screens, ``SCREENS``: extra scenes.py clips
+that probe one weakness each, which a motion change is checked on before the held-out set).
 Clips are cached under bench/out/ (gitignored).
 
 Three sets, made apart:
@@ -94,11 +95,13 @@ class Clip:
     fps: int
     seconds: int
     seed: int
+    sensor_noise: float | None = None  # the rig's default (13 at night, 2.5 by day) if None
 
     @property
     def path(self) -> Path:
         name = self.kind.replace("+", "-")
-        return OUT / f"{name}_{self.height}p{self.fps}_{self.seconds}s_s{self.seed}.mp4"
+        noise = "" if self.sensor_noise is None else f"_n{self.sensor_noise:g}"
+        return OUT / f"{name}_{self.height}p{self.fps}_{self.seconds}s_s{self.seed}{noise}.mp4"
 
 
 class Scored(Protocol):
@@ -196,6 +199,76 @@ FULL_SET = [
     Clip("object+headlight_shadows", *P720, 25, 60, 55),
 ]
 QUICK_SET = [c for c in FULL_SET if c.kind in ("object", "small_object", "rain", "clock")]
+
+
+_SCREEN_SIZES = ((*P720, 25), (*P360, 15), (*P720, 25), (*P1080, 15))
+
+
+def _screen(
+    kinds: tuple[str, ...],
+    seed: int,
+    seconds: int,
+    sizes: tuple[tuple[int, int, int], ...] = _SCREEN_SIZES,
+    noise: float | None = None,
+) -> list[Clip]:
+    """Each kind at each of ``sizes`` (width, height, fps), seeds counting up from ``seed``."""
+    specs = [(kind, size) for kind in kinds for size in sizes]
+    return [
+        Clip(kind, w, h, fps, seconds, seed + i, noise)
+        for i, (kind, (w, h, fps)) in enumerate(specs)
+    ]
+
+
+# Development-side screens (scenes.py, seeds none of the sets use): the extra clips a motion
+# change is checked on before the held-out set sees it. Named by what they probe.
+SCREENS = {
+    "cars_in_shade": _screen(
+        (
+            "fast_vehicle+cloud_shadows",
+            "near_vehicle+cloud_shadows",
+            "fast_vehicle+storm_clouds",
+            "near_vehicle+storm_clouds",
+            "object+cloud_shadows",
+            "small_object+storm_clouds",
+        ),
+        2601,
+        24,
+    ),
+    "cars": _screen(("fast_vehicle", "near_vehicle"), 2701, 24),
+    "clean_ir_particles": _screen(
+        (
+            "ir_snowstorm",
+            "ir_insects",
+            "ir_particles",
+            "object+ir_snowstorm",
+            "object+ir_insects",
+            "object+ir_particles",
+        ),
+        2901,
+        24,
+        ((*P720, 25), (*P360, 15)),
+        noise=3.0,  # a good sensor: a clean picture, so none of the noisy picture's rules
+    ),
+    "headlight_shadows": [
+        Clip(kind, w, h, fps, 40, 2401 + i, noise)
+        for i, (kind, (w, h), fps, noise) in enumerate(
+            (
+                ("headlight_shadows", P720, 25, None),
+                ("headlight_shadows", P720, 25, 3.0),
+                ("headlight_shadows", P720, 25, None),
+                ("headlight_shadows", P720, 25, 3.0),
+                ("headlight_shadows", P360, 15, None),
+                ("headlight_shadows", P360, 15, 3.0),
+                ("headlight_shadows", P1080, 15, 3.0),
+                ("headlight_shadows+night_noise", P720, 25, None),
+                ("object+headlight_shadows", P720, 25, None),
+                ("small_object+headlight_shadows", P720, 25, 3.0),
+                ("near_vehicle+headlight_shadows", P720, 25, 3.0),
+                ("approach+headlight_shadows", P720, 25, None),
+            )
+        )
+    ],
+}
 
 
 # --------------------------------------------------------------------------- detectors
@@ -409,7 +482,14 @@ def ensure_clip(clip: Clip) -> SceneTruth:
     if truth is None:
         t0 = time.monotonic()
         truth = make_scene(
-            clip.kind, clip.path, clip.width, clip.height, clip.fps, clip.seconds, clip.seed
+            clip.kind,
+            clip.path,
+            clip.width,
+            clip.height,
+            clip.fps,
+            clip.seconds,
+            clip.seed,
+            sensor_noise=clip.sensor_noise,
         )
         print(f"  generated {clip.path.name} in {time.monotonic() - t0:.0f} s", flush=True)
     return truth
@@ -573,7 +653,9 @@ def main() -> None:
     cv2.setNumThreads(1)  # CPU is measured per call: keep OpenCV's work on this thread
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sets")
-    parser.add_argument("--set", choices=("dev", "heldout", "fresh", "all"), default="all")
+    parser.add_argument(
+        "--set", choices=("dev", "heldout", "fresh", "all", "screens"), default="all"
+    )
     parser.add_argument("--tune-mog2", action="store_true", help="tune MOG2 on the dev set")
     args = parser.parse_args()
     dev = development_set(args.quick)
@@ -610,6 +692,14 @@ def main() -> None:
             scores,
             results["fresh"],
         )
+
+    if args.set == "screens":
+        results["screens"] = {}
+        for name, specs in SCREENS.items():
+            clips: list[tuple[Scored, SceneTruth]] = [(c, ensure_clip(c)) for c in specs]
+            scores = score_set(name, clips, DETECTORS)
+            results["screens"][name] = {det: summary(sc) for det, sc in scores.items()}
+            print_table(f"Development-side screen {name!r}", scores, results["screens"][name])
 
     sub = Clip("object+clock", 640, 360, 25, 60, 99)
     ensure_clip(sub)
@@ -659,6 +749,13 @@ def main() -> None:
             result["recall_drop_fresh"] = round(
                 results["dev"]["pm_dvr"]["recall"] - fresh["pm_dvr"]["recall"], 4
             )
+    if "screens" in results:
+        result["screens"] = {
+            name: {
+                det: {k: res[det][k] for k in (*keys, "false_alarms", "appearances")} for det in res
+            }
+            for name, res in results["screens"].items()
+        }
     result["decode_cpu_s_per_video_min"] = decode
     print("RESULT " + json.dumps(result))
 
