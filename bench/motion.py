@@ -37,7 +37,7 @@ pm_dvr is also scored on the development clips re-encoded as a camera's 640x360 
 the worker analyses when a camera has one), to show what the sub-stream costs in accuracy.
 The last line is ``RESULT {json}``: pm_dvr on the development set, pm_dvr and every anchor on
 the held-out set, and pm_dvr and the anchors on the fresh held-out set (``pm_dvr_fresh``,
-``anchors_fresh``).
+``anchors_fresh``); with ``--set screens``, ``screens``: every detector on each screen.
 """
 
 from __future__ import annotations
